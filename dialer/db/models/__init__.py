@@ -1,0 +1,22 @@
+"""Every table of the dialer; importing this module registers them all on ``Base.metadata``."""
+
+from dialer.db.base import Base
+from dialer.db.models.attempts import CallAttempt
+from dialer.db.models.campaigns import CallerNumber, Campaign, CampaignRun
+from dialer.db.models.recipients import Recipient, RecipientList, RecipientListEntry
+from dialer.db.models.suppression import Suppression
+from dialer.db.models.tenancy import ApiKey, Tenant
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "CallAttempt",
+    "CallerNumber",
+    "Campaign",
+    "CampaignRun",
+    "Recipient",
+    "RecipientList",
+    "RecipientListEntry",
+    "Suppression",
+    "Tenant",
+]

@@ -1,0 +1,68 @@
+"""The one error hierarchy of the dialer.
+
+Every error the product raises on purpose derives from :class:`DialerError`. The API maps
+the families to HTTP statuses (validation -> 422, not found -> 404, conflict -> 409); workers
+branch on the provider error *types*, never on message strings.
+"""
+
+from __future__ import annotations
+
+
+class DialerError(Exception):
+    """Root of every error the dialer raises on purpose."""
+
+
+class ConfigurationError(DialerError):
+    """Settings are missing or invalid; raised at start-up, naming the variable."""
+
+
+class ValidationError(DialerError):
+    """Input is malformed. ``field`` is the dotted path of the offending field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class InvalidPhoneNumber(ValidationError):
+    """A phone number could not be parsed or is not a valid, dialable number."""
+
+
+class NotFound(DialerError):
+    """A resource does not exist, or belongs to another tenant (indistinguishable on purpose)."""
+
+
+class IllegalTransition(DialerError):
+    """An action or event is not legal in the current state (the API answers 409)."""
+
+    def __init__(self, kind: str, state: str, action: str) -> None:
+        super().__init__(f"cannot {action} a {kind} that is {state}")
+        self.kind = kind
+        self.state = state
+        self.action = action
+
+
+class ProviderError(DialerError):
+    """A telephony provider refused or failed a request."""
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class RetryableProviderError(ProviderError):
+    """No call exists and trying again later may succeed (429, 5xx before the call exists)."""
+
+
+class TerminalProviderError(ProviderError):
+    """No call exists and trying again will not help (4xx: bad number, bad credentials...)."""
+
+
+class AmbiguousProviderError(ProviderError):
+    """The request may or may not have created a call (timeout): reconcile, never re-dial."""
+
+
+class ConcurrencyError(DialerError):
+    """The concurrency store failed or is unreachable."""

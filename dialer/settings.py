@@ -1,0 +1,109 @@
+"""The one settings object, read once from ``DIALER_*`` environment variables.
+
+Entry points call :func:`load_settings` at start-up and pass the result down; nothing deeper
+in the code reads the environment. Invalid values fail at start-up with a
+:class:`~dialer.errors.ConfigurationError` that names the variable.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import pydantic
+from pydantic import AnyHttpUrl, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dialer.errors import ConfigurationError
+
+ENV_PREFIX = "DIALER_"
+DEFAULT_DATABASE_URL = "sqlite:///dialer.db"
+TWILIO_API_URL = "https://api.twilio.com"
+
+
+class ProviderName(StrEnum):
+    SIMULATOR = "simulator"
+    TWILIO = "twilio"
+
+
+class Settings(BaseSettings):
+    """Everything the dialer can be configured with. Field ``x`` is variable ``DIALER_X``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, case_sensitive=False, frozen=True, extra="ignore"
+    )
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL; a SQLite file in the working directory by default.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL for the broker, semaphore and counters; unset = embedded mode.",
+    )
+    provider: ProviderName = Field(default=ProviderName.SIMULATOR)
+    twilio_account_sid: str | None = None
+    twilio_auth_token: pydantic.SecretStr | None = None
+    twilio_base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl(TWILIO_API_URL),
+        description="Twilio's REST API, or any Twilio-compatible endpoint.",
+    )
+    public_base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8000"),
+        description="Where the provider reaches our webhooks; signatures are checked against it.",
+    )
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {exc}") from None
+        if url.get_backend_name() not in {"sqlite", "postgresql"}:
+            raise ValueError("only sqlite and postgresql databases are supported")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _twilio_credentials(self) -> Settings:
+        if self.provider is ProviderName.TWILIO:
+            missing = [
+                f"{ENV_PREFIX}{name.upper()}"
+                for name in ("twilio_account_sid", "twilio_auth_token")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} must be set when DIALER_PROVIDER=twilio")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis is configured: in-memory semaphore, in-process tasks."""
+        return self.redis_url is None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment (``overrides`` win), or raise naming the variable."""
+    try:
+        return Settings(**overrides)
+    except pydantic.ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            loc = [str(part) for part in error["loc"]]
+            problems.append(f"{ENV_PREFIX}{loc[0].upper()}: {message}" if loc else message)
+        raise ConfigurationError("invalid settings: " + "; ".join(problems)) from None

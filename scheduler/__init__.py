@@ -1,0 +1,1 @@
+"""The dispatch loop: turns running campaigns into enqueued calls."""

@@ -1,0 +1,83 @@
+"""The console script, run as a user runs it: in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import BACKENDS, scratch_database_url
+
+ROOT = Path(__file__).resolve().parents[1]
+DIALER = [sys.executable, "-m", "dialer"]
+
+
+def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
+    environment.update(env)
+    return subprocess.run(
+        args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    url, drop = scratch_database_url(request.param, tmp_path)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+def _tables(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_db_upgrade_builds_the_schema(empty_database: str, tmp_path: Path) -> None:
+    result = run([*DIALER, "db", "upgrade"], tmp_path, DIALER_DATABASE_URL=empty_database)
+    assert result.returncode == 0, result.stderr
+    assert {"campaigns", "recipients", "call_attempts"} <= _tables(empty_database)
+
+
+def test_alembic_upgrade_head_from_the_repository(empty_database: str) -> None:
+    alembic = str(Path(sys.executable).parent / "alembic")
+    result = run([alembic, "upgrade", "head"], ROOT, DIALER_DATABASE_URL=empty_database)
+    assert result.returncode == 0, result.stderr
+    assert "recipients" in _tables(empty_database)
+
+
+def test_demo_runs_on_the_embedded_defaults(tmp_path: Path) -> None:
+    result = run([*DIALER, "demo"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "dialer.db").exists()
+    assert "never: unknown-time-zone" in result.stdout
+    assert "never: on the do-not-call list" in result.stdout
+    assert "rejected 'not a number'" in result.stdout
+
+
+def test_bad_settings_stop_with_the_variable_named(tmp_path: Path) -> None:
+    result = run([*DIALER, "settings"], tmp_path, DIALER_DATABASE_URL="mysql://x/y")
+    assert result.returncode == 2
+    assert "DIALER_DATABASE_URL" in result.stderr
+
+
+def test_settings_are_printed_with_secrets_masked(tmp_path: Path) -> None:
+    result = run(
+        [*DIALER, "settings"],
+        tmp_path,
+        DIALER_PROVIDER="twilio",
+        DIALER_TWILIO_ACCOUNT_SID="AC1",
+        DIALER_TWILIO_AUTH_TOKEN="hunter2",
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"provider": "twilio"' in result.stdout
+    assert "hunter2" not in result.stdout

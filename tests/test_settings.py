@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+
+from dialer.errors import ConfigurationError
+from dialer.settings import DEFAULT_DATABASE_URL, ProviderName, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("DIALER_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_are_the_embedded_mode() -> None:
+    settings = load_settings()
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.redis_url is None
+    assert settings.embedded
+    assert settings.provider is ProviderName.SIMULATOR
+    assert str(settings.twilio_base_url) == "https://api.twilio.com/"
+
+
+def test_reads_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIALER_REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("DIALER_DATABASE_URL", "postgresql+psycopg://u@h/db")
+    monkeypatch.setenv("DIALER_PROVIDER", "twilio")
+    monkeypatch.setenv("DIALER_TWILIO_ACCOUNT_SID", "AC123")
+    monkeypatch.setenv("DIALER_TWILIO_AUTH_TOKEN", "secret")
+    monkeypatch.setenv("DIALER_TWILIO_BASE_URL", "http://127.0.0.1:9999")
+    settings = load_settings()
+    assert not settings.embedded
+    assert settings.provider is ProviderName.TWILIO
+    assert settings.twilio_auth_token is not None
+    assert settings.twilio_auth_token.get_secret_value() == "secret"
+    assert "secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DIALER_PROVIDER", "carrier-pigeon"),
+        ("DIALER_DATABASE_URL", "mysql://localhost/db"),
+        ("DIALER_DATABASE_URL", "not a url"),
+        ("DIALER_REDIS_URL", "http://127.0.0.1:6379"),
+        ("DIALER_PUBLIC_BASE_URL", "nowhere"),
+        ("DIALER_LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_bad_settings_fail_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings()
+
+
+def test_twilio_needs_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIALER_PROVIDER", "twilio")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert "DIALER_TWILIO_ACCOUNT_SID" in str(caught.value)
+    assert "DIALER_TWILIO_AUTH_TOKEN" in str(caught.value)

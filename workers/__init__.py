@@ -1,0 +1,1 @@
+"""Celery app and tasks: dialing through the telephony provider."""

@@ -13,6 +13,8 @@ from dialer.settings import Settings, load_settings
 app = typer.Typer(help="Self-hosted outbound dialing for voice campaigns.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
 
 
 def _settings() -> Settings:
@@ -55,3 +57,39 @@ def demo() -> None:
     from dialer.demo import run_demo
 
     run_demo(_settings().database_url, utc_now(), typer.echo)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    user_id: str = typer.Option(..., "--user-id", help="The X-User-ID the key is used with."),
+) -> None:
+    """Create an API key for USER_ID and print it. It is shown once; only its hash is kept."""
+    from dialer.db.engine import make_engine, session_factory
+    from dialer.services.tenancy import issue_key
+
+    engine = make_engine(_settings().database_url)
+    with session_factory(engine)() as session, session.begin():
+        issued = issue_key(session, user_id, now=utc_now())
+    engine.dispose()
+    typer.echo(issued.key)
+
+
+@app.command()
+def api(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, help="Worker processes."),
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, interactive docs at /docs)."""
+    import uvicorn
+
+    settings = _settings()
+    logging_level = settings.log_level.lower()
+    uvicorn.run(
+        "dialer.api.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=logging_level,
+        proxy_headers=True,
+    )

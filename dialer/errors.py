@@ -33,7 +33,11 @@ class NotFound(DialerError):
     """A resource does not exist, or belongs to another tenant (indistinguishable on purpose)."""
 
 
-class IllegalTransition(DialerError):
+class Conflict(DialerError):
+    """The request is well formed but conflicts with the resource's state (the API answers 409)."""
+
+
+class IllegalTransition(Conflict):
     """An action or event is not legal in the current state (the API answers 409)."""
 
     def __init__(self, kind: str, state: str, action: str) -> None:

@@ -98,7 +98,9 @@ RECIPIENT_TRANSITIONS: dict[RecipientStatus, frozenset[RecipientStatus]] = {
     R.PENDING: frozenset({R.QUEUED} | _ENDINGS),
     # A queued attempt whose dial never started can be released back, or fail outright.
     R.QUEUED: frozenset({R.IN_FLIGHT, R.PENDING, R.WAITING_RETRY, R.DONE, R.EXHAUSTED} | _ENDINGS),
-    R.IN_FLIGHT: frozenset({R.WAITING_RETRY, R.DONE, R.EXHAUSTED}),
+    # A call that ends after its campaign was stopped, or its window closed, and would have
+    # been retried, ends the recipient with that reason instead.
+    R.IN_FLIGHT: frozenset({R.WAITING_RETRY, R.DONE, R.EXHAUSTED, R.CANCELED, R.SKIPPED}),
     R.WAITING_RETRY: frozenset({R.QUEUED} | _ENDINGS),
     # Terminal states are left only when a new run of the campaign resets its recipients.
     R.DONE: frozenset({R.PENDING}),

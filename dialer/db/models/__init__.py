@@ -3,6 +3,7 @@
 from dialer.db.base import Base
 from dialer.db.models.attempts import CallAttempt
 from dialer.db.models.campaigns import CallerNumber, Campaign, CampaignRun
+from dialer.db.models.counters import CampaignCounter
 from dialer.db.models.recipients import Recipient, RecipientList, RecipientListEntry
 from dialer.db.models.suppression import Suppression
 from dialer.db.models.tenancy import ApiKey, Tenant
@@ -13,6 +14,7 @@ __all__ = [
     "CallAttempt",
     "CallerNumber",
     "Campaign",
+    "CampaignCounter",
     "CampaignRun",
     "Recipient",
     "RecipientList",

@@ -1,0 +1,80 @@
+"""Error answers: every error is an :class:`ErrorBody`; 422s name each field and its reason."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from dialer.errors import Conflict, DialerError, IllegalTransition, NotFound, ValidationError
+
+log = logging.getLogger(__name__)
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """``("body", "recipients", 2, "phone_number")`` -> ``recipients.2.phone_number``."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def error_response(
+    status: int, error: str, message: str, detail: list[dict[str, str]] | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {"error": error, "message": message, "detail": detail or []}
+    body.update(extra)
+    return JSONResponse(status_code=status, content=body)
+
+
+def validation_failed(detail: list[dict[str, str]]) -> JSONResponse:
+    summary = "; ".join(f"{d['field']}: {d['reason']}" for d in detail[:5])
+    return error_response(422, "validation_error", summary or "invalid request", detail)
+
+
+def _request_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = []
+    for err in exc.errors():
+        reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        detail.append({"field": field_path(err.get("loc", ())), "reason": reason})
+    return validation_failed(detail)
+
+
+def _dialer_error(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, ValidationError):
+        return validation_failed([{"field": exc.field, "reason": exc.reason}])
+    if isinstance(exc, NotFound):
+        return error_response(404, "not_found", str(exc))
+    if isinstance(exc, IllegalTransition):
+        return error_response(409, "conflict", str(exc), state=exc.state, action=exc.action)
+    if isinstance(exc, Conflict):
+        return error_response(409, "conflict", str(exc))
+    log.exception("unhandled dialer error", exc_info=exc)
+    return error_response(500, "internal_error", "internal error")
+
+
+def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    names = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+    response = error_response(exc.status_code, names.get(exc.status_code, "error"), str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "internal error")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(DialerError, _dialer_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

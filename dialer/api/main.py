@@ -1,0 +1,8 @@
+"""The ASGI entry point for servers: ``uvicorn dialer.api.main:app`` (settings from the env)."""
+
+from __future__ import annotations
+
+from dialer.api.app import create_app
+from dialer.settings import load_settings
+
+app = create_app(load_settings())

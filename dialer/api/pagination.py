@@ -1,0 +1,39 @@
+"""Opaque keyset cursors: the position after the last row of a page, never an offset."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from dialer.errors import ValidationError
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+
+
+def encode(position: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+def decode(cursor: str, arity: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        position = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except ValueError:
+        raise ValidationError("cursor", "not a cursor this API returned") from None
+    if not isinstance(position, list) or len(position) != arity:
+        raise ValidationError("cursor", "not a cursor this API returned")
+    return position
+
+
+#: Largest id a cursor may carry (BIGINT); anything else is not ours.
+MAX_ID = 2**63 - 1
+
+
+def decode_id(cursor: str) -> int:
+    """The row id after which a page of an id-ordered listing starts."""
+    (after,) = decode(cursor, 1)
+    if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_ID:
+        raise ValidationError("cursor", "not a cursor this API returned")
+    return after

@@ -1,0 +1,66 @@
+"""Call attempts: a campaign's calls, and one call with its recipient's attempt history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Path, Query
+
+from dialer.api import pagination
+from dialer.api.auth import Ctx, TenantId
+from dialer.api.routes.campaigns import ERRORS
+from dialer.api.schemas.calls import CallDetailOut, CallOut
+from dialer.api.schemas.common import Page
+from dialer.db.models import CallAttempt, Campaign
+from dialer.errors import NotFound
+from dialer.services import campaigns
+
+router = APIRouter(tags=["calls"])
+
+
+@router.get("/campaign/{campaign_id}/calls", response_model=Page[CallOut], responses=ERRORS)
+def list_calls(
+    campaign_id: str,
+    ctx: Ctx,
+    tenant: TenantId,
+    limit: Annotated[int, Query(ge=1, le=pagination.MAX_PAGE)] = pagination.DEFAULT_PAGE,
+    cursor: str | None = None,
+) -> Page[CallOut]:
+    """Every dial of the campaign, oldest first."""
+    with ctx.read() as session:
+        campaigns.get(session, tenant, campaign_id)
+        stmt = sa.select(CallAttempt).where(CallAttempt.campaign_id == campaign_id)
+        if cursor is not None:
+            stmt = stmt.where(CallAttempt.id > pagination.decode_id(cursor))
+        rows = list(session.scalars(stmt.order_by(CallAttempt.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[CallOut](
+        data=[CallOut.model_validate(r) for r in rows],
+        next_cursor=pagination.encode([rows[-1].id]) if more else None,
+    )
+
+
+@router.get("/call/{call_id}", response_model=CallDetailOut, responses=ERRORS)
+def get_call(
+    call_id: Annotated[int, Path(ge=1, le=pagination.MAX_ID)], ctx: Ctx, tenant: TenantId
+) -> CallDetailOut:
+    """One call attempt: status, outcome, answered_by, duration, and the recipient's history."""
+    with ctx.read() as session:
+        attempt = session.scalars(
+            sa.select(CallAttempt)
+            .join(Campaign, Campaign.id == CallAttempt.campaign_id)
+            .where(CallAttempt.id == call_id, Campaign.tenant_id == tenant)
+        ).one_or_none()
+        if attempt is None:
+            raise NotFound(f"call {call_id} not found")
+        history = session.scalars(
+            sa.select(CallAttempt)
+            .where(CallAttempt.recipient_id == attempt.recipient_id)
+            .order_by(CallAttempt.attempt_number)
+        )
+        return CallDetailOut(
+            **CallOut.model_validate(attempt).model_dump(),
+            history=[CallOut.model_validate(a) for a in history],
+        )

@@ -1,0 +1,213 @@
+"""``/campaign``: create, read, list, update, delete, and the action endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Response
+
+from dialer.api import pagination, views
+from dialer.api.auth import Ctx, TenantId
+from dialer.api.schemas.campaigns import (
+    CampaignCreate,
+    CampaignOut,
+    CampaignPatch,
+    CampaignWriteOut,
+    RecipientBatchOut,
+    RejectedRow,
+    SpeechSettings,
+)
+from dialer.api.schemas.common import ErrorBody, Page
+from dialer.db.models import Campaign
+from dialer.errors import ValidationError
+from dialer.phone import to_e164
+from dialer.policy.campaign_state import CampaignAction, CampaignStatus
+from dialer.services import campaigns as service
+from dialer.services.recipients import BatchResult
+
+router = APIRouter(tags=["campaigns"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or wrong credentials"},
+    404: {"model": ErrorBody, "description": "No such campaign for this tenant"},
+    409: {"model": ErrorBody, "description": "Not legal in the campaign's current state"},
+    422: {"model": ErrorBody, "description": "Invalid input: each field and its reason"},
+}
+
+
+def _columns(body: CampaignCreate | CampaignPatch, *, defaults: bool) -> dict[str, Any]:
+    """Column values from a body: only the fields sent (PATCH), or with defaults (create)."""
+    sent = body.model_fields_set
+    values: dict[str, Any] = {}
+    for name in service.WRITABLE_COLUMNS:
+        if name in sent or (defaults and getattr(body, name) is not None):
+            values[name] = getattr(body, name)
+    if "speech_settings" in values or defaults:
+        speech = body.speech_settings or SpeechSettings()
+        values["speech_settings"] = speech.model_dump(mode="json")
+    if values.get("weekly_schedule") is not None:
+        values["weekly_schedule"] = body.weekly_schedule.model_dump(mode="json")  # type: ignore[union-attr]
+    return values
+
+
+def _batch(result: BatchResult | None) -> RecipientBatchOut | None:
+    if result is None:
+        return None
+    return RecipientBatchOut(
+        accepted=result.accepted,
+        rejected=[
+            RejectedRow(row=r.row, phone_number=r.phone_number, reason=r.reason)
+            for r in result.rejected
+        ],
+    )
+
+
+def _has_caller(phone_number_id: str | None, caller_id_number: str | None) -> bool:
+    if caller_id_number:
+        return True
+    try:
+        to_e164(phone_number_id or "")
+    except ValidationError:
+        return False
+    return True
+
+
+@router.post("/campaign", status_code=201, response_model=CampaignWriteOut, responses=ERRORS)
+def create_campaign(body: CampaignCreate, ctx: Ctx, tenant: TenantId) -> CampaignWriteOut:
+    """Create a campaign in ``draft``, with its recipients, list or dial plan."""
+    if body.dial_plan is None and not _has_caller(body.phone_number_id, body.caller_id_number):
+        raise ValidationError(
+            "caller_id_number", "set caller_id_number, or give an E.164 number as phone_number_id"
+        )
+    for index, entry in enumerate(body.dial_plan or []):
+        if not _has_caller(entry.phone_number_id, entry.caller_id_number):
+            raise ValidationError(
+                f"dial_plan.{index}.caller_id_number",
+                "set caller_id_number, or give an E.164 number as phone_number_id",
+            )
+    plan = [
+        service.DialPlanInput(
+            e.phone_number_id, e.caller_id_number, e.max_concurrency, list(e.recipients)
+        )
+        for e in body.dial_plan or []
+    ]
+    with ctx.transaction() as session:
+        campaign, batch = service.create(
+            session,
+            tenant,
+            _columns(body, defaults=True),
+            now=ctx.clock(),
+            recipients=list(body.recipients or []),
+            dial_plan=plan or None,
+            recipient_list_id=body.recipient_list_id,
+        )
+        out = views.campaign(session, campaign)
+    return CampaignWriteOut(**out.model_dump(), recipient_batch=_batch(batch))
+
+
+@router.get("/campaign/{campaign_id}", response_model=CampaignOut, responses=ERRORS)
+def get_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignOut:
+    with ctx.read() as session:
+        return views.campaign(session, service.get(session, tenant, campaign_id))
+
+
+@router.get("/campaign", response_model=Page[CampaignOut], responses=ERRORS)
+def list_campaigns(
+    ctx: Ctx,
+    tenant: TenantId,
+    status: CampaignStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=pagination.MAX_PAGE)] = pagination.DEFAULT_PAGE,
+    cursor: str | None = None,
+) -> Page[CampaignOut]:
+    """The tenant's campaigns, newest first, a page at a time."""
+    stmt = sa.select(Campaign).where(Campaign.tenant_id == tenant)
+    if status is not None:
+        stmt = stmt.where(Campaign.status == status)
+    if cursor is not None:
+        created, last_id = pagination.decode(cursor, 2)
+        try:
+            created_at = datetime.fromisoformat(str(created))
+        except ValueError:
+            raise ValidationError("cursor", "not a cursor this API returned") from None
+        stmt = stmt.where(
+            sa.or_(
+                Campaign.created_at < created_at,
+                sa.and_(Campaign.created_at == created_at, Campaign.id < str(last_id)),
+            )
+        )
+    stmt = stmt.order_by(Campaign.created_at.desc(), Campaign.id.desc()).limit(limit + 1)
+    with ctx.read() as session:
+        rows = list(session.scalars(stmt))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        data = views.campaigns(session, rows)
+    next_cursor = (
+        pagination.encode([rows[-1].created_at.isoformat(), rows[-1].id]) if more else None
+    )
+    return Page[CampaignOut](data=data, next_cursor=next_cursor)
+
+
+@router.patch("/campaign/{campaign_id}", response_model=CampaignWriteOut, responses=ERRORS)
+def patch_campaign(
+    campaign_id: str, body: CampaignPatch, ctx: Ctx, tenant: TenantId
+) -> CampaignWriteOut:
+    """Update fields only; use the action endpoints to start, pause, save_draft or stop."""
+    changes = _columns(body, defaults=False)
+    if "recipient_list_id" in body.model_fields_set:
+        changes["recipient_list_id"] = body.recipient_list_id
+    with ctx.transaction() as session:
+        campaign, batch = service.update(
+            session,
+            tenant,
+            campaign_id,
+            changes,
+            now=ctx.clock(),
+            recipients=list(body.recipients or []),
+        )
+        if campaign.caller_id_number is None and not _has_caller(campaign.phone_number_id, None):
+            raise ValidationError(
+                "caller_id_number",
+                "set caller_id_number, or give an E.164 number as phone_number_id",
+            )
+        out = views.campaign(session, campaign)
+    return CampaignWriteOut(**out.model_dump(), recipient_batch=_batch(batch))
+
+
+@router.delete("/campaign/{campaign_id}", status_code=204, responses=ERRORS)
+def delete_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> Response:
+    """Delete a campaign that is not running and has no call in flight."""
+    with ctx.transaction() as session:
+        service.delete(session, tenant, campaign_id)
+    return Response(status_code=204)
+
+
+def _act(ctx: Ctx, tenant: str, campaign_id: str, action: CampaignAction) -> CampaignOut:
+    with ctx.transaction() as session:
+        campaign = service.act(session, tenant, campaign_id, action, now=ctx.clock())
+        return views.campaign(session, campaign)
+
+
+@router.post("/campaign/{campaign_id}/start", response_model=CampaignOut, responses=ERRORS)
+def start_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignOut:
+    """Start from draft or paused (resume); from completed, open a new run over every recipient."""
+    return _act(ctx, tenant, campaign_id, CampaignAction.START)
+
+
+@router.post("/campaign/{campaign_id}/pause", response_model=CampaignOut, responses=ERRORS)
+def pause_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignOut:
+    """No new dials; calls in flight finish."""
+    return _act(ctx, tenant, campaign_id, CampaignAction.PAUSE)
+
+
+@router.post("/campaign/{campaign_id}/save_draft", response_model=CampaignOut, responses=ERRORS)
+def save_draft(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignOut:
+    """Back to draft from paused."""
+    return _act(ctx, tenant, campaign_id, CampaignAction.SAVE_DRAFT)
+
+
+@router.post("/campaign/{campaign_id}/stop", response_model=CampaignOut, responses=ERRORS)
+def stop_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignOut:
+    """End the campaign: recipients not yet on a call are canceled; calls in flight finish."""
+    return _act(ctx, tenant, campaign_id, CampaignAction.STOP)

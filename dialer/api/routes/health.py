@@ -1,0 +1,39 @@
+"""Liveness and readiness probes (no authentication)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from dialer.api.auth import Ctx
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(ctx: Ctx) -> JSONResponse:
+    """The database (and Redis, when configured) answer; 503 naming what does not."""
+    checks: dict[str, str] = {}
+    try:
+        with ctx.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means not ready; say which
+        checks["database"] = f"error: {type(exc).__name__}"
+    if ctx.redis is not None:
+        try:
+            ctx.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        status_code=200 if ready else 503, content={"ready": ready, "checks": checks}
+    )

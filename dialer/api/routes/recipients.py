@@ -1,0 +1,70 @@
+"""``/campaign/{id}/recipients``: append in batches (also while running), list by status."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query
+
+from dialer.api import pagination
+from dialer.api.auth import Ctx, TenantId
+from dialer.api.routes.campaigns import ERRORS
+from dialer.api.schemas.campaigns import RecipientBatchOut, RejectedRow
+from dialer.api.schemas.common import Page
+from dialer.api.schemas.recipients import RecipientBatchIn, RecipientOut
+from dialer.db.models import Recipient
+from dialer.policy.attempt_state import RecipientStatus
+from dialer.services import campaigns
+from dialer.services.recipients import add_batch
+
+router = APIRouter(tags=["recipients"])
+
+
+@router.post(
+    "/campaign/{campaign_id}/recipients", response_model=RecipientBatchOut, responses=ERRORS
+)
+def add_recipients(
+    campaign_id: str, body: RecipientBatchIn, ctx: Ctx, tenant: TenantId
+) -> RecipientBatchOut:
+    """Append a batch; each row is accepted, or rejected with its index and reason
+    (``invalid-number: ...``, ``duplicate``, ``suppressed``). Good rows are kept."""
+    with ctx.transaction() as session:
+        campaign = campaigns.get(session, tenant, campaign_id, lock=True)
+        result = add_batch(session, campaign, body.recipients, now=ctx.clock())
+        campaign.updated_at = ctx.clock()
+    return RecipientBatchOut(
+        accepted=result.accepted,
+        rejected=[
+            RejectedRow(row=r.row, phone_number=r.phone_number, reason=r.reason)
+            for r in result.rejected
+        ],
+    )
+
+
+@router.get(
+    "/campaign/{campaign_id}/recipients", response_model=Page[RecipientOut], responses=ERRORS
+)
+def list_recipients(
+    campaign_id: str,
+    ctx: Ctx,
+    tenant: TenantId,
+    status: RecipientStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=pagination.MAX_PAGE)] = pagination.DEFAULT_PAGE,
+    cursor: str | None = None,
+) -> Page[RecipientOut]:
+    """The campaign's recipients in the order they were added."""
+    with ctx.read() as session:
+        campaigns.get(session, tenant, campaign_id)
+        stmt = sa.select(Recipient).where(Recipient.campaign_id == campaign_id)
+        if status is not None:
+            stmt = stmt.where(Recipient.status == status)
+        if cursor is not None:
+            stmt = stmt.where(Recipient.id > pagination.decode_id(cursor))
+        rows = list(session.scalars(stmt.order_by(Recipient.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[RecipientOut](
+        data=[RecipientOut.model_validate(r) for r in rows],
+        next_cursor=pagination.encode([rows[-1].id]) if more else None,
+    )

@@ -1,0 +1,50 @@
+"""``/suppression``: the tenant's do-not-call list."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from dialer.api import pagination
+from dialer.api.auth import Ctx, TenantId
+from dialer.api.routes.campaigns import ERRORS
+from dialer.api.schemas.common import Page
+from dialer.api.schemas.suppression import SuppressionIn, SuppressionOut
+from dialer.services import suppression as service
+
+router = APIRouter(tags=["do-not-call"])
+
+
+@router.post("/suppression", status_code=201, response_model=SuppressionOut, responses=ERRORS)
+def add_number(body: SuppressionIn, ctx: Ctx, tenant: TenantId) -> SuppressionOut:
+    """Never call this number again from any campaign of the tenant (checked at enqueue and
+    again right before dialing). Adding a number twice keeps the first entry."""
+    with ctx.transaction() as session:
+        row = service.add(session, tenant, body.phone_number, body.reason, now=ctx.clock())
+        return SuppressionOut.model_validate(row)
+
+
+@router.delete("/suppression/{phone_number}", status_code=204, responses=ERRORS)
+def remove_number(phone_number: str, ctx: Ctx, tenant: TenantId) -> Response:
+    with ctx.transaction() as session:
+        service.remove(session, tenant, phone_number)
+    return Response(status_code=204)
+
+
+@router.get("/suppression", response_model=Page[SuppressionOut], responses=ERRORS)
+def list_numbers(
+    ctx: Ctx,
+    tenant: TenantId,
+    limit: Annotated[int, Query(ge=1, le=pagination.MAX_PAGE)] = pagination.DEFAULT_PAGE,
+    cursor: str | None = None,
+) -> Page[SuppressionOut]:
+    after = pagination.decode_id(cursor) if cursor is not None else None
+    with ctx.read() as session:
+        rows = service.page(session, tenant, after_id=after, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[SuppressionOut](
+        data=[SuppressionOut.model_validate(r) for r in rows],
+        next_cursor=pagination.encode([rows[-1].id]) if more else None,
+    )

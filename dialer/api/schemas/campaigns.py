@@ -1,0 +1,275 @@
+"""Campaign bodies: the Kathan reference shape, plus dial plans, weekly hours and runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+import pydantic
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from dialer.api.schemas.common import AwareDatetime, Input, Output
+from dialer.api.schemas.recipients import RecipientIn
+from dialer.policy.calling_hours import WeeklyScheduleSpec
+from dialer.policy.retry import RetryPolicy
+
+#: Recipients accepted inline in one create or PATCH body; larger sets go through
+#: ``POST /campaign/{id}/recipients`` in batches, or a recipient list.
+MAX_INLINE_RECIPIENTS = 10_000
+
+
+class Style(StrEnum):
+    NEUTRAL = "neutral"
+    FRIENDLY = "friendly"
+    PROFESSIONAL = "professional"
+    EMPATHETIC = "empathetic"
+    ENERGETIC = "energetic"
+
+
+class Responsiveness(StrEnum):
+    PATIENT = "patient"
+    BALANCED = "balanced"
+    QUICK = "quick"
+
+
+class Interruptions(StrEnum):
+    ON = "on"
+    OFF = "off"
+
+
+class Emotions(StrEnum):
+    NATURAL = "natural"
+    EXPRESSIVE = "expressive"
+    RESERVED = "reserved"
+
+
+class SpeechSettings(Input):
+    style: Style = Style.NEUTRAL
+    responsiveness: Responsiveness = Responsiveness.BALANCED
+    interruptions: Interruptions = Interruptions.ON
+    emotions: Emotions = Emotions.NATURAL
+
+
+def _retry_policy(value: dict[str, Any]) -> dict[str, Any]:
+    """Validate against :class:`RetryPolicy` but keep the document as written (round trip)."""
+    try:
+        RetryPolicy.model_validate(value)
+    except pydantic.ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'retry_policy'}: "
+            + str(e["msg"]).removeprefix("Value error, ")
+            for e in exc.errors()
+        ]
+        raise ValueError("; ".join(problems)) from None
+    return value
+
+
+class DialPlanEntry(Input):
+    """A caller number of the campaign and the recipients it calls."""
+
+    phone_number_id: str = Field(min_length=1, max_length=200)
+    caller_id_number: str | None = Field(default=None, max_length=32)
+    max_concurrency: int | None = Field(
+        default=None, ge=1, le=200, description="Calls in flight on this number at most."
+    )
+    recipients: list[RecipientIn] = Field(default_factory=list, max_length=MAX_INLINE_RECIPIENTS)
+
+
+_START = AliasChoices("schedule_start_time", "scheduleStartTime")
+_END = AliasChoices("schedule_end_time", "scheduleEndTime")
+
+
+class CampaignFields(Input):
+    """Fields a client may write on create and PATCH (all optional here)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    assistant_id: str | None = Field(default=None, min_length=1, max_length=200)
+    assistant_name: str | None = Field(default=None, max_length=200)
+    phone_number_id: str | None = Field(default=None, min_length=1, max_length=200)
+    caller_id_number: str | None = Field(default=None, max_length=32)
+    max_concurrency: int | None = Field(default=None, ge=1, le=200)
+    retry_policy: dict[str, Any] | None = None
+    speech_settings: SpeechSettings | None = None
+    schedule_start_time: AwareDatetime | None = Field(default=None, validation_alias=_START)
+    schedule_end_time: AwareDatetime | None = Field(default=None, validation_alias=_END)
+    weekly_schedule: WeeklyScheduleSpec | None = Field(
+        default=None, description="Weekly calling hours in the campaign's IANA time zone."
+    )
+    campaign_context: str | None = Field(default=None, max_length=20_000)
+    opening_message_template: str | None = Field(default=None, max_length=5_000)
+    use_returning_greeting: bool | None = None
+    use_short_term_summaries: bool | None = None
+    short_term_summaries_limit: int | None = Field(default=None, ge=0, le=1000)
+    machine_detection_timeout_seconds: int | None = Field(default=None, ge=3, le=60)
+    recipient_list_id: str | None = Field(default=None, max_length=36)
+    recipients: list[RecipientIn] | None = Field(
+        default=None, max_length=MAX_INLINE_RECIPIENTS, description="Appended to the campaign."
+    )
+
+    @field_validator("retry_policy")
+    @classmethod
+    def _check_retry_policy(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else _retry_policy(value)
+
+    @field_validator("schedule_end_time")
+    @classmethod
+    def _schedule_order(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("schedule_start_time")
+        if start is not None and end is not None and end <= start:
+            raise ValueError("must be after schedule_start_time")
+        return end
+
+
+_ReadOnly = SkipJsonSchema[Any]
+
+
+class _RejectsReadOnly(Input):
+    """Server-managed fields a client may echo back by mistake: named in the 422, never set."""
+
+    id: _ReadOnly = None
+    status: _ReadOnly = None
+    counts: _ReadOnly = None
+    created_at: _ReadOnly = None
+    updated_at: _ReadOnly = None
+    recipient_list_name: _ReadOnly = None
+    recipient_list_row_count: _ReadOnly = None
+    ended_reason: _ReadOnly = None
+    current_run_id: _ReadOnly = None
+
+    @field_validator(
+        "id",
+        "status",
+        "counts",
+        "created_at",
+        "updated_at",
+        "recipient_list_name",
+        "recipient_list_row_count",
+        "ended_reason",
+        "current_run_id",
+    )
+    @classmethod
+    def _read_only(cls, _value: Any, info: ValidationInfo) -> Any:
+        if info.field_name == "status":
+            raise ValueError("read-only; use the start, pause, save_draft and stop actions")
+        raise ValueError("read-only; managed by the server")
+
+
+class CampaignCreate(CampaignFields, _RejectsReadOnly):
+    name: str = Field(min_length=1, max_length=200)
+    assistant_id: str = Field(min_length=1, max_length=200)
+    channel: Literal["voice"] = "voice"
+    max_concurrency: int = Field(default=10, ge=1, le=200)
+    dial_plan: list[DialPlanEntry] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Several caller numbers, each with its recipients; excludes phone_number_id.",
+    )
+
+    @model_validator(mode="after")
+    def _one_caller(self) -> CampaignCreate:
+        if self.dial_plan is not None and self.phone_number_id is not None:
+            raise ValueError("phone_number_id and dial_plan are mutually exclusive")
+        if self.dial_plan is None and self.phone_number_id is None:
+            raise ValueError("one of phone_number_id or dial_plan is required")
+        return self
+
+
+class CampaignPatch(CampaignFields, _RejectsReadOnly):
+    """PATCH: only the fields present change; null clears an optional field."""
+
+    channel: _ReadOnly = None
+    dial_plan: _ReadOnly = None
+
+    @field_validator("channel", "dial_plan")
+    @classmethod
+    def _create_only(cls, _value: Any) -> Any:
+        raise ValueError("can only be set when the campaign is created")
+
+
+class Counts(Output):
+    """Where the campaign's recipients are, and how its calls ended.
+
+    The recipient-state keys (``pending`` ... ``canceled``) sum to ``total``; ``outcomes``
+    counts ended call attempts. The Vapi-style counters are derived:
+    ``scheduled = pending + waiting_retry``, ``queued``, ``in_progress = in_flight``,
+    ``ended = done + exhausted + suppressed + skipped + canceled``,
+    ``ended_voicemail = outcomes.voicemail``.
+    """
+
+    total: int
+    pending: int
+    queued: int
+    in_flight: int
+    waiting_retry: int
+    done: int
+    exhausted: int
+    suppressed: int
+    skipped: int
+    canceled: int
+    outcomes: dict[str, int]
+    scheduled: int
+    in_progress: int
+    ended: int
+    ended_voicemail: int
+
+
+class DialPlanOut(Output):
+    id: str
+    phone_number_id: str
+    caller_id_number: str | None
+    max_concurrency: int | None
+
+
+class CampaignOut(Output):
+    id: str
+    name: str
+    assistant_id: str
+    channel: str
+    phone_number_id: str
+    status: str = Field(description="Read-only: draft | running | paused | completed")
+    max_concurrency: int
+    retry_policy: dict[str, Any]
+    speech_settings: dict[str, Any]
+    assistant_name: str | None
+    caller_id_number: str | None
+    schedule_start_time: datetime | None
+    schedule_end_time: datetime | None
+    weekly_schedule: dict[str, Any] | None
+    campaign_context: str | None
+    opening_message_template: str | None
+    use_returning_greeting: bool
+    use_short_term_summaries: bool
+    short_term_summaries_limit: int | None
+    machine_detection_timeout_seconds: int | None
+    recipient_list_id: str | None
+    recipient_list_name: str | None
+    recipient_list_row_count: int | None
+    dial_plan: list[DialPlanOut] | None
+    ended_reason: str | None
+    current_run_id: str | None
+    counts: Counts
+    created_at: datetime
+    updated_at: datetime
+
+
+class RecipientBatchOut(Output):
+    accepted: int
+    rejected: list[RejectedRow]
+
+
+class RejectedRow(Output):
+    row: int = Field(description="0-based index in the batch (1-based line for CSV uploads).")
+    phone_number: str | None
+    reason: str
+
+
+class CampaignWriteOut(CampaignOut):
+    """A create or PATCH answer; carries the fate of inline recipients when some were sent."""
+
+    recipient_batch: RecipientBatchOut | None = None
+
+
+RecipientBatchOut.model_rebuild()

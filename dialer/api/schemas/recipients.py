@@ -1,0 +1,39 @@
+"""Recipient bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from dialer.api.schemas.common import Input, Output
+from dialer.policy.calling_hours import TimeZoneName
+
+
+class RecipientIn(Input):
+    phone_number: str = Field(min_length=1, max_length=40, description="Normalised to E.164.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    assistant_overrides: dict[str, Any] = Field(default_factory=dict)
+    time_zone: TimeZoneName | None = Field(
+        default=None, description="IANA zone; overrides the zones the number maps to."
+    )
+
+
+class RecipientBatchIn(Input):
+    recipients: list[RecipientIn] = Field(min_length=1, max_length=10_000)
+
+
+class RecipientOut(Output):
+    id: int
+    phone_number: str
+    metadata: dict[str, Any] = Field(validation_alias="metadata_")
+    assistant_overrides: dict[str, Any]
+    time_zone: str | None
+    status: str
+    reason: str | None
+    attempt_count: int
+    next_attempt_at: datetime | None
+    last_outcome: str | None
+    created_at: datetime
+    updated_at: datetime

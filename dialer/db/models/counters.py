@@ -1,0 +1,25 @@
+"""Live per-campaign counters, kept in the same transaction as the rows they count."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dialer.db.base import Base
+
+
+class CampaignCounter(Base):
+    """One named count of a campaign: ``recipients.<status>``, ``attempts.<outcome>``...
+
+    Every row a campaign can have is created with the campaign, so a transition is a plain
+    ``UPDATE ... SET value = value + :delta`` in the transaction that moves the counted row:
+    the count commits or rolls back with it, and never drifts under a crash.
+    """
+
+    __tablename__ = "campaign_counters"
+
+    campaign_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(sa.BigInteger, default=0)

@@ -1,0 +1,338 @@
+"""Campaign lifecycle: create, update, act (start, pause, save_draft, stop), delete."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from dialer.db.bulk import for_update
+from dialer.db.models import (
+    CallAttempt,
+    CallerNumber,
+    Campaign,
+    CampaignRun,
+    Recipient,
+    RecipientList,
+)
+from dialer.errors import Conflict, NotFound, ValidationError
+from dialer.phone import to_e164
+from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
+from dialer.policy.campaign_state import CampaignAction, CampaignStatus, apply_action
+from dialer.services import counters
+from dialer.services.recipients import BatchResult, RecipientLike, add_batch, attach_list
+
+log = logging.getLogger(__name__)
+
+#: Why recipients left unreached end where they do (stored on the recipient).
+REASON_STOPPED = "campaign-stopped"
+
+#: Columns a create or PATCH may write directly.
+WRITABLE_COLUMNS = (
+    "name",
+    "assistant_id",
+    "assistant_name",
+    "phone_number_id",
+    "caller_id_number",
+    "max_concurrency",
+    "retry_policy",
+    "speech_settings",
+    "schedule_start_time",
+    "schedule_end_time",
+    "weekly_schedule",
+    "campaign_context",
+    "opening_message_template",
+    "use_returning_greeting",
+    "use_short_term_summaries",
+    "short_term_summaries_limit",
+    "machine_detection_timeout_seconds",
+)
+#: Columns that may not be null once set (a PATCH sending null for one is rejected).
+REQUIRED_COLUMNS = frozenset(
+    {
+        "name",
+        "assistant_id",
+        "phone_number_id",
+        "max_concurrency",
+        "retry_policy",
+        "speech_settings",
+        "use_returning_greeting",
+        "use_short_term_summaries",
+    }
+)
+FROZEN_WHILE_RUNNING = frozenset(
+    {"assistant_id", "assistant_name", "phone_number_id", "caller_id_number", "recipient_list_id"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DialPlanInput:
+    phone_number_id: str
+    caller_id_number: str | None
+    max_concurrency: int | None
+    recipients: list[RecipientLike]
+
+
+def get(session: Session, tenant_id: str, campaign_id: str, *, lock: bool = False) -> Campaign:
+    """The tenant's campaign, or :class:`NotFound` (also for another tenant's campaign)."""
+    stmt = sa.select(Campaign).where(Campaign.id == campaign_id, Campaign.tenant_id == tenant_id)
+    if lock:
+        stmt = for_update(session, stmt)
+    campaign = session.scalars(stmt).one_or_none()
+    if campaign is None:
+        raise NotFound(f"campaign {campaign_id} not found")
+    return campaign
+
+
+def _caller(value: str | None, field: str) -> str | None:
+    return None if value is None else to_e164(value, field=field)
+
+
+def _load_list(session: Session, tenant_id: str, list_id: str) -> RecipientList:
+    found = session.scalars(
+        sa.select(RecipientList).where(
+            RecipientList.id == list_id, RecipientList.tenant_id == tenant_id
+        )
+    ).one_or_none()
+    if found is None:
+        raise ValidationError("recipient_list_id", "no such recipient list")
+    return found
+
+
+def create(
+    session: Session,
+    tenant_id: str,
+    fields: Mapping[str, Any],
+    *,
+    now: datetime,
+    recipients: list[RecipientLike] | None = None,
+    dial_plan: list[DialPlanInput] | None = None,
+    recipient_list_id: str | None = None,
+) -> tuple[Campaign, BatchResult | None]:
+    """A new draft campaign with its dial plan and recipients, all in the caller's transaction."""
+    values = {k: v for k, v in fields.items() if k in WRITABLE_COLUMNS}
+    values["caller_id_number"] = _caller(values.get("caller_id_number"), "caller_id_number")
+    if dial_plan:
+        values["phone_number_id"] = dial_plan[0].phone_number_id
+    values.setdefault("retry_policy", {})
+    values.setdefault("speech_settings", {})
+    values.setdefault("use_returning_greeting", False)
+    values.setdefault("use_short_term_summaries", False)
+    if recipient_list_id is not None:
+        _load_list(session, tenant_id, recipient_list_id)
+    campaign = Campaign(
+        tenant_id=tenant_id,
+        recipient_list_id=recipient_list_id,
+        created_at=now,
+        updated_at=now,
+        **values,
+    )
+    session.add(campaign)
+    session.flush()
+    counters.create(session, campaign.id)
+    batch: BatchResult | None = None
+    for index, entry in enumerate(dial_plan or []):
+        caller = CallerNumber(
+            campaign_id=campaign.id,
+            phone_number_id=entry.phone_number_id,
+            caller_id_number=_caller(entry.caller_id_number, f"dial_plan.{index}.caller_id_number"),
+            max_concurrency=entry.max_concurrency,
+        )
+        session.add(caller)
+        session.flush()
+        result = add_batch(
+            session,
+            campaign,
+            entry.recipients,
+            now=now,
+            caller_number_id=caller.id,
+            strict=True,
+            field_prefix=f"dial_plan.{index}.recipients.",
+        )
+        batch = _merge(batch, result)
+    if recipients:
+        batch = _merge(batch, add_batch(session, campaign, recipients, now=now, strict=True))
+    if recipient_list_id is not None:
+        attach_list(session, campaign, recipient_list_id, now=now)
+    return campaign, batch
+
+
+def _merge(total: BatchResult | None, more: BatchResult) -> BatchResult:
+    if total is None:
+        return more
+    total.accepted += more.accepted
+    total.rejected.extend(more.rejected)
+    return total
+
+
+def update(
+    session: Session,
+    tenant_id: str,
+    campaign_id: str,
+    changes: Mapping[str, Any],
+    *,
+    now: datetime,
+    recipients: list[RecipientLike] | None = None,
+) -> tuple[Campaign, BatchResult | None]:
+    """Apply a PATCH. Running campaigns take what can change safely; the next dispatch reads it."""
+    campaign = get(session, tenant_id, campaign_id, lock=True)
+    for name, value in changes.items():
+        if value is None and name in REQUIRED_COLUMNS:
+            raise ValidationError(name, "may not be null")
+    if campaign.status is CampaignStatus.RUNNING:
+        frozen = sorted(
+            name
+            for name in FROZEN_WHILE_RUNNING
+            if name in changes and changes[name] != getattr(campaign, name)
+        )
+        if frozen:
+            raise Conflict(f"cannot change {', '.join(frozen)} while the campaign is running")
+    if campaign.status is CampaignStatus.COMPLETED and recipients:
+        # Allowed: the next start (a new run) calls them.
+        pass
+    start = changes.get("schedule_start_time", campaign.schedule_start_time)
+    end = changes.get("schedule_end_time", campaign.schedule_end_time)
+    if start is not None and end is not None and end <= start:
+        raise ValidationError("schedule_end_time", "must be after schedule_start_time")
+    for name, value in changes.items():
+        if name == "caller_id_number":
+            value = _caller(value, "caller_id_number")
+        if name in WRITABLE_COLUMNS:
+            setattr(campaign, name, value)
+    campaign.updated_at = now
+    batch: BatchResult | None = None
+    list_id = changes.get("recipient_list_id")
+    if "recipient_list_id" in changes:
+        if list_id is not None:
+            _load_list(session, tenant_id, list_id)
+        campaign.recipient_list_id = list_id
+    session.flush()
+    if recipients:
+        batch = add_batch(session, campaign, recipients, now=now, strict=True)
+    if list_id is not None:
+        attach_list(session, campaign, list_id, now=now)
+    return campaign, batch
+
+
+def act(
+    session: Session, tenant_id: str, campaign_id: str, action: CampaignAction, *, now: datetime
+) -> Campaign:
+    """Apply a user action; :class:`~dialer.errors.IllegalTransition` when not legal (409)."""
+    campaign = get(session, tenant_id, campaign_id, lock=True)
+    run_has_dialed = campaign.current_run_id is not None and bool(
+        session.scalar(
+            sa.select(sa.literal(True))
+            .where(CallAttempt.run_id == campaign.current_run_id)
+            .limit(1)
+        )
+    )
+    transition = apply_action(
+        campaign.status,
+        action,
+        has_run=campaign.current_run_id is not None,
+        run_has_dialed=run_has_dialed,
+    )
+    if transition.new_run:
+        _open_run(session, campaign, now=now)
+    if action is CampaignAction.START:
+        counts = counters.read(session, [campaign.id])[campaign.id]
+        callable_now = (
+            counts[counters.recipient_key(RecipientStatus.PENDING)]
+            + counts[counters.recipient_key(RecipientStatus.WAITING_RETRY)]
+        )
+        if callable_now == 0:
+            raise Conflict("the campaign has no callable recipients (pending or due to retry)")
+    campaign.status = transition.status
+    campaign.ended_reason = transition.ended_reason
+    campaign.updated_at = now
+    if action is CampaignAction.STOP:
+        end_unreached(session, campaign, RecipientStatus.CANCELED, REASON_STOPPED, now=now)
+    if transition.ended_reason is not None and campaign.current_run_id is not None:
+        session.execute(
+            sa.update(CampaignRun)
+            .where(CampaignRun.id == campaign.current_run_id, CampaignRun.ended_at.is_(None))
+            .values(ended_at=now, ended_reason=transition.ended_reason)
+        )
+    session.flush()
+    log.info("campaign %s: %s -> %s", campaign.id, action.value, campaign.status.value)
+    return campaign
+
+
+def _open_run(session: Session, campaign: Campaign, *, now: datetime) -> None:
+    last = session.scalar(
+        sa.select(sa.func.max(CampaignRun.number)).where(CampaignRun.campaign_id == campaign.id)
+    )
+    run = CampaignRun(campaign_id=campaign.id, number=(last or 0) + 1, started_at=now)
+    session.add(run)
+    session.flush()
+    if campaign.current_run_id is not None:
+        # A new pass over the whole list: everyone not still on a call is due again.
+        session.execute(
+            sa.update(Recipient)
+            .where(
+                Recipient.campaign_id == campaign.id,
+                Recipient.status.not_in([RecipientStatus.QUEUED, RecipientStatus.IN_FLIGHT]),
+            )
+            .values(
+                status=RecipientStatus.PENDING,
+                reason=None,
+                run_attempts=0,
+                next_attempt_at=now,
+                updated_at=now,
+            )
+        )
+        counters.recount(session, campaign.id)
+    campaign.current_run_id = run.id
+
+
+def end_unreached(
+    session: Session,
+    campaign: Campaign,
+    status: RecipientStatus,
+    reason: str,
+    *,
+    now: datetime,
+) -> int:
+    """End every recipient not yet on a call (pending, due to retry, or queued for a worker).
+
+    Queued attempts that no worker has started end as ``canceled`` here; a dial task that
+    arrives later finds its attempt ended and does nothing but free its slot. Calls in flight
+    finish; their recipients end when the call does.
+    """
+    session.execute(
+        sa.update(CallAttempt)
+        .where(CallAttempt.campaign_id == campaign.id, CallAttempt.status == AttemptStatus.QUEUED)
+        .values(status=AttemptStatus.ENDED, outcome=Outcome.CANCELED, ended_at=now)
+    )
+    result = session.execute(
+        sa.update(Recipient)
+        .where(
+            Recipient.campaign_id == campaign.id,
+            Recipient.status.in_(
+                [RecipientStatus.PENDING, RecipientStatus.WAITING_RETRY, RecipientStatus.QUEUED]
+            ),
+        )
+        .values(status=status, reason=reason, updated_at=now)
+    )
+    counters.recount(session, campaign.id)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def delete(session: Session, tenant_id: str, campaign_id: str) -> None:
+    campaign = get(session, tenant_id, campaign_id, lock=True)
+    if campaign.status is CampaignStatus.RUNNING:
+        raise Conflict("cannot delete a running campaign; pause or stop it first")
+    in_flight = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(CallAttempt)
+        .where(CallAttempt.campaign_id == campaign.id, CallAttempt.status != AttemptStatus.ENDED)
+    )
+    if in_flight:
+        raise Conflict("cannot delete a campaign while calls are in flight; wait for them to end")
+    session.delete(campaign)
+    session.flush()

@@ -1,0 +1,255 @@
+"""Adding recipients to a campaign: normalise, dedupe, screen against do-not-call, count."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from dialer.db.bulk import insert_ignoring_conflicts
+from dialer.db.models import Campaign, Recipient, RecipientListEntry, Suppression
+from dialer.errors import InvalidPhoneNumber
+from dialer.phone import to_e164
+from dialer.policy.attempt_state import RecipientStatus
+from dialer.services import counters
+
+#: Rows written per INSERT statement.
+CHUNK_ROWS = 2_000
+
+INVALID_NUMBER = "invalid-number"
+DUPLICATE = "duplicate"
+SUPPRESSED = "suppressed"
+
+
+class RecipientLike(Protocol):
+    @property
+    def phone_number(self) -> str: ...
+    @property
+    def metadata(self) -> Mapping[str, Any]: ...
+    @property
+    def assistant_overrides(self) -> Mapping[str, Any]: ...
+    @property
+    def time_zone(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    row: int
+    phone_number: str | None
+    reason: str
+
+
+@dataclass(slots=True)
+class BatchResult:
+    accepted: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def normalise(
+    rows: Sequence[RecipientLike], *, field_prefix: str
+) -> list[str | InvalidPhoneNumber]:
+    """E.164 of each row, or the error saying why it is not a number we can dial."""
+    out: list[str | InvalidPhoneNumber] = []
+    for index, row in enumerate(rows):
+        try:
+            out.append(to_e164(row.phone_number, field=f"{field_prefix}{index}.phone_number"))
+        except InvalidPhoneNumber as exc:
+            out.append(exc)
+    return out
+
+
+def suppressed_among(session: Session, tenant_id: str, numbers: Sequence[str]) -> set[str]:
+    if not numbers:
+        return set()
+    found = session.scalars(
+        sa.select(Suppression.phone_number).where(
+            Suppression.tenant_id == tenant_id, Suppression.phone_number.in_(numbers)
+        )
+    )
+    return set(found)
+
+
+def add_batch(
+    session: Session,
+    campaign: Campaign,
+    rows: Sequence[RecipientLike],
+    *,
+    now: datetime,
+    caller_number_id: str | None = None,
+    strict: bool = False,
+    field_prefix: str = "recipients.",
+) -> BatchResult:
+    """Append ``rows`` to ``campaign``; each row is accepted or rejected with its reason.
+
+    Invalid numbers, numbers already in the campaign (or twice in the batch) and numbers on
+    the tenant's do-not-call list are rejected and not stored. With ``strict`` an invalid
+    number raises :class:`InvalidPhoneNumber` instead (inline recipients of a create or PATCH,
+    where bad input must change nothing).
+    """
+    result = BatchResult()
+    numbers = normalise(rows, field_prefix=field_prefix)
+    if strict:
+        for number in numbers:
+            if isinstance(number, InvalidPhoneNumber):
+                raise number
+    for start in range(0, len(rows), CHUNK_ROWS):
+        _add_chunk(
+            session,
+            campaign,
+            rows[start : start + CHUNK_ROWS],
+            numbers[start : start + CHUNK_ROWS],
+            offset=start,
+            now=now,
+            caller_number_id=caller_number_id,
+            result=result,
+        )
+    counters.bump(
+        session, campaign.id, counters.moved(None, RecipientStatus.PENDING, result.accepted)
+    )
+    return result
+
+
+def _add_chunk(
+    session: Session,
+    campaign: Campaign,
+    rows: Sequence[RecipientLike],
+    numbers: Sequence[str | InvalidPhoneNumber],
+    *,
+    offset: int,
+    now: datetime,
+    caller_number_id: str | None,
+    result: BatchResult,
+) -> None:
+    valid = [n for n in numbers if isinstance(n, str)]
+    blocked = suppressed_among(session, campaign.tenant_id, valid)
+    seen: set[str] = set()
+    candidates: list[tuple[int, str]] = []
+    values: list[dict[str, Any]] = []
+    for index, (row, number) in enumerate(zip(rows, numbers, strict=True), start=offset):
+        if isinstance(number, InvalidPhoneNumber):
+            result.rejected.append(
+                Rejection(index, row.phone_number, f"{INVALID_NUMBER}: {number.reason}")
+            )
+        elif number in blocked:
+            result.rejected.append(Rejection(index, number, SUPPRESSED))
+        elif number in seen:
+            result.rejected.append(Rejection(index, number, DUPLICATE))
+        else:
+            seen.add(number)
+            candidates.append((index, number))
+            values.append(
+                {
+                    "campaign_id": campaign.id,
+                    "caller_number_id": caller_number_id,
+                    "phone_number": number,
+                    "metadata": dict(row.metadata),
+                    "assistant_overrides": dict(row.assistant_overrides),
+                    "time_zone": row.time_zone,
+                    "status": RecipientStatus.PENDING.value,
+                    "attempt_count": 0,
+                    "run_attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+    if not values:
+        return
+    table = Recipient.__table__
+    stmt = insert_ignoring_conflicts(session, table).returning(table.c.phone_number)  # type: ignore[arg-type]
+    inserted = set(session.scalars(stmt, values))
+    for index, number in candidates:
+        if number in inserted:
+            result.accepted += 1
+        else:
+            result.rejected.append(Rejection(index, number, DUPLICATE))
+    result.rejected.sort(key=lambda r: r.row)
+
+
+def attach_list(session: Session, campaign: Campaign, list_id: str, *, now: datetime) -> int:
+    """Copy a recipient list into the campaign in one statement; returns the rows added.
+
+    Numbers already in the campaign are skipped; numbers on the do-not-call list are stored
+    as ``suppressed`` (counted and visible, never dialed). Runs inside the database, so a
+    list of a million rows never passes through Python.
+    """
+    entries = RecipientListEntry.__table__
+    blocked = (
+        sa.select(Suppression.id)
+        .where(
+            Suppression.tenant_id == campaign.tenant_id,
+            Suppression.phone_number == entries.c.phone_number,
+        )
+        .exists()
+    )
+    status = sa.case(
+        (blocked, sa.literal(RecipientStatus.SUPPRESSED.value)),
+        else_=sa.literal(RecipientStatus.PENDING.value),
+    )
+    reason = sa.case((blocked, sa.literal(SUPPRESSED)), else_=sa.null())
+    source = (
+        sa.select(
+            sa.literal(campaign.id),
+            entries.c.phone_number,
+            entries.c.metadata,
+            entries.c.assistant_overrides,
+            entries.c.time_zone,
+            status,
+            reason,
+            sa.literal(0),
+            sa.literal(0),
+            sa.literal(now, type_=Recipient.__table__.c.next_attempt_at.type),
+            sa.literal(now, type_=Recipient.__table__.c.created_at.type),
+            sa.literal(now, type_=Recipient.__table__.c.updated_at.type),
+        )
+        .where(entries.c.list_id == list_id)
+        .order_by(entries.c.id)
+    )
+    table = Recipient.__table__
+    before = _count(session, campaign.id)
+    session.execute(
+        insert_ignoring_conflicts(session, table).from_select(  # type: ignore[arg-type]
+            [
+                "campaign_id",
+                "phone_number",
+                "metadata",
+                "assistant_overrides",
+                "time_zone",
+                "status",
+                "reason",
+                "attempt_count",
+                "run_attempts",
+                "next_attempt_at",
+                "created_at",
+                "updated_at",
+            ],
+            source,
+        )
+    )
+    counters.recount(session, campaign.id)
+    return _count(session, campaign.id) - before
+
+
+def _count(session: Session, campaign_id: str) -> int:
+    return int(
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Recipient)
+            .where(Recipient.campaign_id == campaign_id)
+        )
+        or 0
+    )
+
+
+def status_counts(session: Session, campaign_id: str) -> Counter[RecipientStatus]:
+    rows = session.execute(
+        sa.select(Recipient.status, sa.func.count())
+        .where(Recipient.campaign_id == campaign_id)
+        .group_by(Recipient.status)
+    )
+    return Counter({RecipientStatus(s): int(n) for s, n in rows})

@@ -1,0 +1,137 @@
+"""Recipient batches, the do-not-call list, and recipient lists (JSON and CSV)."""
+
+from __future__ import annotations
+
+import io
+
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import campaign_body
+
+
+def _campaign(client: TestClient) -> str:
+    return str(client.post("/campaign", json=campaign_body()).json()["id"])
+
+
+def test_batch_reports_each_rejection_and_keeps_good_rows(client: TestClient) -> None:
+    assert client.post("/suppression", json={"phone_number": "+16175550199"}).status_code == 201
+    cid = _campaign(client)
+    rows = [
+        {"phone_number": "(415) 555-2671", "metadata": {"n": 0}},
+        {"phone_number": "not a number"},
+        {"phone_number": "+14155552671"},
+        {"phone_number": "+1 617 555 0199"},
+        {"phone_number": "+12125550123", "time_zone": "America/New_York"},
+    ]
+    response = client.post(f"/campaign/{cid}/recipients", json={"recipients": rows})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["accepted"] == 2
+    reasons = {r["row"]: r["reason"] for r in body["rejected"]}
+    assert reasons[1].startswith("invalid-number")
+    assert reasons[2] == "duplicate"
+    assert reasons[3] == "suppressed"
+    again = client.post(f"/campaign/{cid}/recipients", json={"recipients": rows[:1]}).json()
+    assert again["rejected"] == [{"row": 0, "phone_number": "+14155552671", "reason": "duplicate"}]
+    listed = client.get(f"/campaign/{cid}/recipients").json()["data"]
+    assert [r["phone_number"] for r in listed] == ["+14155552671", "+12125550123"]
+    assert listed[1]["time_zone"] == "America/New_York"
+    assert client.get(f"/campaign/{cid}").json()["counts"]["total"] == 2
+
+
+def test_inline_invalid_number_is_422_and_changes_nothing(client: TestClient) -> None:
+    body = campaign_body(recipients=[{"phone_number": "+14155552671"}, {"phone_number": "12"}])
+    response = client.post("/campaign", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "recipients.1.phone_number"
+    assert client.get("/campaign").json()["data"] == []
+
+
+def test_recipient_listing_filters_by_status_and_pages(client: TestClient) -> None:
+    cid = _campaign(client)
+    numbers = [f"+1415555{n:04d}" for n in range(2671, 2676)]
+    client.post(
+        f"/campaign/{cid}/recipients", json={"recipients": [{"phone_number": n} for n in numbers]}
+    )
+    first = client.get(f"/campaign/{cid}/recipients", params={"limit": 3}).json()
+    second = client.get(
+        f"/campaign/{cid}/recipients", params={"limit": 3, "cursor": first["next_cursor"]}
+    ).json()
+    assert [r["phone_number"] for r in first["data"] + second["data"]] == numbers
+    assert second["next_cursor"] is None
+    done = client.get(f"/campaign/{cid}/recipients", params={"status": "done"}).json()
+    assert done["data"] == []
+
+
+def test_suppression_add_list_remove(client: TestClient) -> None:
+    client.post("/suppression", json={"phone_number": "(415) 555-2671", "reason": "asked"})
+    client.post("/suppression", json={"phone_number": "+14155552671"})
+    listed = client.get("/suppression").json()["data"]
+    assert [(s["phone_number"], s["reason"]) for s in listed] == [("+14155552671", "asked")]
+    assert client.delete("/suppression/+14155552671").status_code == 204
+    assert client.delete("/suppression/+14155552671").status_code == 404
+    assert client.get("/suppression").json()["data"] == []
+
+
+def test_csv_upload_with_bom_metadata_and_bad_rows(client: TestClient) -> None:
+    csv_text = (
+        "\ufeffphone_number,first_name,plan\r\n"
+        "+14155552671,Ada,gold\r\n"
+        "garbage,Bob,silver\r\n"
+        "(212) 555-0123,Cy,\r\n"
+        "+14155552671,Ada again,gold\r\n"
+        "+16175550199,too,many,fields\r\n"
+    )
+    response = client.post(
+        "/recipient_list",
+        data={"name": "November"},
+        files={"file": ("list.csv", io.BytesIO(csv_text.encode()), "text/csv")},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["row_count"] == body["accepted"] == 2
+    assert body["rejected_count"] == 3
+    reasons = {r["row"]: r["reason"] for r in body["rejected"]}
+    assert reasons[3].startswith("invalid-number")
+    assert reasons[5] == "duplicate"
+    assert reasons[6].startswith("malformed-row")
+    list_id = body["id"]
+    assert client.get(f"/recipient_list/{list_id}").json()["row_count"] == 2
+    cid = client.post("/campaign", json=campaign_body(recipient_list_id=list_id)).json()
+    assert cid["recipient_list_name"] == "November"
+    assert cid["recipient_list_row_count"] == 2
+    assert cid["counts"]["pending"] == 2
+    recipients = client.get(f"/campaign/{cid['id']}/recipients").json()["data"]
+    assert recipients[0]["metadata"] == {"first_name": "Ada", "plan": "gold"}
+
+
+def test_list_attach_marks_suppressed_numbers(client: TestClient) -> None:
+    client.post("/suppression", json={"phone_number": "+12125550123"})
+    rows = [{"phone_number": "+14155552671"}, {"phone_number": "+12125550123"}]
+    list_id = client.post("/recipient_list", json={"name": "L", "recipients": rows}).json()["id"]
+    campaign = client.post("/campaign", json=campaign_body(recipient_list_id=list_id)).json()
+    assert campaign["counts"]["pending"] == 1
+    assert campaign["counts"]["suppressed"] == 1
+
+
+def test_csv_without_phone_column_is_422(client: TestClient) -> None:
+    response = client.post(
+        "/recipient_list",
+        data={"name": "x"},
+        files={"file": ("l.csv", io.BytesIO(b"name,plan\nAda,gold\n"), "text/csv")},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "file"
+
+
+def test_csv_parse_is_a_stream() -> None:
+    """Rows come out while most of the file is still unread."""
+    from dialer.services.recipient_lists import _csv_rows
+
+    lines = ["phone_number,n\n"] + [f"+1415555{2000 + i:04d},{i}\n" for i in range(5000)]
+    raw = io.BytesIO("".join(lines).encode())
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    rows = _csv_rows(text)
+    first = [next(rows) for _ in range(10)]
+    assert first[0].metadata == {"n": "0"}
+    assert raw.tell() < len(raw.getvalue()) / 2

@@ -1,0 +1,61 @@
+"""Live counters move with transitions and reconcile to the database truth."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dialer.db.engine import session_factory
+from dialer.db.models import CampaignCounter, Recipient
+from dialer.policy.attempt_state import RecipientStatus
+from dialer.services import counters
+from tests.db import factories
+
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+
+
+def test_bump_reconcile_and_drift_repair(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    sessions = session_factory(engine)
+    with sessions() as session, session.begin():
+        owner = factories.tenant(session)
+        campaign = factories.campaign(session, owner)
+        counters.create(session, campaign.id)
+        for n in range(3):
+            factories.recipient(session, campaign, f"+1415555267{n}")
+        counters.bump(session, campaign.id, counters.moved(None, RecipientStatus.PENDING, 3))
+        counters.bump(
+            session, campaign.id, counters.moved(RecipientStatus.PENDING, RecipientStatus.QUEUED)
+        )
+        cid = campaign.id
+    with sessions() as session:
+        values = counters.read(session, [cid])[cid]
+        # The bump above claims one queued recipient that the rows do not have.
+        assert values["recipients.pending"] == 2
+        assert values["recipients.queued"] == 1
+    with sessions() as session, session.begin():
+        caplog.set_level(logging.WARNING)
+        drift = counters.reconcile(session, cid)
+    assert drift == {"recipients.pending": 1, "recipients.queued": -1}
+    assert "drift" in caplog.text
+    with sessions() as session, session.begin():
+        assert counters.reconcile(session, cid) == {}
+        assert counters.read(session, [cid])[cid] == counters.truth(session, cid)
+        session.execute(
+            sa.update(Recipient).values(status=RecipientStatus.DONE)
+        )  # a bulk change, then a recount
+        assert counters.recount(session, cid)["recipients.done"] == 3
+
+
+def test_unknown_counter_is_refused(engine: Engine) -> None:
+    with session_factory(engine)() as session, session.begin():
+        owner = factories.tenant(session)
+        campaign = factories.campaign(session, owner)
+        counters.create(session, campaign.id)
+        with pytest.raises(ValueError, match="unknown counter"):
+            counters.bump(session, campaign.id, {"recipients.lost": 1})
+        rows = session.scalar(sa.select(sa.func.count()).select_from(CampaignCounter))
+        assert rows == len(counters.COUNTER_NAMES)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
 
 import typer
 
@@ -19,10 +21,16 @@ app.add_typer(apikey_app, name="apikey")
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except ConfigurationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return settings
 
 
 @app.command("settings")
@@ -52,11 +60,18 @@ def db_downgrade(
 
 
 @app.command()
-def demo() -> None:
-    """Store a demo campaign in the embedded database and print its dialing plan."""
+def demo(
+    recipients: int = typer.Option(30, help="Recipients to call."),
+    time_scale: float = typer.Option(0.01, help="Wall seconds per simulated second."),
+) -> None:
+    """Run a whole campaign on the embedded defaults (SQLite, simulator) and report it."""
     from dialer.demo import run_demo
 
-    run_demo(_settings().database_url, utc_now(), typer.echo)
+    result = run_demo(
+        _settings().database_url, typer.echo, recipients=recipients, time_scale=time_scale
+    )
+    if result.status != "completed":
+        raise typer.Exit(1)
 
 
 @apikey_app.command("create")
@@ -93,3 +108,80 @@ def api(
         log_level=logging_level,
         proxy_headers=True,
     )
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(8, help="Worker processes (calls placed in parallel)."),
+    queues: str = typer.Option("dial,events", help="Queues to consume."),
+) -> None:
+    """Run a Celery worker (needs DIALER_REDIS_URL): dial tasks and slot-freed dispatch."""
+    settings = _settings()
+    if settings.redis_url is None:
+        typer.echo("error: DIALER_REDIS_URL must be set to run workers", err=True)
+        raise typer.Exit(2)
+    from workers.celery_app import create_celery
+
+    celery = create_celery(settings)
+    celery.worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--queues={queues}",
+            f"--loglevel={settings.log_level}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+@app.command()
+def scheduler(
+    interval: float | None = typer.Option(None, help="Seconds between ticks."),
+) -> None:
+    """Run the scheduler: dispatch due recipients, reconcile slots, reap stuck calls.
+
+    With DIALER_REDIS_URL it enqueues Celery dial tasks; without (embedded mode) it also
+    dials, in this process, with the in-memory semaphore: run only one then.
+    """
+    import signal
+    import threading
+
+    from dialer.runtime import build_runtime
+    from scheduler.loop import SchedulerLoop
+
+    settings = _settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if settings.redis_url is not None:
+        from workers.celery_app import CeleryQueue, create_celery
+
+        runtime = build_runtime(settings, CeleryQueue(create_celery(settings)))
+    else:
+        from dialer.inprocess import InProcessQueue, bind_runtime
+
+        queue = InProcessQueue()
+        runtime = build_runtime(settings, queue)
+        bind_runtime(queue, runtime)
+        runtime.closers.append(queue.close)
+    loop = SchedulerLoop(
+        runtime,
+        interval_s=interval or settings.scheduler_interval_s,
+        reconcile_interval_s=settings.reconcile_interval_s,
+    )
+    try:
+        loop.run(stop)
+    finally:
+        runtime.close()
+
+
+def _register_carrier() -> None:
+    from dialer.carrier.cli import carrier_command
+
+    app.command("carrier", help="Run a Twilio-compatible carrier simulator (HTTP).")(
+        carrier_command
+    )
+
+
+_register_carrier()

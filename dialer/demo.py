@@ -1,154 +1,211 @@
-"""The embedded demo: a campaign on SQLite, planned with the real policies.
+"""The embedded demo: a whole campaign, dialed end to end on the embedded defaults.
 
-It builds the schema, stores a tenant, a campaign and its recipients, and prints for each
-recipient whether it may be called now and, if not, when: the same window and retry policies
-the scheduler applies.
+SQLite, the in-memory semaphore and pacer, the simulator (sped up) and the in-process task
+queue: the same services the distributed deployment runs, in one process. It creates a
+campaign through the same service calls the API makes, starts it, runs the scheduler until
+the campaign completes, and prints its progress, the peak of calls in flight, and where every
+recipient ended and why.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
-from dialer.db.engine import make_engine
+from dialer.api.schemas.recipients import RecipientIn
+from dialer.clock import utc_now
+from dialer.concurrency.keys import SlotScope
 from dialer.db.migrate import upgrade
-from dialer.db.models import Campaign, Recipient, Suppression, Tenant
-from dialer.errors import InvalidPhoneNumber
-from dialer.phone import to_e164
-from dialer.policy.attempt_state import Outcome, RecipientStatus
-from dialer.policy.calling_hours import (
-    NotCallable,
-    WeeklyScheduleSpec,
-    campaign_window,
-    legal_hours_for,
-    recipient_window,
-)
-from dialer.policy.retry import RetryPolicy, next_attempt
+from dialer.db.models import Campaign, Recipient
+from dialer.inprocess import InProcessQueue, bind_runtime
+from dialer.policy.campaign_state import CampaignAction, CampaignStatus
+from dialer.runtime import build_runtime
+from dialer.services import campaigns, counters, suppression, tenancy
+from dialer.services.dispatch import DispatchConfig
+from dialer.settings import Settings
+from dialer.telephony.distributions import Uniform
+from dialer.telephony.simulation import SimulationProfile
+from dialer.telephony.simulator import SimulatedProvider
+from scheduler.loop import SchedulerLoop
 
 DEMO_USER = "demo"
-DEMO_NUMBERS = (
-    ("+1 212 555 0134", None),  # New York
-    ("(415) 555-2671", None),  # San Francisco, read as a US national number
-    ("+44 20 7946 0000", None),  # London
-    ("+61 2 9374 4000", None),  # Sydney
-    ("+1 800 555 1234", None),  # toll-free: every North American zone must allow it
-    ("+870 301 234 567", None),  # satellite network: no zone is known
-    ("+881 612 345 678", "Europe/Berlin"),  # ... unless the recipient carries one
-    ("+1 303 555 0199", None),  # on the do-not-call list
-    ("not a number", None),
+#: Zones tried for the demo's recipients; those inside legal hours right now are used.
+ZONES = (
+    "America/New_York",
+    "America/Los_Angeles",
+    "Europe/London",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Honolulu",
 )
 SUPPRESSED = "+13035550199"
-SCHEDULE = {
-    "timezone": "America/New_York",
-    "hours": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "20:00"}],
-}
-RETRY = {"max_attempts": 3, "backoff": {"kind": "list", "delays": ["5m", "30m"]}, "jitter": 0.1}
+MAX_CONCURRENCY = 5
+RETRY = {"max_attempts": 3, "backoff": {"kind": "fixed", "delay": "2s"}, "jitter": 0.0}
 
 
 @dataclass(frozen=True)
-class PlanLine:
-    number: str
-    verdict: str
+class DemoResult:
+    campaign_id: str
+    status: str
+    ended_reason: str | None
+    counts: dict[str, int]
+    peak_in_flight: int
 
 
-def run_demo(database_url: str, now: datetime, echo: Callable[[str], None]) -> list[PlanLine]:
-    """Store the demo campaign at ``database_url`` and print its dialing plan as of ``now``."""
+def _callable_zone(now: datetime) -> str:
+    for name in ZONES:
+        if 9 <= now.astimezone(ZoneInfo(name)).hour < 20:
+            return name
+    return ZONES[0]
+
+
+def _recipients(zone: str, n: int) -> list[RecipientIn]:
+    rows = [
+        RecipientIn(
+            phone_number=f"+1212555{1000 + i:04d}",
+            metadata={"first_name": f"Guest {i}"},
+            time_zone=zone,
+        )
+        for i in range(n)
+    ]
+    rows.append(RecipientIn(phone_number="+870 301 234 567"))  # no time zone is known
+    rows.append(RecipientIn(phone_number=SUPPRESSED, time_zone=zone))
+    return rows
+
+
+def run_demo(
+    database_url: str,
+    echo: Callable[[str], None],
+    *,
+    recipients: int = 30,
+    time_scale: float = 0.01,
+    timeout_s: float = 120.0,
+    seed: int = 7,
+) -> DemoResult:
+    """Run a demo campaign to completion on ``database_url``; prints as it goes."""
     upgrade(database_url)
-    engine = make_engine(database_url)
+    # The simulator is its own account: pace it faster than Twilio's default 1 call/s.
+    settings = Settings(database_url=database_url, redis_url=None, calls_per_second=20)
+    queue = InProcessQueue(workers=MAX_CONCURRENCY + 2)
+    profile = SimulationProfile(ring_s=Uniform(2.0, 8.0), talk_s=Uniform(20.0, 60.0))
+    holder: dict[str, Any] = {}
+
+    def sink_target(attempt_id: str, kind: Any, params: Any) -> None:
+        holder["rt"].dialer.deliver(attempt_id, kind, params)
+
+    class _Sink:
+        def deliver(self, attempt_id: str, kind: Any, params: Any) -> None:
+            sink_target(attempt_id, kind, params)
+
+    provider = SimulatedProvider.realtime(
+        _Sink(), profile=profile, seed=seed, time_scale=time_scale
+    )
+    runtime = build_runtime(
+        settings, queue, provider=provider, dispatch=DispatchConfig(round_size=10)
+    )
+    holder["rt"] = runtime
+    bind_runtime(queue, runtime)
+    now = utc_now()
+    zone = _callable_zone(now)
+    with runtime.sessions() as session, session.begin():
+        tenant = tenancy.ensure_tenant(session, DEMO_USER, now=now)
+        suppression.add(session, tenant.id, SUPPRESSED, "asked not to be called", now=now)
+        campaign, batch = campaigns.create(
+            session,
+            tenant.id,
+            {
+                "name": "Demo renewals",
+                "assistant_id": "demo-assistant",
+                "phone_number_id": "demo-number",
+                "caller_id_number": "+14155550100",
+                "max_concurrency": MAX_CONCURRENCY,
+                "retry_policy": RETRY,
+                "speech_settings": {"style": "friendly"},
+                "opening_message_template": "Hi {{first_name}}, a quick word about your renewal.",
+                "machine_detection_timeout_seconds": 30,
+            },
+            now=now,
+            recipients=_recipients(zone, recipients),
+        )
+        campaign_id, tenant_id = campaign.id, tenant.id
+    for rejection in batch.rejected if batch else []:
+        echo(f"not added: {rejection.phone_number} ({rejection.reason})")
+    echo(f"campaign {campaign_id}: {recipients + 2} recipients, max_concurrency {MAX_CONCURRENCY}")
+    echo(
+        f"recipients called in {zone} (inside legal hours now); simulator at {1 / time_scale:.0f}x"
+    )
+    with runtime.sessions() as session, session.begin():
+        campaigns.act(session, tenant_id, campaign_id, CampaignAction.START, now=utc_now())
+    loop = SchedulerLoop(runtime, interval_s=0.05, reconcile_interval_s=5.0)
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=(stop,), name="dialer-scheduler", daemon=True)
+    thread.start()
+    key = SlotScope(campaign_id, tenant_id).campaign_key(runtime.stores.semaphore.prefix)
+    peak, last_print = 0, 0.0
+    deadline = time.monotonic() + timeout_s
+    status = CampaignStatus.RUNNING
     try:
-        with Session(engine) as session, session.begin():
-            campaign = _store_campaign(session, echo)
-            plan = _plan(session, campaign, now)
+        while time.monotonic() < deadline:
+            peak = max(peak, runtime.stores.semaphore.count(key))
+            with runtime.sessions() as session:
+                status = session.get_one(Campaign, campaign_id).status
+                values = counters.read(session, [campaign_id])[campaign_id]
+            if time.monotonic() - last_print > 1.0:
+                last_print = time.monotonic()
+                echo("  " + _progress(values))
+            if status is CampaignStatus.COMPLETED:
+                break
+            time.sleep(0.02)
     finally:
-        engine.dispose()
-    echo(f"\nDialing plan as of {now.isoformat(timespec='minutes')}:")
-    for line in plan:
-        echo(f"  {line.number:<16} {line.verdict}")
-    policy = RetryPolicy.model_validate(RETRY)
-    echo("\nRetry schedule for a recipient who is always busy:")
-    due: datetime | None = now
-    attempt = 0
-    while due is not None:
-        attempt += 1
-        echo(f"  attempt {attempt} at {due.isoformat(timespec='seconds')}")
-        due = next_attempt(policy, attempt, Outcome.BUSY, due, jitter_seed="demo")
-    echo(f"  no attempt after #{attempt}: the recipient ends exhausted.")
-    return plan
-
-
-def _store_campaign(session: Session, echo: Callable[[str], None]) -> Campaign:
-    tenant = session.scalar(sa.select(Tenant).where(Tenant.user_id == DEMO_USER))
-    if tenant is None:
-        tenant = Tenant(user_id=DEMO_USER)
-        session.add(tenant)
-        session.flush()
-        session.add(Suppression(tenant_id=tenant.id, phone_number=SUPPRESSED, reason="asked"))
-    campaign = Campaign(
-        tenant_id=tenant.id,
-        name="Demo renewals",
-        assistant_id="demo-assistant",
-        phone_number_id="demo-number",
-        caller_id_number="+14155550100",
-        max_concurrency=5,
-        retry_policy=RETRY,
-        speech_settings={"style": "neutral", "responsiveness": "balanced"},
-        weekly_schedule=SCHEDULE,
-        opening_message_template="Hi {{first_name}}, this is a reminder about your renewal.",
-    )
-    session.add(campaign)
-    session.flush()
-    suppressed = set(
-        session.scalars(
-            sa.select(Suppression.phone_number).where(Suppression.tenant_id == tenant.id)
+        stop.set()
+        thread.join(timeout=10)
+        queue.close(wait=True)
+        runtime.close()
+    with runtime.sessions() as session:
+        row = session.get_one(Campaign, campaign_id)
+        values = counters.read(session, [campaign_id])[campaign_id]
+        truth = counters.truth(session, campaign_id)
+        endings = session.execute(
+            sa.select(Recipient.status, Recipient.reason, sa.func.count())
+            .where(Recipient.campaign_id == campaign_id)
+            .group_by(Recipient.status, Recipient.reason)
+            .order_by(Recipient.status)
+        ).all()
+        result = DemoResult(
+            campaign_id,
+            row.status.value,
+            row.ended_reason.value if row.ended_reason else None,
+            values,
+            peak,
         )
+    echo(
+        f"campaign {result.status} ({result.ended_reason}); peak in flight {peak}/{MAX_CONCURRENCY}"
     )
-    for raw, tz in DEMO_NUMBERS:
-        try:
-            number = to_e164(raw)
-        except InvalidPhoneNumber as exc:
-            echo(f"rejected {raw!r}: {exc.reason}")
-            continue
-        status = RecipientStatus.SUPPRESSED if number in suppressed else RecipientStatus.PENDING
-        session.add(
-            Recipient(
-                campaign_id=campaign.id,
-                phone_number=number,
-                time_zone=tz,
-                status=status,
-                reason="do-not-call" if status is RecipientStatus.SUPPRESSED else None,
-            )
-        )
-    session.flush()
-    echo(f"campaign {campaign.id} stored with its recipients")
-    return campaign
+    echo("where every recipient ended:")
+    for status_, reason, n in endings:
+        echo(f"  {n:>4}  {status_.value:<10} {reason or ''}")
+    echo("calls by outcome: " + _outcomes(values))
+    echo("counters match the database: " + ("yes" if values == truth else f"NO {truth}"))
+    return result
 
 
-def _plan(session: Session, campaign: Campaign, now: datetime) -> list[PlanLine]:
-    weekly = WeeklyScheduleSpec.model_validate(campaign.weekly_schedule)
-    window = campaign_window(campaign.schedule_start_time, campaign.schedule_end_time, weekly)
-    lines = []
-    recipients = session.scalars(
-        sa.select(Recipient).where(Recipient.campaign_id == campaign.id).order_by(Recipient.id)
+def _progress(values: dict[str, int]) -> str:
+    shown = ("pending", "queued", "in_flight", "waiting_retry", "done", "exhausted")
+    return "  ".join(f"{s}={values[counters.RECIPIENT_PREFIX + s]}" for s in shown)
+
+
+def _outcomes(values: dict[str, int]) -> str:
+    return ", ".join(
+        f"{name.removeprefix(counters.ATTEMPT_PREFIX)}={n}"
+        for name, n in values.items()
+        if name.startswith(counters.ATTEMPT_PREFIX) and n
     )
-    for person in recipients:
-        if person.status is RecipientStatus.SUPPRESSED:
-            lines.append(PlanLine(person.phone_number, "never: on the do-not-call list"))
-            continue
-        hours = legal_hours_for(person.phone_number, person.time_zone)
-        if isinstance(hours, NotCallable):
-            lines.append(PlanLine(person.phone_number, f"never: {hours.reason}"))
-            continue
-        opens = recipient_window(window, hours).next_open(now)
-        if opens is None:
-            verdict = "never inside the campaign's window"
-        elif opens == now:
-            verdict = "callable now"
-        else:
-            verdict = f"callable from {opens.isoformat(timespec='minutes')}"
-        zones = ", ".join(hours.zones) if len(hours.zones) <= 2 else f"{len(hours.zones)} zones"
-        lines.append(PlanLine(person.phone_number, f"{verdict} ({zones})"))
-    return lines

@@ -53,6 +53,30 @@ class Settings(BaseSettings):
         description="Where the provider reaches our webhooks; signatures are checked against it.",
     )
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    scheduler_interval_s: float = Field(
+        default=0.5, gt=0, le=60, description="Seconds between scheduler ticks."
+    )
+    reconcile_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds between semaphore/counter reconciles with the database; bounds "
+        "how long a Redis restart can admit extra calls.",
+    )
+    ring_timeout_s: int = Field(default=30, ge=15, le=600, description="Ring time per call.")
+    call_time_limit_s: int = Field(
+        default=3600, ge=10, le=14400, description="Longest call once answered, in seconds."
+    )
+    calls_per_second: float = Field(
+        default=1.0, gt=0, le=100, description="Call starts per second per provider account."
+    )
+    machine_detection: str = Field(
+        default="DetectMessageEnd", pattern=r"^(Enable|DetectMessageEnd)$"
+    )
+    simulator_seed: int | None = Field(default=None, description="Seed of the simulator.")
+    simulator_time_scale: float = Field(
+        default=1.0, gt=0, le=10, description="Wall seconds per simulated second."
+    )
 
     @field_validator("database_url")
     @classmethod

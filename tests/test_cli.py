@@ -55,13 +55,16 @@ def test_alembic_upgrade_head_from_the_repository(empty_database: str) -> None:
     assert "recipients" in _tables(empty_database)
 
 
-def test_demo_runs_on_the_embedded_defaults(tmp_path: Path) -> None:
-    result = run([*DIALER, "demo"], tmp_path)
+def test_demo_runs_a_whole_campaign_on_the_embedded_defaults(tmp_path: Path) -> None:
+    result = run([*DIALER, "demo", "--recipients", "12"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "dialer.db").exists()
-    assert "never: unknown-time-zone" in result.stdout
-    assert "never: on the do-not-call list" in result.stdout
-    assert "rejected 'not a number'" in result.stdout
+    assert "campaign completed (campaign.ended.success)" in result.stdout
+    assert "skipped    unknown-time-zone" in result.stdout
+    assert "not added: +13035550199 (suppressed)" in result.stdout
+    assert "counters match the database: yes" in result.stdout
+    peak = int(result.stdout.split("peak in flight ")[1].split("/")[0])
+    assert 1 <= peak <= 5
 
 
 def test_bad_settings_stop_with_the_variable_named(tmp_path: Path) -> None:

@@ -12,9 +12,18 @@ from sqlalchemy.engine import Engine
 from dialer.api import errors
 from dialer.api.context import ApiContext
 from dialer.api.limits import BodyLimit
-from dialer.api.routes import calls, campaigns, health, lists, recipients, suppression
+from dialer.api.routes import (
+    calls,
+    campaigns,
+    health,
+    lists,
+    recipients,
+    suppression,
+    webhooks,
+)
 from dialer.clock import utc_now
 from dialer.db.engine import make_engine, session_factory
+from dialer.runtime import Runtime, build_runtime
 from dialer.settings import Settings
 
 DESCRIPTION = """
@@ -33,6 +42,7 @@ def create_app(
     engine: Engine | None = None,
     clock: Callable[[], datetime] = utc_now,
     redis: Any | None = None,
+    runtime_factory: Callable[[], Runtime] | None = None,
 ) -> FastAPI:
     """The API over ``settings``' database; tests pass their own engine and clock."""
     if engine is None:
@@ -54,9 +64,33 @@ def create_app(
         sessions=session_factory(engine),
         clock=clock,
         redis=redis,
+        runtime_factory=runtime_factory or _default_runtime(settings, engine, clock),
     )
     errors.install(app)
     app.add_middleware(BodyLimit)
-    for module in (health, campaigns, recipients, calls, lists, suppression):
+    for module in (health, campaigns, recipients, calls, lists, suppression, webhooks):
         app.include_router(module.router)
     return app
+
+
+def _default_runtime(
+    settings: Settings, engine: Engine, clock: Callable[[], datetime]
+) -> Callable[[], Runtime]:
+    """Webhooks free slots and trigger dispatch through the same queue as the workers."""
+
+    def build() -> Runtime:
+        if settings.redis_url is not None:
+            from workers.celery_app import CeleryQueue, create_celery
+
+            return build_runtime(
+                settings, CeleryQueue(create_celery(settings)), engine=engine, clock=clock
+            )
+        from dialer.inprocess import InProcessQueue, bind_runtime
+
+        queue = InProcessQueue()
+        runtime = build_runtime(settings, queue, engine=engine, clock=clock)
+        bind_runtime(queue, runtime)
+        runtime.closers.append(queue.close)
+        return runtime
+
+    return build

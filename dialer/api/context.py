@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,8 @@ from fastapi import Request
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from dialer.errors import ConfigurationError
+from dialer.runtime import Runtime
 from dialer.settings import Settings
 
 
@@ -23,6 +26,18 @@ class ApiContext:
     clock: Callable[[], datetime]
     #: A redis-py client when Redis is configured (readiness checks it).
     redis: Any | None = None
+    #: Builds the runtime webhooks ingest through; called once, on the first callback.
+    runtime_factory: Callable[[], Runtime] | None = None
+    _runtime: Runtime | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def runtime(self) -> Runtime:
+        with self._lock:
+            if self._runtime is None:
+                if self.runtime_factory is None:
+                    raise ConfigurationError("this API process cannot ingest provider callbacks")
+                self._runtime = self.runtime_factory()
+            return self._runtime
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

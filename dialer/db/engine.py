@@ -19,8 +19,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = sa.create_engine(engine_url, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; take control of it so that
-        # SELECT-then-UPDATE sequences run inside one transaction.
-        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # SELECT-then-UPDATE sequences run inside one transaction. IMMEDIATE takes the write
+        # lock up front: a deferred transaction that reads and then writes fails at once with
+        # "database is locked" when another writer got in between (the busy timeout cannot
+        # help it), while an immediate one waits its turn. SQLite serves one node: writers
+        # take turns by design.
+        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(engine_url, **kwargs)

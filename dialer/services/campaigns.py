@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -75,7 +75,7 @@ class DialPlanInput:
     phone_number_id: str
     caller_id_number: str | None
     max_concurrency: int | None
-    recipients: list[RecipientLike]
+    recipients: Sequence[RecipientLike]
 
 
 def get(session: Session, tenant_id: str, campaign_id: str, *, lock: bool = False) -> Campaign:
@@ -110,7 +110,7 @@ def create(
     fields: Mapping[str, Any],
     *,
     now: datetime,
-    recipients: list[RecipientLike] | None = None,
+    recipients: Sequence[RecipientLike] | None = None,
     dial_plan: list[DialPlanInput] | None = None,
     recipient_list_id: str | None = None,
 ) -> tuple[Campaign, BatchResult | None]:
@@ -177,7 +177,7 @@ def update(
     changes: Mapping[str, Any],
     *,
     now: datetime,
-    recipients: list[RecipientLike] | None = None,
+    recipients: Sequence[RecipientLike] | None = None,
 ) -> tuple[Campaign, BatchResult | None]:
     """Apply a PATCH. Running campaigns take what can change safely; the next dispatch reads it."""
     campaign = get(session, tenant_id, campaign_id, lock=True)

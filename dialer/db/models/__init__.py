@@ -4,6 +4,7 @@ from dialer.db.base import Base
 from dialer.db.models.attempts import CallAttempt
 from dialer.db.models.campaigns import CallerNumber, Campaign, CampaignRun
 from dialer.db.models.counters import CampaignCounter
+from dialer.db.models.events import CallEvent
 from dialer.db.models.recipients import Recipient, RecipientList, RecipientListEntry
 from dialer.db.models.suppression import Suppression
 from dialer.db.models.tenancy import ApiKey, Tenant
@@ -12,6 +13,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "CallAttempt",
+    "CallEvent",
     "CallerNumber",
     "Campaign",
     "CampaignCounter",

@@ -1,0 +1,97 @@
+"""The embedded task queue: dial and dispatch work on a thread pool inside this process.
+
+For the embedded default (no Redis): one process runs the scheduler, the "workers" and the
+simulator. Countdowns are timers; nothing survives the process, which is why it is only for a
+single machine (the outbox and the reaper still recover attempts after a restart).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from dialer.clock import utc_now
+
+log = logging.getLogger(__name__)
+
+
+class InProcessQueue:
+    """A :class:`~dialer.runtime.TaskQueue` on threads; bind the runtime after building it."""
+
+    def __init__(self, workers: int = 8) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dialer-task")
+        self._timers: set[threading.Timer] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.dial_one: Callable[[int], object] | None = None
+        self.dispatch_one: Callable[[str], object] | None = None
+
+    def bind(
+        self, dial_one: Callable[[int], object], dispatch_one: Callable[[str], object]
+    ) -> None:
+        self.dial_one, self.dispatch_one = dial_one, dispatch_one
+
+    def dial(self, attempt_ids: Sequence[int], countdown_s: float = 0.0) -> None:
+        for attempt_id in attempt_ids:
+            self._later(countdown_s, self._run_dial, attempt_id)
+
+    def dispatch(self, campaign_id: str) -> None:
+        self._submit(self._run_dispatch, campaign_id)
+
+    def _run_dial(self, attempt_id: int) -> None:
+        assert self.dial_one is not None
+        try:
+            self.dial_one(attempt_id)
+        except Exception:
+            log.exception("dial task for attempt %s failed", attempt_id)
+
+    def _run_dispatch(self, campaign_id: str) -> None:
+        assert self.dispatch_one is not None
+        try:
+            self.dispatch_one(campaign_id)
+        except Exception:
+            log.exception("dispatch for campaign %s failed", campaign_id)
+
+    def _submit(self, fn: Callable[..., None], arg: object) -> None:
+        with self._lock:
+            if not self._closed:
+                self._pool.submit(fn, arg)
+
+    def _later(self, delay_s: float, fn: Callable[..., None], arg: object) -> None:
+        if delay_s <= 0:
+            self._submit(fn, arg)
+            return
+
+        def fire() -> None:
+            with self._lock:
+                self._timers.discard(timer)
+            self._submit(fn, arg)
+
+        timer = threading.Timer(delay_s, fire)
+        timer.daemon = True
+        with self._lock:
+            if self._closed:
+                return
+            self._timers.add(timer)
+        timer.start()
+
+    def close(self, wait: bool = True) -> None:
+        with self._lock:
+            self._closed = True
+            timers, self._timers = set(self._timers), set()
+        for timer in timers:
+            timer.cancel()
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def bind_runtime(queue: InProcessQueue, runtime: object) -> None:
+    """Point the queue at a runtime's dialer and dispatcher."""
+    from dialer.runtime import Runtime
+
+    assert isinstance(runtime, Runtime)
+    queue.bind(
+        runtime.dialer.dial,
+        lambda campaign_id: runtime.dispatcher.tick(utc_now(), campaign_ids=[campaign_id]),
+    )

@@ -1,0 +1,141 @@
+"""Wiring: one object holding a process's database, stores, provider, dialer and dispatcher.
+
+Entry points (the API, the Celery worker, the scheduler, the demo) build one from the settings
+with the task queue that fits them and pass it down; nothing below reads the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialer.clock import utc_now
+from dialer.concurrency.stores import ConcurrencyStores, open_stores
+from dialer.db.engine import make_engine, session_factory
+from dialer.services.attempts import Ended
+from dialer.services.dialing import DialConfig, Dialer, WebhookUrls
+from dialer.services.dispatch import DispatchConfig, Dispatcher
+from dialer.settings import ProviderName, Settings
+from dialer.telephony.base import TelephonyProvider
+from dialer.telephony.events import EventKind
+
+log = logging.getLogger(__name__)
+
+
+class TaskQueue(Protocol):
+    """Where dial and dispatch work goes: Celery in production, threads in embedded mode."""
+
+    def dial(self, attempt_ids: Sequence[int], countdown_s: float = 0.0) -> None: ...
+
+    def dispatch(self, campaign_id: str) -> None: ...
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    stores: ConcurrencyStores
+    provider: TelephonyProvider
+    dialer: Dialer
+    dispatcher: Dispatcher
+    clock: Callable[[], datetime]
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+        self.engine.dispose()
+
+
+def dial_config(settings: Settings) -> DialConfig:
+    account = (
+        f"twilio:{settings.twilio_account_sid}"
+        if settings.provider is ProviderName.TWILIO
+        else "simulator"
+    )
+    return DialConfig(
+        ring_timeout_s=settings.ring_timeout_s,
+        time_limit_s=settings.call_time_limit_s,
+        machine_detection=settings.machine_detection,
+        account=account,
+        account_cps=settings.calls_per_second,
+    )
+
+
+def build_runtime(
+    settings: Settings,
+    queue: TaskQueue,
+    *,
+    engine: Engine | None = None,
+    stores: ConcurrencyStores | None = None,
+    provider: TelephonyProvider | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    dispatch: DispatchConfig | None = None,
+    dialing: DialConfig | None = None,
+) -> Runtime:
+    """A runtime over ``settings``; tests pass their own engine, stores, provider and clock."""
+    engine = engine or make_engine(settings.database_url)
+    sessions = session_factory(engine)
+    stores = stores or open_stores(settings.redis_url)
+    closers: list[Callable[[], None]] = []
+
+    def on_ended(ended: Ended) -> None:
+        # A slot freed: fill it now rather than at the next tick.
+        queue.dispatch(ended.campaign_id)
+
+    sink = _LateSink()
+    if provider is None:
+        provider = _provider(settings, sink, clock, closers)
+    dialer = Dialer(
+        sessions,
+        stores.semaphore,
+        stores.pacer,
+        provider,
+        WebhookUrls(str(settings.public_base_url)),
+        redial=lambda attempt_id, countdown_s: queue.dial([attempt_id], countdown_s),
+        on_ended=on_ended,
+        clock=clock,
+        config=dialing or dial_config(settings),
+    )
+    sink.target = dialer.deliver
+    dispatcher = Dispatcher(sessions, stores.semaphore, queue.dial, dispatch)
+    return Runtime(settings, engine, sessions, stores, provider, dialer, dispatcher, clock, closers)
+
+
+class _LateSink:
+    """The simulator's event sink, bound to the dialer once it exists."""
+
+    target: Callable[[str, EventKind, dict[str, str]], None] | None = None
+
+    def deliver(self, attempt_id: str, kind: EventKind, params: object) -> None:
+        assert self.target is not None
+        try:
+            self.target(attempt_id, kind, dict(params))  # type: ignore[call-overload]
+        except Exception:
+            log.exception("simulated event for attempt %s not ingested", attempt_id)
+
+
+def _provider(
+    settings: Settings,
+    sink: _LateSink,
+    clock: Callable[[], datetime],
+    closers: list[Callable[[], None]],
+) -> TelephonyProvider:
+    if settings.provider is ProviderName.TWILIO:
+        from dialer.telephony.twilio import TwilioProvider
+
+        return TwilioProvider.from_settings(settings)
+    from dialer.telephony.simulator import SimulatedProvider
+
+    simulator = SimulatedProvider.realtime(
+        sink, seed=settings.simulator_seed, time_scale=settings.simulator_time_scale
+    )
+    closers.append(simulator.close)
+    return simulator

@@ -1,0 +1,395 @@
+"""Call attempts from claim to end: the only code that moves an attempt or its recipient.
+
+Every function runs inside the caller's transaction and leaves slot release to the caller,
+after commit (a reconcile between the two can then never re-add a finished holder). Each
+returns what the caller must do next as a value.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from dialer.concurrency.keys import SlotScope, layered_limits
+from dialer.concurrency.semaphore.base import Limit
+from dialer.db.bulk import for_update, insert_ignoring_conflicts
+from dialer.db.models import CallAttempt, CallerNumber, CallEvent, Campaign, Recipient, Tenant
+from dialer.policy.attempt_state import (
+    AttemptState,
+    AttemptStatus,
+    Outcome,
+    RecipientStatus,
+    advance,
+    move_recipient,
+    recipient_after_outcome,
+)
+from dialer.policy.calling_hours import NotCallable
+from dialer.policy.campaign_state import CampaignStatus, EndedReason
+from dialer.policy.retry import RetryPolicy, next_attempt
+from dialer.services import counters, windows
+from dialer.services.suppression import is_suppressed
+from dialer.telephony.events import ProviderEvent, attempt_status_for, outcome_for
+
+log = logging.getLogger(__name__)
+
+#: Retryable provider refusals (429, 5xx) of one attempt before it ends as failed.
+MAX_PROVIDER_RETRIES = 5
+#: Recipient reasons for ends that are not call outcomes.
+REASON_SUPPRESSED = "suppressed"
+REASON_WINDOW_CLOSED = "window-closed"
+REASON_NO_WINDOW_LEFT = "no-window-left"
+REASON_STOPPED = "campaign-stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class DialJob:
+    """Everything a worker needs to place one attempt's call; small, immutable, no ORM."""
+
+    attempt_id: int
+    campaign_id: str
+    tenant_id: str
+    recipient_id: int
+    to: str
+    from_: str
+    campaign_limit: int
+    tenant_limit: int | None
+    caller_limit: int | None
+    machine_detection_timeout_s: int
+
+    @property
+    def scope(self) -> SlotScope:
+        return SlotScope(self.campaign_id, self.tenant_id, self.from_ or None)
+
+    def limits(self) -> tuple[Limit, ...]:
+        return layered_limits(self.scope, self.campaign_limit, self.tenant_limit, self.caller_limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """An attempt ended in this transaction: release its slots after commit."""
+
+    attempt_id: int
+    campaign_id: str
+    outcome: Outcome
+    scope: SlotScope
+
+
+def _ended(session: Session, attempt: CallAttempt) -> Ended:
+    assert attempt.outcome is not None
+    tenant_id = session.scalar(
+        sa.select(Campaign.tenant_id).where(Campaign.id == attempt.campaign_id)
+    )
+    assert tenant_id is not None
+    scope = SlotScope(attempt.campaign_id, tenant_id, attempt.from_number)
+    return Ended(attempt.id, attempt.campaign_id, attempt.outcome, scope)
+
+
+def _attempt(session: Session, attempt_id: int, *, lock: bool) -> CallAttempt | None:
+    stmt = sa.select(CallAttempt).where(CallAttempt.id == attempt_id)
+    return session.scalars(for_update(session, stmt) if lock else stmt).one_or_none()
+
+
+def _recipient(session: Session, recipient_id: int) -> Recipient:
+    stmt = sa.select(Recipient).where(Recipient.id == recipient_id)
+    recipient: Recipient = session.scalars(for_update(session, stmt)).one()
+    return recipient
+
+
+def dial_job(session: Session, attempt: CallAttempt) -> DialJob:
+    campaign = session.get_one(Campaign, attempt.campaign_id)
+    tenant = session.get_one(Tenant, campaign.tenant_id)
+    recipient = session.get_one(Recipient, attempt.recipient_id)
+    caller_limit = None
+    if recipient.caller_number_id is not None:
+        caller_limit = session.get_one(CallerNumber, recipient.caller_number_id).max_concurrency
+    return DialJob(
+        attempt_id=attempt.id,
+        campaign_id=campaign.id,
+        tenant_id=campaign.tenant_id,
+        recipient_id=recipient.id,
+        to=attempt.to_number,
+        from_=attempt.from_number or "",
+        campaign_limit=campaign.max_concurrency,
+        tenant_limit=tenant.max_concurrency,
+        caller_limit=caller_limit,
+        machine_detection_timeout_s=campaign.machine_detection_timeout_seconds or 30,
+    )
+
+
+def queued_job(session: Session, attempt_id: int) -> DialJob | None:
+    """The job of a still-queued attempt, or None when it has moved on (a redelivered task)."""
+    attempt = _attempt(session, attempt_id, lock=False)
+    if attempt is None or attempt.status is not AttemptStatus.QUEUED:
+        return None
+    return dial_job(session, attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    job: DialJob
+
+
+@dataclass(frozen=True, slots=True)
+class NotDialed:
+    """The attempt will not be dialed; ``ended`` is set when it ended here (release the slot)."""
+
+    reason: str
+    ended: Ended | None
+
+
+def claim(session: Session, attempt_id: int, *, now: datetime) -> Claimed | NotDialed:
+    """Move a queued attempt to dialing, once: the compare-and-set that makes dialing at most once.
+
+    Checked again right before dialing: the campaign still runs, the number is not suppressed,
+    the recipient's calling window is open. Otherwise the attempt ends unstarted and the
+    recipient goes back to wait (or ends, when suppressed).
+    """
+    attempt = _attempt(session, attempt_id, lock=True)
+    if attempt is None:
+        return NotDialed("no-such-attempt", None)
+    if attempt.status is not AttemptStatus.QUEUED:
+        return NotDialed(f"already-{attempt.status.value}", None)
+    campaign = session.get_one(Campaign, attempt.campaign_id)
+    recipient = _recipient(session, attempt.recipient_id)
+    if campaign.status is not CampaignStatus.RUNNING:
+        return NotDialed(
+            "campaign-not-running",
+            _end_unstarted(session, attempt, recipient, RecipientStatus.PENDING, None, now),
+        )
+    if is_suppressed(session, campaign.tenant_id, recipient.phone_number):
+        return NotDialed(
+            REASON_SUPPRESSED,
+            _end_unstarted(
+                session, attempt, recipient, RecipientStatus.SUPPRESSED, REASON_SUPPRESSED, now
+            ),
+        )
+    window = windows.of_recipient(windows.of_campaign(campaign), recipient)
+    if isinstance(window, NotCallable) or not window.allows(now):
+        ended = _end_unstarted(
+            session, attempt, recipient, RecipientStatus.WAITING_RETRY, None, now
+        )
+        recipient.next_attempt_at = (
+            None if isinstance(window, NotCallable) else window.next_open(now)
+        ) or now + timedelta(hours=1)
+        return NotDialed("outside-calling-window", ended)
+    cas = session.execute(
+        sa.update(CallAttempt)
+        .where(CallAttempt.id == attempt.id, CallAttempt.status == AttemptStatus.QUEUED)
+        .values(status=AttemptStatus.DIALING, dialed_at=now)
+    )
+    if cas.rowcount != 1:  # type: ignore[attr-defined]
+        return NotDialed("lost-the-claim", None)
+    _move(session, recipient, RecipientStatus.IN_FLIGHT, now=now)
+    session.flush()
+    session.refresh(attempt)
+    return Claimed(dial_job(session, attempt))
+
+
+def _end_unstarted(
+    session: Session,
+    attempt: CallAttempt,
+    recipient: Recipient,
+    target: RecipientStatus,
+    reason: str | None,
+    now: datetime,
+) -> Ended:
+    """End an attempt that never dialed: canceled, and it does not count against retries."""
+    attempt.status = AttemptStatus.ENDED
+    attempt.outcome = Outcome.CANCELED
+    attempt.ended_at = now
+    attempt.error_code = "not-dialed"
+    counters.bump(session, attempt.campaign_id, {counters.outcome_key(Outcome.CANCELED): 1})
+    recipient.run_attempts = max(0, recipient.run_attempts - 1)
+    _move(session, recipient, target, now=now, reason=reason)
+    return _ended(session, attempt)
+
+
+def _move(
+    session: Session,
+    recipient: Recipient,
+    target: RecipientStatus,
+    *,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    source = recipient.status
+    recipient.status = move_recipient(source, target)
+    recipient.reason = reason
+    recipient.updated_at = now
+    counters.bump(session, recipient.campaign_id, counters.moved(source, target))
+
+
+def record_dial(
+    session: Session, attempt_id: int, provider: str, provider_call_id: str, *, now: datetime
+) -> None:
+    """Store the provider's call id the moment we have it (callbacks may already be racing)."""
+    session.execute(
+        sa.update(CallAttempt)
+        .where(CallAttempt.id == attempt_id, CallAttempt.provider_call_id.is_(None))
+        .values(provider=provider, provider_call_id=provider_call_id)
+    )
+
+
+def requeue(session: Session, attempt_id: int, *, now: datetime) -> bool:
+    """Put a dialing attempt whose call was refused retryably (no call exists) back in queue.
+
+    Returns False when it has been refused too often: it then ends as failed (caller releases).
+    """
+    attempt = _attempt(session, attempt_id, lock=True)
+    if attempt is None or attempt.status is not AttemptStatus.DIALING:
+        return False
+    if attempt.provider_call_id is not None:
+        raise AssertionError("a call exists for this attempt; it must not be dialed again")
+    attempt.provider_retries += 1
+    if attempt.provider_retries > MAX_PROVIDER_RETRIES:
+        return False
+    attempt.status = AttemptStatus.QUEUED
+    attempt.dialed_at = None
+    recipient = _recipient(session, attempt.recipient_id)
+    source = recipient.status
+    recipient.status = RecipientStatus.QUEUED  # the one backward move: no call ever existed
+    counters.bump(session, recipient.campaign_id, counters.moved(source, RecipientStatus.QUEUED))
+    return True
+
+
+def end(
+    session: Session,
+    attempt_id: int,
+    outcome: Outcome,
+    *,
+    now: datetime,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    duration_s: int | None = None,
+) -> Ended | None:
+    """End an attempt with ``outcome`` (first end wins) and apply the retry policy."""
+    attempt = _attempt(session, attempt_id, lock=True)
+    if attempt is None or attempt.status is AttemptStatus.ENDED:
+        return None
+    attempt.status = AttemptStatus.ENDED
+    attempt.outcome = outcome
+    attempt.ended_at = now
+    if error_code is not None:
+        attempt.error_code = error_code[:30]
+        attempt.error_message = error_message
+    if duration_s is not None:
+        attempt.duration_s = duration_s
+    _after_end(session, attempt, now=now)
+    return _ended(session, attempt)
+
+
+def _after_end(session: Session, attempt: CallAttempt, *, now: datetime) -> None:
+    outcome = attempt.outcome
+    assert outcome is not None
+    counters.bump(session, attempt.campaign_id, {counters.outcome_key(outcome): 1})
+    recipient = _recipient(session, attempt.recipient_id)
+    recipient.last_outcome = outcome
+    if (
+        recipient.status is not RecipientStatus.IN_FLIGHT
+        and recipient.status is not RecipientStatus.QUEUED
+    ):
+        return  # already ended by a stop or window close while the call was live
+    campaign = session.get_one(Campaign, attempt.campaign_id)
+    policy = RetryPolicy.model_validate(campaign.retry_policy)
+    retry_at = next_attempt(
+        policy, recipient.run_attempts, outcome, now, jitter_seed=str(recipient.id)
+    )
+    reason: str | None = None
+    if retry_at is not None:
+        window = windows.of_recipient(windows.of_campaign(campaign), recipient)
+        opens = None if isinstance(window, NotCallable) else window.next_open(retry_at)
+        if opens is None:
+            retry_at, reason = None, REASON_NO_WINDOW_LEFT
+        else:
+            retry_at = opens
+    target = recipient_after_outcome(outcome, retry_at is not None)
+    if reason == REASON_NO_WINDOW_LEFT and target is RecipientStatus.EXHAUSTED:
+        target = RecipientStatus.SKIPPED  # attempts were left; the windows were not
+    if target is RecipientStatus.WAITING_RETRY and campaign.status is CampaignStatus.COMPLETED:
+        closed = campaign.ended_reason is EndedReason.WINDOW_CLOSED
+        target = RecipientStatus.SKIPPED if closed else RecipientStatus.CANCELED
+        reason = REASON_WINDOW_CLOSED if closed else REASON_STOPPED
+    if target is RecipientStatus.EXHAUSTED and reason is None:
+        reason = f"last-outcome-{outcome.value}"
+    if retry_at is not None and target is RecipientStatus.WAITING_RETRY:
+        recipient.next_attempt_at = retry_at
+    _move(session, recipient, target, now=now, reason=reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """What an event did: nothing (duplicate, stale), a progress step, or the end."""
+
+    applied: bool
+    ended: Ended | None = None
+
+
+#: Sequence stored for AMD callbacks, which have none: one verdict per call.
+AMD_SEQUENCE = -1
+
+
+def ingest(session: Session, attempt_id: int, event: ProviderEvent, *, now: datetime) -> Ingested:
+    """Apply one provider callback: deduplicated, forward-only, first end wins."""
+    attempt = _attempt(session, attempt_id, lock=True)
+    if attempt is None:
+        return Ingested(False)
+    if attempt.provider_call_id is None:
+        # The callback outran the worker's record of the call id; adopt it.
+        attempt.provider_call_id = event.provider_call_id
+    elif attempt.provider_call_id != event.provider_call_id:
+        log.warning(
+            "attempt %s: callback for call %s, expected %s; ignored",
+            attempt_id,
+            event.provider_call_id,
+            attempt.provider_call_id,
+        )
+        return Ingested(False)
+    sequence = AMD_SEQUENCE if event.kind == "amd" else event.sequence_number
+    if sequence is not None:
+        inserted = session.execute(
+            insert_ignoring_conflicts(session, CallEvent.__table__)  # type: ignore[arg-type]
+            .values(
+                attempt_id=attempt.id,
+                provider_call_id=event.provider_call_id,
+                kind=event.kind,
+                sequence_number=sequence,
+                call_status=event.call_status.value if event.call_status else None,
+                payload={},
+                received_at=now,
+            )
+            .returning(CallEvent.__table__.c.id)
+        ).first()
+        if inserted is None:
+            return Ingested(False)  # a repeat
+    if event.answered_by and attempt.answered_by is None:
+        attempt.answered_by = event.answered_by
+    if event.kind == "amd" or event.call_status is None:
+        return Ingested(True)
+    target = attempt_status_for(event.call_status)
+    outcome = outcome_for(event.call_status, attempt.answered_by)
+    before = AttemptState(attempt.status, attempt.outcome)
+    if before.status is AttemptStatus.QUEUED:
+        return Ingested(False)  # never for a queued attempt: no call was placed
+    after = advance(before, target, outcome)
+    if after == before:
+        return Ingested(False)
+    if after.status is AttemptStatus.IN_PROGRESS or (
+        after.status is AttemptStatus.ENDED and event.call_status.value == "completed"
+    ):
+        attempt.answered_at = attempt.answered_at or event.timestamp or now
+    if after.status is not AttemptStatus.ENDED:
+        attempt.status = after.status
+        return Ingested(True)
+    assert after.outcome is not None
+    attempt.status = AttemptStatus.ENDED
+    attempt.outcome = after.outcome
+    attempt.ended_at = event.timestamp or now
+    attempt.duration_s = event.duration_s
+    if event.sip_response_code and after.outcome is Outcome.FAILED:
+        attempt.error_code = f"sip-{event.sip_response_code}"
+    _after_end(session, attempt, now=now)
+    return Ingested(True, _ended(session, attempt))

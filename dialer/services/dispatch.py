@@ -1,0 +1,329 @@
+"""Dispatch: turn due recipients of running campaigns into queued attempts holding slots.
+
+One claim batch is one transaction: read the campaign's due recipients from the
+``ix_recipients_due`` index (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several schedulers
+never claim the same rows; on SQLite the compare-and-set below does it and one scheduler is
+enough), screen each (do-not-call, calling hours, unknown zone), create its attempt, take its
+slots (all layers or none), commit, and only then hand the attempt ids to the queue (outbox:
+``enqueued_at`` records the hand-off, and :func:`recover_outbox` re-sends what a crash
+between commit and hand-off left behind; a repeated dial task is a no-op).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialer.concurrency.keys import SlotScope, holder_id, layered_limits
+from dialer.concurrency.semaphore.base import LeaseSemaphore
+from dialer.db.models import CallAttempt, CallerNumber, Campaign, Recipient, Tenant
+from dialer.policy.attempt_state import (
+    CLAIMABLE_RECIPIENT,
+    AttemptStatus,
+    RecipientStatus,
+)
+from dialer.policy.calling_hours import UNKNOWN_TIME_ZONE, NotCallable
+from dialer.policy.campaign_state import CampaignAction, CampaignStatus, apply_action
+from dialer.services import counters, windows
+from dialer.services.attempts import REASON_NO_WINDOW_LEFT, REASON_SUPPRESSED, REASON_WINDOW_CLOSED
+from dialer.services.campaigns import end_unreached
+from dialer.services.recipients import suppressed_among
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[Sequence[int]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchConfig:
+    #: Lease of a queued attempt's slots until a worker renews them for the call, in seconds.
+    queue_lease_s: float = 120.0
+    #: Recipients claimed per campaign per round; rounds alternate between campaigns.
+    round_size: int = 25
+    #: A committed attempt not handed to the queue after this long is re-sent, in seconds.
+    outbox_timeout_s: float = 15.0
+    #: A queued attempt no worker started after this long has its task re-sent, in seconds.
+    lost_task_timeout_s: float = 300.0
+
+
+@dataclass(slots=True)
+class TickResult:
+    dispatched: list[int] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    window_closed: list[str] = field(default_factory=list)
+    resent: list[int] = field(default_factory=list)
+
+
+def _skip_locked(session: Session, stmt: sa.Select[Any]) -> sa.Select[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update(skip_locked=True)
+    return stmt
+
+
+class Dispatcher:
+    """Claims work fairly across running campaigns; ``tick(now)`` is one pass."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        semaphore: LeaseSemaphore,
+        enqueue: Enqueue,
+        config: DispatchConfig | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.semaphore = semaphore
+        self.enqueue = enqueue
+        self.config = config or DispatchConfig()
+        self._rotation = 0
+
+    def tick(self, now: datetime, *, campaign_ids: Sequence[str] | None = None) -> TickResult:
+        """Dispatch what the free slots allow, round-robin over running campaigns.
+
+        Each round gives every campaign that still has free slots and due recipients up to
+        ``round_size`` claims, starting one campaign further each tick, so a huge campaign
+        sharing a tenant cap or caller number with small ones cannot starve them.
+        """
+        result = TickResult()
+        with self.sessions() as session:
+            stmt = sa.select(Campaign.id).where(Campaign.status == CampaignStatus.RUNNING)
+            if campaign_ids is not None:
+                stmt = stmt.where(Campaign.id.in_(campaign_ids))
+            active = list(session.scalars(stmt.order_by(Campaign.created_at, Campaign.id)))
+        if active:
+            self._rotation = (self._rotation + 1) % len(active)
+            active = active[self._rotation :] + active[: self._rotation]
+        while active:
+            still: list[str] = []
+            for campaign_id in active:
+                claimed, more = self._claim_round(campaign_id, now, result)
+                if claimed:
+                    self.enqueue(claimed)
+                    self._mark_enqueued(claimed, now)
+                    result.dispatched.extend(claimed)
+                if more:
+                    still.append(campaign_id)
+            active = still
+        return result
+
+    def _claim_round(
+        self, campaign_id: str, now: datetime, result: TickResult
+    ) -> tuple[list[int], bool]:
+        """One transaction for one campaign: (attempts claimed, whether to come back)."""
+        size = self.config.round_size
+        with self.sessions() as session, session.begin():
+            campaign = session.get(Campaign, campaign_id)
+            if campaign is None or campaign.status is not CampaignStatus.RUNNING:
+                return [], False
+            if campaign.schedule_end_time is not None and now >= campaign.schedule_end_time:
+                close_window(session, campaign, now=now)
+                result.window_closed.append(campaign.id)
+                return [], False
+            window = windows.of_campaign(campaign)
+            if not window.allows(now):
+                return [], False
+            free = campaign.max_concurrency - self.semaphore.count(
+                SlotScope(campaign.id, campaign.tenant_id).campaign_key(self.semaphore.prefix)
+            )
+            if free <= 0:
+                return [], False
+            want = min(size, free)
+            due: list[Recipient] = list(
+                session.scalars(
+                    _skip_locked(
+                        session,
+                        sa.select(Recipient)
+                        .where(
+                            Recipient.campaign_id == campaign.id,
+                            Recipient.status.in_(CLAIMABLE_RECIPIENT),
+                            Recipient.next_attempt_at <= now,
+                        )
+                        .order_by(Recipient.next_attempt_at, Recipient.id)
+                        .limit(want * 2),
+                    )
+                )
+            )
+            if not due:
+                if _is_finished(session, campaign.id):
+                    finish(session, campaign, now=now)
+                    result.completed.append(campaign.id)
+                return [], False
+            claimed, full = self._claim(session, campaign, due, want, now)
+        return claimed, not full and len(due) >= want
+
+    def _claim(
+        self, session: Session, campaign: Campaign, due: list[Recipient], want: int, now: datetime
+    ) -> tuple[list[int], bool]:
+        tenant = session.get_one(Tenant, campaign.tenant_id)
+        blocked = suppressed_among(session, campaign.tenant_id, [r.phone_number for r in due])
+        callers = {
+            c.id: c
+            for c in session.scalars(
+                sa.select(CallerNumber).where(CallerNumber.campaign_id == campaign.id)
+            )
+        }
+        window = windows.of_campaign(campaign)
+        claimed: list[int] = []
+        for recipient in due:
+            if len(claimed) >= want:
+                return claimed, False
+            if recipient.phone_number in blocked:
+                _end_recipient(
+                    session, recipient, RecipientStatus.SUPPRESSED, REASON_SUPPRESSED, now
+                )
+                continue
+            allowed = windows.of_recipient(window, recipient)
+            if isinstance(allowed, NotCallable):
+                _end_recipient(session, recipient, RecipientStatus.SKIPPED, UNKNOWN_TIME_ZONE, now)
+                continue
+            if not allowed.allows(now):
+                opens = allowed.next_open(now)
+                if opens is None:
+                    _end_recipient(
+                        session, recipient, RecipientStatus.SKIPPED, REASON_NO_WINDOW_LEFT, now
+                    )
+                else:
+                    recipient.next_attempt_at = opens
+                continue
+            caller = callers.get(recipient.caller_number_id) if recipient.caller_number_id else None
+            from_number = (
+                (caller.caller_id_number or caller.phone_number_id)
+                if caller is not None
+                else (campaign.caller_id_number or campaign.phone_number_id)
+            )
+            attempt = CallAttempt(
+                recipient_id=recipient.id,
+                campaign_id=campaign.id,
+                run_id=campaign.current_run_id,
+                attempt_number=recipient.attempt_count + 1,
+                from_number=from_number,
+                to_number=recipient.phone_number,
+                status=AttemptStatus.QUEUED,
+                queued_at=now,
+                provider_retries=0,
+            )
+            session.add(attempt)
+            session.flush()
+            scope = SlotScope(campaign.id, campaign.tenant_id, from_number)
+            limits = layered_limits(
+                scope,
+                campaign.max_concurrency,
+                tenant.max_concurrency,
+                caller.max_concurrency if caller is not None else None,
+                prefix=self.semaphore.prefix,
+            )
+            admission = self.semaphore.acquire(
+                holder_id(attempt.id), limits, self.config.queue_lease_s
+            )
+            if not admission:
+                session.delete(attempt)
+                session.flush()
+                return claimed, True
+            source = recipient.status
+            recipient.status = RecipientStatus.QUEUED
+            recipient.reason = None
+            recipient.attempt_count += 1
+            recipient.run_attempts += 1
+            recipient.updated_at = now
+            counters.bump(session, campaign.id, counters.moved(source, RecipientStatus.QUEUED))
+            claimed.append(attempt.id)
+        return claimed, False
+
+    def _mark_enqueued(self, attempt_ids: Sequence[int], now: datetime) -> None:
+        with self.sessions() as session, session.begin():
+            session.execute(
+                sa.update(CallAttempt)
+                .where(CallAttempt.id.in_(attempt_ids))
+                .values(enqueued_at=now)
+            )
+
+    def recover_outbox(self, now: datetime) -> list[int]:
+        """Re-send dial tasks a crash left unsent, or that no worker ever started.
+
+        Safe to repeat: a dial task claims its attempt with a compare-and-set, so a second
+        task for the same attempt does nothing.
+        """
+        unsent_before = now - timedelta(seconds=self.config.outbox_timeout_s)
+        lost_before = now - timedelta(seconds=self.config.lost_task_timeout_s)
+        with self.sessions() as session:
+            ids = list(
+                session.scalars(
+                    sa.select(CallAttempt.id).where(
+                        CallAttempt.status == AttemptStatus.QUEUED,
+                        sa.or_(
+                            sa.and_(
+                                CallAttempt.enqueued_at.is_(None),
+                                CallAttempt.queued_at <= unsent_before,
+                            ),
+                            CallAttempt.enqueued_at <= lost_before,
+                        ),
+                    )
+                )
+            )
+        if ids:
+            log.warning("re-sending %d dial task(s) found in the outbox: %s", len(ids), ids[:20])
+            self.enqueue(ids)
+            self._mark_enqueued(ids, now)
+        return ids
+
+
+def _end_recipient(
+    session: Session, recipient: Recipient, target: RecipientStatus, reason: str, now: datetime
+) -> None:
+    source = recipient.status
+    recipient.status = target
+    recipient.reason = reason
+    recipient.updated_at = now
+    counters.bump(session, recipient.campaign_id, counters.moved(source, target))
+
+
+_OPEN_STATES = (
+    RecipientStatus.PENDING,
+    RecipientStatus.WAITING_RETRY,
+    RecipientStatus.QUEUED,
+    RecipientStatus.IN_FLIGHT,
+)
+
+
+def _is_finished(session: Session, campaign_id: str) -> bool:
+    values = counters.read(session, [campaign_id])[campaign_id]
+    return all(values[counters.recipient_key(s)] == 0 for s in _OPEN_STATES)
+
+
+def finish(session: Session, campaign: Campaign, *, now: datetime) -> None:
+    """Complete a campaign whose every recipient reached a terminal state."""
+    transition = apply_action(campaign.status, CampaignAction.FINISH)
+    campaign.status = transition.status
+    campaign.ended_reason = transition.ended_reason
+    campaign.updated_at = now
+    _close_run(session, campaign, now)
+    log.info("campaign %s completed: %s", campaign.id, campaign.ended_reason)
+
+
+def close_window(session: Session, campaign: Campaign, *, now: datetime) -> None:
+    """``schedule_end_time`` passed: no new dials, calls in flight finish, the rest is skipped."""
+    transition = apply_action(campaign.status, CampaignAction.CLOSE_WINDOW)
+    campaign.status = transition.status
+    campaign.ended_reason = transition.ended_reason
+    campaign.updated_at = now
+    skipped = end_unreached(
+        session, campaign, RecipientStatus.SKIPPED, REASON_WINDOW_CLOSED, now=now
+    )
+    _close_run(session, campaign, now)
+    log.info("campaign %s window closed; %d recipient(s) never reached", campaign.id, skipped)
+
+
+def _close_run(session: Session, campaign: Campaign, now: datetime) -> None:
+    from dialer.db.models import CampaignRun
+
+    if campaign.current_run_id is not None:
+        session.execute(
+            sa.update(CampaignRun)
+            .where(CampaignRun.id == campaign.current_run_id, CampaignRun.ended_at.is_(None))
+            .values(ended_at=now, ended_reason=campaign.ended_reason)
+        )

@@ -1,0 +1,95 @@
+"""The scheduler process: tick often, reconcile and reap now and then.
+
+Only decides and enqueues; dialing happens in workers. Several replicas may run at once on
+PostgreSQL (claims skip rows another holds); on SQLite run one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from dialer.concurrency.semaphore.base import reconcile_from
+from dialer.concurrency.truth import live_holders
+from dialer.db.models import Campaign
+from dialer.policy.campaign_state import CampaignStatus
+from dialer.runtime import Runtime
+from dialer.services import counters
+from dialer.services.dispatch import TickResult
+from dialer.services.reaper import reap_stuck
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class LoopStats:
+    ticks: int = 0
+    dispatched: int = 0
+    reconciles: int = 0
+    last: TickResult = field(default_factory=TickResult)
+
+
+class SchedulerLoop:
+    def __init__(self, runtime: Runtime, *, interval_s: float, reconcile_interval_s: float) -> None:
+        self.runtime = runtime
+        self.interval_s = interval_s
+        self.reconcile_interval_s = reconcile_interval_s
+        self.stats = LoopStats()
+        self._last_reconcile: datetime | None = None
+
+    def run_once(self, now: datetime) -> TickResult:
+        """One iteration: reconcile when due, recover the outbox, then dispatch."""
+        if (
+            self._last_reconcile is None
+            or (now - self._last_reconcile).total_seconds() >= self.reconcile_interval_s
+        ):
+            self.reconcile(now)
+            self._last_reconcile = now
+        self.runtime.dispatcher.recover_outbox(now)
+        result = self.runtime.dispatcher.tick(now)
+        self.stats.ticks += 1
+        self.stats.dispatched += len(result.dispatched)
+        self.stats.last = result
+        return result
+
+    def reconcile(self, now: datetime) -> None:
+        """Slots from the database truth, stuck attempts from the provider, counters from rows."""
+        rt = self.runtime
+        semaphore = rt.stores.semaphore
+        semaphore.reap()
+
+        def truth() -> dict[str, set[str]]:
+            with rt.sessions() as session:
+                return live_holders(session, prefix=semaphore.prefix)
+
+        result = reconcile_from(semaphore, truth, rt.dialer.config.call_lease_s)
+        if result.changed:
+            log.warning("semaphore reconciled with the database: %s", result.summary())
+        reap_stuck(rt.dialer, now)
+        with rt.sessions() as session:
+            running = list(
+                session.scalars(
+                    sa.select(Campaign.id).where(
+                        Campaign.status.in_([CampaignStatus.RUNNING, CampaignStatus.PAUSED])
+                    )
+                )
+            )
+        for campaign_id in running:
+            with rt.sessions() as session, session.begin():
+                counters.reconcile(session, campaign_id)
+        self.stats.reconciles += 1
+
+    def run(self, stop: threading.Event, clock: Callable[[], datetime] | None = None) -> None:
+        """Tick until ``stop`` is set; a failing tick is logged and the loop goes on."""
+        clock = clock or self.runtime.clock
+        while not stop.is_set():
+            try:
+                self.run_once(clock())
+            except Exception:
+                log.exception("scheduler tick failed")
+            stop.wait(self.interval_s)

@@ -1,0 +1,67 @@
+"""The Celery app factory and the task queue that sends to it.
+
+Task bodies are one line each: they hand ids to :mod:`dialer.services`. The runtime (database,
+semaphore, provider) is built once per worker process, after the fork.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery, signals
+
+from dialer.clock import utc_now
+from dialer.runtime import Runtime, build_runtime
+from dialer.settings import Settings
+from workers.celery_config import DIAL_QUEUE, EVENTS_QUEUE, MAX_COUNTDOWN_S, celery_config
+
+log = logging.getLogger(__name__)
+
+
+class CeleryQueue:
+    """A :class:`~dialer.runtime.TaskQueue` that sends Celery tasks (ids only)."""
+
+    def __init__(self, celery: Celery) -> None:
+        self.celery = celery
+
+    def dial(self, attempt_ids: Sequence[int], countdown_s: float = 0.0) -> None:
+        countdown = min(max(countdown_s, 0.0), MAX_COUNTDOWN_S)
+        for attempt_id in attempt_ids:
+            self.celery.send_task(
+                "dialer.dial", args=[attempt_id], queue=DIAL_QUEUE, countdown=countdown or None
+            )
+
+    def dispatch(self, campaign_id: str) -> None:
+        self.celery.send_task("dialer.dispatch_campaign", args=[campaign_id], queue=EVENTS_QUEUE)
+
+
+def create_celery(settings: Settings) -> Celery:
+    celery = Celery("dialer")
+    celery.conf.update(celery_config(settings))
+    state: dict[str, Runtime] = {}
+
+    def runtime() -> Runtime:
+        if "rt" not in state:
+            state["rt"] = build_runtime(settings, CeleryQueue(celery))
+        return state["rt"]
+
+    @celery.task(name="dialer.dial", acks_late=True)
+    def dial(attempt_id: int) -> str:
+        """Place the call of one queued attempt, at most once (see dialer.services.dialing)."""
+        return runtime().dialer.dial(int(attempt_id))
+
+    @celery.task(name="dialer.dispatch_campaign", acks_late=True)
+    def dispatch_campaign(campaign_id: str) -> int:
+        """A slot of the campaign freed: dispatch into it now."""
+        result = runtime().dispatcher.tick(utc_now(), campaign_ids=[str(campaign_id)])
+        return len(result.dispatched)
+
+    @signals.worker_process_shutdown.connect(weak=False)
+    def _close(**_: Any) -> None:
+        if "rt" in state:
+            state.pop("rt").close()
+
+    celery.runtime = runtime
+    return celery

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -39,7 +39,7 @@ from dialer.errors import (
 from dialer.policy.attempt_state import AttemptStatus, Outcome
 from dialer.services import attempts
 from dialer.services.attempts import Claimed, DialJob, Ended
-from dialer.telephony.base import CallInfo, CallRequest, TelephonyProvider
+from dialer.telephony.base import CallInfo, CallRequest, CallStatus, TelephonyProvider
 from dialer.telephony.events import EventKind, ProviderEvent, outcome_for, parse_event
 
 log = logging.getLogger(__name__)
@@ -272,7 +272,28 @@ class Dialer:
 
     def deliver(self, attempt_id: str, kind: EventKind, params: Mapping[str, str]) -> None:
         """The :class:`~dialer.telephony.events.EventSink` of the simulator and the webhooks."""
-        self._ingest(int(attempt_id), parse_event(kind, params))
+        event = parse_event(kind, params)
+        if event.call_status is CallStatus.COMPLETED and event.answered_by is None:
+            event = replace(event, answered_by=self._verdict(int(attempt_id), event))
+        self._ingest(int(attempt_id), event)
+
+    def _verdict(self, attempt_id: int, event: ProviderEvent) -> str | None:
+        """The AMD verdict of a completed call, before its outcome is settled.
+
+        With async AMD the verdict comes in its own callback, which may arrive after
+        ``completed``; first end wins, so ask the provider's record rather than guess human.
+        """
+        with self.sessions() as session:
+            stored = session.scalar(
+                sa.select(CallAttempt.answered_by).where(CallAttempt.id == attempt_id)
+            )
+        if stored is not None:
+            return stored
+        try:
+            return self.provider.fetch(event.provider_call_id).answered_by
+        except ProviderError as exc:
+            log.warning("attempt %s: AMD verdict lookup failed: %s", attempt_id, exc)
+            return None
 
     def _ingest(self, attempt_id: int, event: ProviderEvent) -> Ended | None:
         with self.sessions() as session, session.begin():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -67,7 +68,7 @@ def test_retries_follow_the_policy_then_exhaust(engine: Engine) -> None:
         assert recipient.status is RecipientStatus.EXHAUSTED
         assert recipient.reason == "last-outcome-busy"
         mine = [a for a in attempts if a.recipient_id == recipient.id]
-        gaps = [(b.queued_at - a.ended_at).total_seconds() for a, b in zip(mine, mine[1:])]  # type: ignore[operator]
+        gaps = [(b.queued_at - a.ended_at).total_seconds() for a, b in pairwise(mine)]  # type: ignore[operator]
         assert all(gap >= 60 for gap in gaps), gaps
     assert h.counts(cid) == h.truth(cid)
 
@@ -279,7 +280,8 @@ def test_outbox_resends_what_a_crash_left_unsent(engine: Engine) -> None:
     dispatcher.enqueue = lost.extend  # the process "dies" after commit, before sending
     dispatcher._mark_enqueued = lambda ids, now: None  # type: ignore[method-assign]
     dispatcher.tick(h.clock.now)
-    assert len(lost) == 3 and not h.queue.dials
+    assert len(lost) == 3
+    assert not h.queue.dials
     dispatcher.enqueue, dispatcher._mark_enqueued = real_enqueue, real_mark  # type: ignore[method-assign]
     assert dispatcher.recover_outbox(h.clock.now) == [], "not before the timeout"
     h.clock.advance(dispatcher.config.outbox_timeout_s + 1)

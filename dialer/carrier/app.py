@@ -1,0 +1,173 @@
+"""The carrier's HTTP face: the subset of Twilio's REST API the Twilio adapter uses.
+
+* ``POST /2010-04-01/Accounts/{sid}/Calls.json``: create (form encoded, basic auth);
+* ``GET  /2010-04-01/Accounts/{sid}/Calls.json``: list, by ``To``, ``From``, ``Status``,
+  ``StartTime``/``StartTime>``/``StartTime<``, paged with ``PageSize`` and ``Page``;
+* ``GET  /2010-04-01/Accounts/{sid}/Calls/{CallSid}.json``: fetch;
+* ``POST /2010-04-01/Accounts/{sid}/Calls/{CallSid}.json`` with ``Status``: hang up;
+* ``GET  /__carrier__/stats`` and ``GET /__carrier__/calls``: the carrier's own view.
+
+Injected 429 and 5xx refuse a REST request before it does anything; a slow response is
+delayed after the request took effect, so a client that times out leaves a call behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dialer.carrier.carrier import Carrier, CarrierCall
+from dialer.carrier.create import parse_create
+from dialer.carrier.resources import API_PREFIX, TwilioApiError, call_resource, calls_uri
+
+Handler = Callable[[Request], Awaitable[tuple[int, dict[str, Any]]]]
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+def create_app(carrier: Carrier) -> Starlette:
+    """An ASGI app serving ``carrier``; its lifespan starts and stops the carrier."""
+
+    def rest(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                carrier.authenticate(
+                    request.headers.get("authorization"),
+                    request.path_params["account_sid"],
+                    request.url.path,
+                )
+                fault = carrier.request_fault()
+                if fault is not None:
+                    raise fault
+                status, body = await handler(request)
+            except TwilioApiError as exc:
+                headers = (
+                    {"WWW-Authenticate": 'Basic realm="Twilio API"'} if exc.status == 401 else None
+                )
+                return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+            delay_s = carrier.response_delay_s()
+            if delay_s:
+                await asyncio.sleep(delay_s)
+            return JSONResponse(body, status_code=status)
+
+        return endpoint
+
+    async def create_call(request: Request) -> tuple[int, dict[str, Any]]:
+        form = await request.form()
+        names = list(dict.fromkeys(form.keys()))
+
+        def getlist(name: str) -> list[str]:
+            return [str(value) for value in form.getlist(name)]
+
+        call = carrier.create(parse_create(getlist, names))
+        return 201, call_resource(call.sim, call.updated_at)
+
+    async def list_calls(request: Request) -> tuple[int, dict[str, Any]]:
+        query = request.query_params
+        page_size = min(max(_query_int(query.get("PageSize"), DEFAULT_PAGE_SIZE), 1), MAX_PAGE_SIZE)
+        page = _query_int(query.get("Page"), 0)
+        calls = carrier.matching(dict(query))
+        chosen = calls[page * page_size : (page + 1) * page_size]
+        base = calls_uri(request.path_params["account_sid"])
+
+        def page_uri(number: int) -> str:
+            kept = [(k, v) for k, v in query.multi_items() if k not in ("Page", "PageToken")]
+            return f"{base}?{urlencode([*kept, ('Page', str(number))])}"
+
+        more = (page + 1) * page_size < len(calls)
+        return 200, {
+            "calls": [call_resource(call.sim, call.updated_at) for call in chosen],
+            "start": page * page_size,
+            "end": page * page_size + max(len(chosen) - 1, 0),
+            "page": page,
+            "page_size": page_size,
+            "uri": page_uri(page),
+            "first_page_uri": page_uri(0),
+            "previous_page_uri": page_uri(page - 1) if page > 0 else None,
+            "next_page_uri": page_uri(page + 1) if more else None,
+        }
+
+    async def fetch_call(request: Request) -> tuple[int, dict[str, Any]]:
+        call = _call(request)
+        return 200, call_resource(call.sim, call.updated_at)
+
+    async def update_call(request: Request) -> tuple[int, dict[str, Any]]:
+        call = _call(request)
+        status = str((await request.form()).get("Status") or "")
+        if status not in ("completed", "canceled"):
+            raise TwilioApiError(400, 21220, f"Invalid Status for modification: {status!r}")
+        carrier.hang_up(call, status)
+        return 200, call_resource(call.sim, call.updated_at)
+
+    def _call(request: Request) -> CarrierCall:
+        call = carrier.get(request.path_params["call_sid"])
+        if call is None:
+            raise TwilioApiError(
+                404, 20404, f"The requested resource {request.url.path} was not found"
+            )
+        return call
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(carrier.stats.snapshot())
+
+    async def calls_view(request: Request) -> Response:
+        return JSONResponse(
+            [
+                {
+                    "sid": call.sim.sid,
+                    "status": call.sim.status.value,
+                    "to": call.sim.to,
+                    "from": call.sim.from_,
+                    "campaign": call.request.campaign,
+                    "planned_outcome": call.sim.plan.outcome.value,
+                    "answered_by": call.sim.answered_by,
+                    "params": call.request.params,
+                }
+                for call in carrier.calls()
+            ]
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await carrier.start()
+        try:
+            yield
+        finally:
+            await carrier.stop()
+
+    account = f"{API_PREFIX}/Accounts/{{account_sid}}"
+    list_or_create = rest(list_calls), rest(create_call)
+    fetch_or_update = rest(fetch_call), rest(update_call)
+
+    async def calls_endpoint(request: Request) -> Response:
+        return await list_or_create[request.method == "POST"](request)
+
+    async def call_endpoint(request: Request) -> Response:
+        return await fetch_or_update[request.method == "POST"](request)
+
+    return Starlette(
+        routes=[
+            Route(f"{account}/Calls.json", calls_endpoint, methods=["GET", "POST"]),
+            Route(f"{account}/Calls/{{call_sid}}.json", call_endpoint, methods=["GET", "POST"]),
+            Route("/__carrier__/stats", stats, methods=["GET"]),
+            Route("/__carrier__/calls", calls_view, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def _query_int(text: str | None, default: int) -> int:
+    if not text:
+        return default
+    try:
+        return max(int(text), 0)
+    except ValueError:
+        raise TwilioApiError(400, 20001, f"Invalid integer: {text}") from None

@@ -1,0 +1,77 @@
+"""``dialer carrier``: serve the Twilio-compatible carrier simulator (a thin entry point)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dialer.carrier.config import DEFAULT_AUTH_TOKEN, CarrierConfig, Faults
+from dialer.errors import ValidationError
+from dialer.telephony.distributions import parse_distribution
+from dialer.telephony.simulated_call import SIMULATED_ACCOUNT_SID
+from dialer.telephony.simulation import OutcomeWeights, SimulationProfile
+
+DEFAULT_WEIGHTS = "human=35,voicemail=25,busy=10,no_answer=20,failed=10"
+
+
+def carrier_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8765,
+    account_sid: Annotated[
+        str, typer.Option(help="Account sid clients authenticate with.")
+    ] = SIMULATED_ACCOUNT_SID,
+    auth_token: Annotated[
+        str, typer.Option(help="Auth token: basic-auth password and webhook signing key.")
+    ] = DEFAULT_AUTH_TOKEN,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible calls.")] = None,
+    time_scale: Annotated[
+        float, typer.Option(help="Wall seconds per simulated second (0.1 = 10x faster).")
+    ] = 1.0,
+    cps: Annotated[
+        float | None, typer.Option(help="Calls per second leaving the queue; unset = no limit.")
+    ] = None,
+    weights: Annotated[str, typer.Option(help="Outcome weights.")] = DEFAULT_WEIGHTS,
+    ring: Annotated[
+        str, typer.Option(help="Ring time until answer: fixed:S, uniform:A,B or exp:MEAN.")
+    ] = "uniform:3,20",
+    talk: Annotated[str, typer.Option(help="Talk time of a person who answers.")] = "exp:60",
+    duplicate_p: Annotated[float, typer.Option(help="Chance a callback is sent twice.")] = 0.0,
+    reorder_p: Annotated[
+        float, typer.Option(help="Chance a callback arrives after the next one.")
+    ] = 0.0,
+    drop_p: Annotated[float, typer.Option(help="Chance a callback is never sent.")] = 0.0,
+    http_429_p: Annotated[float, typer.Option(help="Chance a REST request gets 429.")] = 0.0,
+    http_5xx_p: Annotated[float, typer.Option(help="Chance a REST request gets 500.")] = 0.0,
+    slow_p: Annotated[float, typer.Option(help="Chance a REST response is delayed.")] = 0.0,
+    slow_delay_s: Annotated[float, typer.Option(help="Delay of a slow response, seconds.")] = 5.0,
+) -> None:
+    """Serve a Twilio-compatible carrier that plays calls out and posts signed callbacks."""
+    from dialer.carrier.server import serve_carrier
+
+    try:
+        config = CarrierConfig(
+            account_sid=account_sid,
+            auth_token=auth_token,
+            seed=seed,
+            time_scale=time_scale,
+            cps=cps,
+            profile=SimulationProfile(
+                weights=OutcomeWeights.parse(weights),
+                ring_s=parse_distribution(ring),
+                talk_s=parse_distribution(talk),
+            ),
+            faults=Faults(
+                duplicate_p=duplicate_p,
+                reorder_p=reorder_p,
+                drop_p=drop_p,
+                http_429_p=http_429_p,
+                http_5xx_p=http_5xx_p,
+                slow_p=slow_p,
+                slow_delay_s=slow_delay_s,
+            ),
+        )
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(f"carrier for account {account_sid} on http://{host}:{port}")
+    serve_carrier(config, host, port)

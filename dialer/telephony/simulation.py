@@ -1,0 +1,188 @@
+"""How a simulated call plays out, shared by the in-process simulator and the carrier server.
+
+A :class:`CallPlan` is decided once, when the call is placed, from a seeded random generator:
+the same seed and the same sequence of calls give the same outcomes and timings. Offsets are
+in simulated seconds after the call leaves the provider's queue; the drivers turn them into
+wall-clock or injected-clock times.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dialer.errors import ValidationError
+from dialer.policy.attempt_state import Outcome
+from dialer.telephony.base import CallStatus
+from dialer.telephony.distributions import Distribution, Exponential, Fixed, Uniform
+
+#: Outcomes a simulated callee can produce (canceled comes from hanging up, never planned).
+PLANNED_OUTCOMES = (
+    Outcome.HUMAN,
+    Outcome.VOICEMAIL,
+    Outcome.BUSY,
+    Outcome.NO_ANSWER,
+    Outcome.FAILED,
+)
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+_MACHINE_END_VERDICTS = ("machine_end_beep", "machine_end_silence", "machine_end_other")
+_FAILURE_SIP_CODES = (404, 480, 503)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeWeights:
+    """Relative weights of the planned outcomes; they need not sum to 1."""
+
+    human: float = 0.35
+    voicemail: float = 0.25
+    busy: float = 0.10
+    no_answer: float = 0.20
+    failed: float = 0.10
+
+    def __post_init__(self) -> None:
+        values = list(self._by_outcome().values())
+        if any(value < 0 for value in values) or sum(values) <= 0:
+            raise ValidationError("weights", "must be non-negative with a positive sum")
+
+    def choose(self, rng: random.Random) -> Outcome:
+        weights = self._by_outcome()
+        return rng.choices(PLANNED_OUTCOMES, weights=[weights[o] for o in PLANNED_OUTCOMES])[0]
+
+    def share(self, outcome: Outcome) -> float:
+        """The expected fraction of calls planned with ``outcome``."""
+        weights = self._by_outcome()
+        return weights.get(outcome, 0.0) / sum(weights.values())
+
+    def _by_outcome(self) -> dict[Outcome, float]:
+        return {
+            Outcome.HUMAN: self.human,
+            Outcome.VOICEMAIL: self.voicemail,
+            Outcome.BUSY: self.busy,
+            Outcome.NO_ANSWER: self.no_answer,
+            Outcome.FAILED: self.failed,
+        }
+
+    @classmethod
+    def parse(cls, text: str) -> OutcomeWeights:
+        """``human=5,voicemail=2,busy=1``: outcomes not named weigh 0."""
+        values: dict[str, float] = dict.fromkeys((o.value for o in PLANNED_OUTCOMES), 0.0)
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, _, number = part.partition("=")
+            if name.strip() not in values:
+                raise ValidationError("weights", f"unknown outcome {name.strip()!r}")
+            try:
+                values[name.strip()] = float(number)
+            except ValueError:
+                raise ValidationError("weights", f"not a number: {part!r}") from None
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationProfile:
+    """The callees a simulation dials: outcome mix and duration distributions (seconds)."""
+
+    weights: OutcomeWeights = field(default_factory=OutcomeWeights)
+    setup_s: Distribution = field(default_factory=lambda: Fixed(1.0))  # dial until ringing
+    ring_s: Distribution = field(default_factory=lambda: Uniform(3.0, 20.0))  # until answered
+    talk_s: Distribution = field(default_factory=lambda: Exponential(60.0))  # a person talking
+    amd_s: Distribution = field(default_factory=lambda: Uniform(2.0, 4.0))  # detection time
+    greeting_s: Distribution = field(default_factory=lambda: Uniform(5.0, 15.0))  # until beep
+    message_s: Distribution = field(default_factory=lambda: Uniform(10.0, 30.0))  # after it
+    reject_s: Distribution = field(default_factory=lambda: Uniform(1.0, 4.0))  # busy/failed
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedEvent:
+    """One step of a call: a status change, or the answering-machine verdict."""
+
+    offset_s: float
+    kind: Literal["status", "amd"]
+    status: CallStatus | None = None  # status steps
+    answered_by: str | None = None  # amd steps
+    sip_response_code: int | None = None  # terminal steps
+    duration_s: int | None = None  # terminal steps: talk time, 0 if never answered
+
+
+@dataclass(frozen=True, slots=True)
+class CallPlan:
+    outcome: Outcome
+    events: tuple[PlannedEvent, ...]
+
+
+def plan_call(
+    profile: SimulationProfile,
+    rng: random.Random,
+    *,
+    ring_timeout_s: float,
+    time_limit_s: float,
+    machine_detection: str | None = "DetectMessageEnd",
+    machine_detection_timeout_s: float = 30.0,
+) -> CallPlan:
+    """Decide a call's outcome and timeline, drawing from ``rng`` only."""
+    outcome = profile.weights.choose(rng)
+    start = PlannedEvent(0.0, "status", CallStatus.INITIATED)
+    if outcome in (Outcome.BUSY, Outcome.FAILED):
+        at = profile.reject_s.sample(rng)
+        status, sip = (
+            (CallStatus.BUSY, 486)
+            if outcome is Outcome.BUSY
+            else (CallStatus.FAILED, rng.choice(_FAILURE_SIP_CODES))
+        )
+        return CallPlan(outcome, (start, PlannedEvent(at, "status", status, None, sip, 0)))
+    ringing_at = profile.setup_s.sample(rng)
+    ringing = PlannedEvent(ringing_at, "status", CallStatus.RINGING)
+    if outcome is Outcome.NO_ANSWER:
+        end = PlannedEvent(
+            ringing_at + ring_timeout_s, "status", CallStatus.NO_ANSWER, None, 487, 0
+        )
+        return CallPlan(outcome, (start, ringing, end))
+    # Answered before the ring timeout runs out, or it would be a no-answer.
+    answered_at = ringing_at + min(profile.ring_s.sample(rng), max(ring_timeout_s - 1.0, 0.0))
+    # detect_s: answer to verdict; after_s: answer to hang-up (a machine takes the message).
+    if outcome is Outcome.HUMAN:
+        detect_s, verdict = profile.amd_s.sample(rng), "human"
+        after_s = profile.talk_s.sample(rng)
+    elif machine_detection == "Enable":
+        detect_s, verdict = profile.amd_s.sample(rng), "machine_start"
+        after_s = profile.greeting_s.sample(rng) + profile.message_s.sample(rng)
+    else:  # DetectMessageEnd: the verdict comes at the end of the greeting
+        detect_s, verdict = profile.greeting_s.sample(rng), rng.choice(_MACHINE_END_VERDICTS)
+        after_s = detect_s + profile.message_s.sample(rng)
+    if detect_s > machine_detection_timeout_s:
+        detect_s, verdict = machine_detection_timeout_s, "unknown"
+    talk_s = min(float(time_limit_s), max(after_s, detect_s + 1.0))
+    steps = [start, ringing, PlannedEvent(answered_at, "status", CallStatus.IN_PROGRESS)]
+    if machine_detection:
+        steps.append(PlannedEvent(answered_at + min(detect_s, talk_s), "amd", answered_by=verdict))
+    steps.append(
+        PlannedEvent(
+            answered_at + talk_s,
+            "status",
+            CallStatus.COMPLETED,
+            sip_response_code=200,
+            duration_s=max(1, math.ceil(talk_s)),
+        )
+    )
+    return CallPlan(outcome, tuple(steps))
+
+
+def number_problem(to: str, from_: str) -> tuple[int, str] | None:
+    """Twilio's error code and message for a missing or malformed number, else None."""
+    if not to:
+        return 21201, "No 'To' number is specified"
+    if not _E164.match(to):
+        return 21211, f"Invalid 'To' Phone Number: {to}"
+    if not from_:
+        return 21213, "No 'From' number is specified"
+    if not _E164.match(from_):
+        return 21212, f"Invalid 'From' Phone Number: {from_}"
+    return None
+
+
+def new_call_sid() -> str:
+    """A fresh Twilio-shaped call id. Random, not seeded: ids must never repeat across runs."""
+    return "CA" + uuid.uuid4().hex

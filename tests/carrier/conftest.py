@@ -1,0 +1,3 @@
+from tests.carrier.fixtures import receiver, start_carrier
+
+__all__ = ["receiver", "start_carrier"]

@@ -1,0 +1,158 @@
+"""Signed provider callbacks over HTTP: the same ingestion as the simulator, 403 when unsigned."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from dialer.api.app import create_app
+from dialer.db.models import CallAttempt, CallEvent
+from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
+from dialer.policy.campaign_state import CampaignAction
+from dialer.settings import Settings
+from dialer.telephony.signature import sign
+from tests.flow.harness import Harness, numbers
+
+TOKEN = "webhook-secret"
+PUBLIC = "https://dialer.example.com"
+
+
+class _NoCalls:
+    """A provider that accepts calls and never calls back: the webhooks do."""
+
+    name = "twilio"
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def place_call(self, request):  # type: ignore[no-untyped-def]
+        from dialer.telephony.base import CallStatus, PlacedCall
+
+        self.n += 1
+        return PlacedCall(f"CA{self.n:032d}", CallStatus.QUEUED)
+
+    def fetch(self, provider_call_id):  # type: ignore[no-untyped-def]
+        from dialer.telephony.base import CallInfo, CallStatus
+
+        self.fetched = provider_call_id
+        return CallInfo(
+            provider_call_id, CallStatus.COMPLETED, "+12125551000", "+14155550100",
+            answered_by="machine_end_beep",
+        )  # fmt: skip
+
+    def run_due(self, now):  # type: ignore[no-untyped-def]
+        return 0
+
+
+@pytest.fixture
+def wired(engine: Engine) -> Iterator[tuple[Harness, TestClient]]:
+    h = Harness(engine, provider=_NoCalls())
+    settings = Settings(
+        database_url=str(engine.url), twilio_auth_token=TOKEN, public_base_url=PUBLIC
+    )
+    app = create_app(settings, engine=engine, clock=h.clock, runtime_factory=lambda: h.runtime)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield h, client
+
+
+def _post(client: TestClient, path: str, params: dict[str, str], *, token: str = TOKEN):  # type: ignore[no-untyped-def]
+    signature = sign(PUBLIC + path, params, token)
+    return client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+
+
+def test_signed_callbacks_drive_the_attempt_and_repeats_are_harmless(
+    wired: tuple[Harness, TestClient],
+) -> None:
+    h, client = wired
+    cid = h.campaign(numbers(1), max_concurrency=1)
+    h.act(cid, CampaignAction.START)
+    h.step()
+    with h.session() as session:
+        attempt = session.scalars(sa.select(CallAttempt)).one()
+    assert attempt.status is AttemptStatus.DIALING
+    base = f"/webhooks/twilio/{attempt.id}"
+    query = f"?campaign={cid}"
+    sid = attempt.provider_call_id
+    assert sid is not None
+    events = [
+        ("status", {"CallSid": sid, "CallStatus": "ringing", "SequenceNumber": "1"}),
+        ("amd", {"CallSid": sid, "AnsweredBy": "machine_end_beep"}),
+        ("status", {"CallSid": sid, "CallStatus": "in-progress", "SequenceNumber": "2"}),
+        (
+            "status",
+            {
+                "CallSid": sid,
+                "CallStatus": "completed",
+                "SequenceNumber": "3",
+                "CallDuration": "14",
+            },
+        ),
+    ]
+    # Out of order, and every one twice.
+    for kind, params in [events[3], events[0], events[1], events[2], *events]:
+        response = _post(client, f"{base}/{kind}{query}", params)
+        assert response.status_code == 204, response.text
+    with h.session() as session:
+        attempt = session.get_one(CallAttempt, attempt.id)
+        assert attempt.status is AttemptStatus.ENDED
+        assert attempt.outcome is Outcome.VOICEMAIL
+        assert attempt.answered_by == "machine_end_beep"
+        assert attempt.duration_s == 14
+        assert session.scalar(sa.select(sa.func.count()).select_from(CallEvent)) == 4
+    assert h.counts(cid) == h.truth(cid)
+    assert h.counts(cid)["attempts.voicemail"] == 1
+    assert h.semaphore.snapshot() == {}, "the slot is released exactly once"
+    assert h.queue.dispatches == [cid], "a freed slot asks for a dispatch at once"
+
+
+def test_bad_signature_is_403_and_changes_nothing(wired: tuple[Harness, TestClient]) -> None:
+    h, client = wired
+    cid = h.campaign(numbers(1), max_concurrency=1)
+    h.act(cid, CampaignAction.START)
+    h.step()
+    with h.session() as session:
+        attempt = session.scalars(sa.select(CallAttempt)).one()
+    path = f"/webhooks/twilio/{attempt.id}/status?campaign={cid}"
+    params = {
+        "CallSid": attempt.provider_call_id or "",
+        "CallStatus": "completed",
+        "SequenceNumber": "3",
+    }
+    assert _post(client, path, params, token="wrong").status_code == 403
+    assert client.post(path, data=params).status_code == 403
+    signed_elsewhere = sign("http://internal:8000" + path, params, TOKEN)
+    response = client.post(path, data=params, headers={"X-Twilio-Signature": signed_elsewhere})
+    assert response.status_code == 403, "the signature is checked against the public URL"
+    tampered = dict(params, CallStatus="busy")
+    signature = sign(PUBLIC + path, params, TOKEN)
+    assert (
+        client.post(path, data=tampered, headers={"X-Twilio-Signature": signature}).status_code
+        == 403
+    )
+    with h.session() as session:
+        assert session.get_one(CallAttempt, attempt.id).status is AttemptStatus.DIALING
+    assert h.counts(cid)["recipients." + RecipientStatus.IN_FLIGHT.value] == 1
+
+
+def test_twiml_renders_the_opening_message(wired: tuple[Harness, TestClient]) -> None:
+    h, client = wired
+    cid = h.campaign(
+        numbers(1), max_concurrency=1, opening_message_template="Hello {{ first_name }}, hi."
+    )
+    with h.session() as session, session.begin():
+        from dialer.db.models import Recipient
+
+        session.scalars(sa.select(Recipient)).one().metadata_ = {"first_name": "Ada & Co"}
+    h.act(cid, CampaignAction.START)
+    h.step()
+    with h.session() as session:
+        attempt = session.scalars(sa.select(CallAttempt)).one()
+    path = f"/webhooks/twilio/{attempt.id}/twiml?campaign={cid}"
+    response = _post(client, path, {"CallSid": attempt.provider_call_id or ""})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/xml")
+    assert "<Say>Hello Ada &amp; Co, hi.</Say>" in response.text

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from itertools import pairwise
 from datetime import timedelta
+from itertools import pairwise
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine

@@ -66,6 +66,7 @@ def dial_config(settings: Settings) -> DialConfig:
         machine_detection=settings.machine_detection,
         account=account,
         account_cps=settings.calls_per_second,
+        amd_unknown_as_voicemail=settings.amd_unknown_as == "voicemail",
     )
 
 

@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     machine_detection: str = Field(
         default="DetectMessageEnd", pattern=r"^(Enable|DetectMessageEnd)$"
     )
+    assistant_stream_url: str | None = Field(
+        default=None,
+        pattern=r"^wss?://",
+        description="Media stream (wss://) answered calls connect to; unset = say the opening "
+        "message only.",
+    )
+    amd_unknown_as: str = Field(
+        default="human",
+        pattern=r"^(human|voicemail)$",
+        description="How a call whose machine detection said 'unknown' is counted.",
+    )
     simulator_seed: int | None = Field(default=None, description="Seed of the simulator.")
     simulator_time_scale: float = Field(
         default=1.0, gt=0, le=10, description="Wall seconds per simulated second."

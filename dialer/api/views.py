@@ -65,6 +65,7 @@ def campaigns(session: Session, rows: Sequence[Campaign]) -> list[CampaignOut]:
                 weekly_schedule=c.weekly_schedule,
                 campaign_context=c.campaign_context,
                 opening_message_template=c.opening_message_template,
+                voicemail_message=c.voicemail_message,
                 use_returning_greeting=c.use_returning_greeting,
                 use_short_term_summaries=c.use_short_term_summaries,
                 short_term_summaries_limit=c.short_term_summaries_limit,

@@ -332,8 +332,18 @@ class Ingested:
 AMD_SEQUENCE = -1
 
 
-def ingest(session: Session, attempt_id: int, event: ProviderEvent, *, now: datetime) -> Ingested:
-    """Apply one provider callback: deduplicated, forward-only, first end wins."""
+def ingest(
+    session: Session,
+    attempt_id: int,
+    event: ProviderEvent,
+    *,
+    now: datetime,
+    unknown_is_machine: bool = False,
+) -> Ingested:
+    """Apply one provider callback: deduplicated, forward-only, first end wins.
+
+    ``unknown_is_machine`` counts an AMD verdict of ``unknown`` as voicemail (else human).
+    """
     attempt = _attempt(session, attempt_id, lock=True)
     if attempt is None:
         return Ingested(False)
@@ -370,7 +380,10 @@ def ingest(session: Session, attempt_id: int, event: ProviderEvent, *, now: date
     if event.kind == "amd" or event.call_status is None:
         return Ingested(True)
     target = attempt_status_for(event.call_status)
-    outcome = outcome_for(event.call_status, attempt.answered_by)
+    verdict = attempt.answered_by
+    if verdict == "unknown" and unknown_is_machine:
+        verdict = "machine"
+    outcome = outcome_for(event.call_status, verdict)
     before = AttemptState(attempt.status, attempt.outcome)
     if before.status is AttemptStatus.QUEUED:
         return Ingested(False)  # never for a queued attempt: no call was placed

@@ -24,7 +24,7 @@ from dialer.errors import Conflict, NotFound, ValidationError
 from dialer.phone import to_e164
 from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus, apply_action
-from dialer.services import counters
+from dialer.services import counters, greeting
 from dialer.services.recipients import BatchResult, RecipientLike, add_batch, attach_list
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ WRITABLE_COLUMNS = (
     "weekly_schedule",
     "campaign_context",
     "opening_message_template",
+    "voicemail_message",
     "use_returning_greeting",
     "use_short_term_summaries",
     "short_term_summaries_limit",
@@ -159,6 +160,7 @@ def create(
         batch = _merge(batch, add_batch(session, campaign, recipients, now=now, strict=True))
     if recipient_list_id is not None:
         attach_list(session, campaign, recipient_list_id, now=now)
+        check_template_variables(session, campaign)
     return campaign, batch
 
 
@@ -216,6 +218,8 @@ def update(
         batch = add_batch(session, campaign, recipients, now=now, strict=True)
     if list_id is not None:
         attach_list(session, campaign, list_id, now=now)
+    if list_id is not None or "opening_message_template" in changes:
+        check_template_variables(session, campaign)
     return campaign, batch
 
 
@@ -336,3 +340,35 @@ def delete(session: Session, tenant_id: str, campaign_id: str) -> None:
         raise Conflict("cannot delete a campaign while calls are in flight; wait for them to end")
     session.delete(campaign)
     session.flush()
+
+
+#: Recipients read per query when checking a template against stored metadata.
+_SCAN_CHUNK = 5_000
+
+
+def check_template_variables(session: Session, campaign: Campaign) -> None:
+    """Every recipient has every variable of the opening message, or ValidationError.
+
+    Reads the campaign's recipients in keyset chunks (a save-time cost, never a call-time one).
+    """
+    needed = greeting.variables(campaign.opening_message_template)
+    if not needed:
+        return
+    after = 0
+    while True:
+        rows = session.execute(
+            sa.select(Recipient.id, Recipient.phone_number, Recipient.metadata_)
+            .where(Recipient.campaign_id == campaign.id, Recipient.id > after)
+            .order_by(Recipient.id)
+            .limit(_SCAN_CHUNK)
+        ).all()
+        if not rows:
+            return
+        for _id, number, metadata in rows:
+            lacking = greeting.missing(campaign.opening_message_template, metadata or {})
+            if lacking:
+                raise ValidationError(
+                    "opening_message_template",
+                    f"recipient {number} has no {', '.join(lacking)} in its metadata",
+                )
+        after = rows[-1][0]

@@ -40,7 +40,13 @@ from dialer.policy.attempt_state import AttemptStatus, Outcome
 from dialer.services import attempts
 from dialer.services.attempts import Claimed, DialJob, Ended
 from dialer.telephony.base import CallInfo, CallRequest, CallStatus, TelephonyProvider
-from dialer.telephony.events import EventKind, ProviderEvent, outcome_for, parse_event
+from dialer.telephony.events import (
+    MACHINE_ANSWERS,
+    EventKind,
+    ProviderEvent,
+    outcome_for,
+    parse_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,8 @@ class DialConfig:
     provider_backoff_s: float = 2.0
     #: Seconds before a dial that found no free slot looks again.
     slot_retry_s: float = 1.0
+    #: Count an AMD verdict of ``unknown`` as voicemail instead of human.
+    amd_unknown_as_voicemail: bool = False
 
     @property
     def call_lease_s(self) -> float:
@@ -276,6 +284,24 @@ class Dialer:
         if event.call_status is CallStatus.COMPLETED and event.answered_by is None:
             event = replace(event, answered_by=self._verdict(int(attempt_id), event))
         self._ingest(int(attempt_id), event)
+        if event.kind == "amd" and event.answered_by in MACHINE_ANSWERS:
+            self._machine_answered(int(attempt_id), event.provider_call_id)
+
+    def _machine_answered(self, attempt_id: int, provider_call_id: str) -> None:
+        """A machine took the call: without a voicemail message to leave, hang up now
+        (the verdict came asynchronously, after the call was connected)."""
+        with self.sessions() as session:
+            message = session.scalar(
+                sa.select(Campaign.voicemail_message)
+                .join(CallAttempt, CallAttempt.campaign_id == Campaign.id)
+                .where(CallAttempt.id == attempt_id)
+            )
+        if message:
+            return
+        try:
+            self.provider.hang_up(provider_call_id)
+        except ProviderError as exc:
+            log.warning("attempt %s: hang-up on voicemail failed: %s", attempt_id, exc)
 
     def _verdict(self, attempt_id: int, event: ProviderEvent) -> str | None:
         """The AMD verdict of a completed call, before its outcome is settled.
@@ -297,7 +323,13 @@ class Dialer:
 
     def _ingest(self, attempt_id: int, event: ProviderEvent) -> Ended | None:
         with self.sessions() as session, session.begin():
-            result = attempts.ingest(session, attempt_id, event, now=self.clock())
+            result = attempts.ingest(
+                session,
+                attempt_id,
+                event,
+                now=self.clock(),
+                unknown_is_machine=self.config.amd_unknown_as_voicemail,
+            )
         if result.ended is not None:
             self.finished(result.ended)
         return result.ended

@@ -13,15 +13,16 @@ from sqlalchemy.orm import Session
 
 from dialer.db.bulk import insert_ignoring_conflicts
 from dialer.db.models import Campaign, Recipient, RecipientListEntry, Suppression
-from dialer.errors import InvalidPhoneNumber
+from dialer.errors import InvalidPhoneNumber, ValidationError
 from dialer.phone import to_e164
 from dialer.policy.attempt_state import RecipientStatus
-from dialer.services import counters
+from dialer.services import counters, greeting
 
 #: Rows written per INSERT statement.
 CHUNK_ROWS = 2_000
 
 INVALID_NUMBER = "invalid-number"
+MISSING_VARIABLE = "missing-template-variable"
 DUPLICATE = "duplicate"
 SUPPRESSED = "suppressed"
 
@@ -93,10 +94,18 @@ def add_batch(
     """
     result = BatchResult()
     numbers = normalise(rows, field_prefix=field_prefix)
+    template = campaign.opening_message_template
     if strict:
         for number in numbers:
             if isinstance(number, InvalidPhoneNumber):
                 raise number
+        for index, row in enumerate(rows):
+            lacking = greeting.missing(template, row.metadata)
+            if lacking:
+                raise ValidationError(
+                    f"{field_prefix}{index}.metadata",
+                    f"lacks {', '.join(lacking)}, used by opening_message_template",
+                )
     for start in range(0, len(rows), CHUNK_ROWS):
         _add_chunk(
             session,
@@ -134,6 +143,10 @@ def _add_chunk(
         if isinstance(number, InvalidPhoneNumber):
             result.rejected.append(
                 Rejection(index, row.phone_number, f"{INVALID_NUMBER}: {number.reason}")
+            )
+        elif lacking := greeting.missing(campaign.opening_message_template, row.metadata):
+            result.rejected.append(
+                Rejection(index, number, f"{MISSING_VARIABLE}: {', '.join(lacking)}")
             )
         elif number in blocked:
             result.rejected.append(Rejection(index, number, SUPPRESSED))

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query
+from pydantic import Field
 
 from dialer.api import pagination
 from dialer.api.auth import Ctx, TenantId
 from dialer.api.routes.campaigns import ERRORS
 from dialer.api.schemas.calls import CallDetailOut, CallOut
-from dialer.api.schemas.common import Page
-from dialer.db.models import CallAttempt, Campaign
+from dialer.api.schemas.common import Input, Output, Page
+from dialer.db.models import CallAttempt, CallSummary, Campaign
 from dialer.errors import NotFound
 from dialer.services import campaigns
 
@@ -63,4 +65,57 @@ def get_call(
         return CallDetailOut(
             **CallOut.model_validate(attempt).model_dump(),
             history=[CallOut.model_validate(a) for a in history],
+        )
+
+
+class SummaryIn(Input):
+    summary: str = Field(min_length=1, max_length=10_000)
+
+
+class SummaryOut(Output):
+    attempt_id: int
+    phone_number: str
+    summary: str
+    created_at: datetime
+
+
+@router.post(
+    "/call/{call_id}/summary", status_code=201, response_model=SummaryOut, responses=ERRORS
+)
+def store_summary(
+    call_id: Annotated[int, Path(ge=1, le=pagination.MAX_ID)],
+    body: SummaryIn,
+    ctx: Ctx,
+    tenant: TenantId,
+) -> SummaryOut:
+    """Store the assistant's summary of a call; later calls to the same number receive the
+    newest ones (``short_term_summaries_limit``). Posting again replaces the summary."""
+    with ctx.transaction() as session:
+        attempt = session.scalars(
+            sa.select(CallAttempt)
+            .join(Campaign, Campaign.id == CallAttempt.campaign_id)
+            .where(CallAttempt.id == call_id, Campaign.tenant_id == tenant)
+        ).one_or_none()
+        if attempt is None:
+            raise NotFound(f"call {call_id} not found")
+        row = session.scalars(
+            sa.select(CallSummary).where(CallSummary.attempt_id == attempt.id)
+        ).one_or_none()
+        if row is None:
+            row = CallSummary(
+                tenant_id=tenant,
+                attempt_id=attempt.id,
+                phone_number=attempt.to_number,
+                summary=body.summary,
+                created_at=ctx.clock(),
+            )
+            session.add(row)
+        else:
+            row.summary = body.summary
+        session.flush()
+        return SummaryOut(
+            attempt_id=attempt.id,
+            phone_number=row.phone_number,
+            summary=row.summary,
+            created_at=row.created_at,
         )

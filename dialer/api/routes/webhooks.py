@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -20,8 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from dialer.api import pagination
 from dialer.api.auth import Ctx
 from dialer.api.context import ApiContext
-from dialer.db.models import CallAttempt, Campaign, Recipient
-from dialer.services.greeting import render
+from dialer.services import twiml as twiml_service
 from dialer.telephony.events import EventKind
 from dialer.telephony.signature import is_valid
 
@@ -76,27 +74,22 @@ async def amd_callback(attempt_id: AttemptId, request: Request, ctx: Ctx) -> Res
 
 @router.post("/{attempt_id}/twiml", responses={403: {}})
 async def twiml(attempt_id: AttemptId, request: Request, ctx: Ctx) -> Response:
-    """What the answered call plays: the campaign's opening message for this recipient."""
-    if await _verified(request, ctx) is None:
+    """What the answered call plays: the assistant's media stream with the call's context
+    as ``<Parameter>``s, or, for an answering machine, the voicemail message and hang-up."""
+    params = await _verified(request, ctx)
+    if params is None:
         return _forbidden()
-    text = await run_in_threadpool(_opening, ctx, attempt_id)
-    from twilio.twiml.voice_response import VoiceResponse
-
-    response = VoiceResponse()
-    if text:
-        response.say(text)
-    response.pause(length=1)
-    return Response(content=str(response), media_type="application/xml")
+    body = await run_in_threadpool(_twiml, ctx, attempt_id, params.get("AnsweredBy"))
+    return Response(content=body, media_type="application/xml")
 
 
-def _opening(ctx: ApiContext, attempt_id: int) -> str:
+def _twiml(ctx: ApiContext, attempt_id: int, answered_by: str | None) -> str:
     with ctx.read() as session:
-        row = session.execute(
-            sa.select(Campaign.opening_message_template, Recipient.metadata_)
-            .join(CallAttempt, CallAttempt.campaign_id == Campaign.id)
-            .join(Recipient, Recipient.id == CallAttempt.recipient_id)
-            .where(CallAttempt.id == attempt_id)
-        ).one_or_none()
-    if row is None:
-        return ""
-    return render(row[0], row[1] or {})
+        call = twiml_service.context(session, attempt_id)
+    if call is None:
+        from twilio.twiml.voice_response import VoiceResponse
+
+        response = VoiceResponse()
+        response.hangup()
+        return str(response)
+    return twiml_service.for_answer(call, answered_by, ctx.settings.assistant_stream_url)

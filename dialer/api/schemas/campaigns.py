@@ -14,6 +14,7 @@ from dialer.api.schemas.common import AwareDatetime, Input, Output
 from dialer.api.schemas.recipients import RecipientIn
 from dialer.policy.calling_hours import WeeklyScheduleSpec
 from dialer.policy.retry import RetryPolicy
+from dialer.services import greeting
 
 #: Recipients accepted inline in one create or PATCH body; larger sets go through
 #: ``POST /campaign/{id}/recipients`` in batches, or a recipient list.
@@ -98,7 +99,14 @@ class CampaignFields(Input):
         default=None, description="Weekly calling hours in the campaign's IANA time zone."
     )
     campaign_context: str | None = Field(default=None, max_length=20_000)
-    opening_message_template: str | None = Field(default=None, max_length=5_000)
+    opening_message_template: str | None = Field(
+        default=None,
+        max_length=5_000,
+        description="`{{key}}` placeholders are filled from each recipient's metadata.",
+    )
+    voicemail_message: str | None = Field(
+        default=None, max_length=5_000, description="Said to answering machines; null = hang up."
+    )
     use_returning_greeting: bool | None = None
     use_short_term_summaries: bool | None = None
     short_term_summaries_limit: int | None = Field(default=None, ge=0, le=1000)
@@ -112,6 +120,14 @@ class CampaignFields(Input):
     @classmethod
     def _check_retry_policy(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return None if value is None else _retry_policy(value)
+
+    @field_validator("opening_message_template", "voicemail_message")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        problem = greeting.check(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("schedule_end_time")
     @classmethod
@@ -240,6 +256,7 @@ class CampaignOut(Output):
     weekly_schedule: dict[str, Any] | None
     campaign_context: str | None
     opening_message_template: str | None
+    voicemail_message: str | None
     use_returning_greeting: bool
     use_short_term_summaries: bool
     short_term_summaries_limit: int | None

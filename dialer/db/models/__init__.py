@@ -6,6 +6,7 @@ from dialer.db.models.campaigns import CallerNumber, Campaign, CampaignRun
 from dialer.db.models.counters import CampaignCounter
 from dialer.db.models.events import CallEvent
 from dialer.db.models.recipients import Recipient, RecipientList, RecipientListEntry
+from dialer.db.models.summaries import CallSummary
 from dialer.db.models.suppression import Suppression
 from dialer.db.models.tenancy import ApiKey, Tenant
 
@@ -14,6 +15,7 @@ __all__ = [
     "Base",
     "CallAttempt",
     "CallEvent",
+    "CallSummary",
     "CallerNumber",
     "Campaign",
     "CampaignCounter",

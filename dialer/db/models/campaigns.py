@@ -42,6 +42,8 @@ class Campaign(Base):
     weekly_schedule: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     campaign_context: Mapped[str | None] = mapped_column(sa.Text)
     opening_message_template: Mapped[str | None] = mapped_column(sa.Text)
+    #: Said to an answering machine before hanging up; None = hang up at once.
+    voicemail_message: Mapped[str | None] = mapped_column(sa.Text)
     use_returning_greeting: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     use_short_term_summaries: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     short_term_summaries_limit: Mapped[int | None] = mapped_column(sa.Integer)

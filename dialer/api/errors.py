@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -68,6 +69,15 @@ def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+def _unstorable(_: Request, exc: Exception) -> JSONResponse:
+    """The database refused a value (a NUL byte, an out-of-range number): bad input, not a
+    server fault. The request's transaction has rolled back, so nothing changed."""
+    log.info("database refused a value: %s", exc)
+    return validation_failed(
+        [{"field": "body", "reason": "contains a value that cannot be stored"}]
+    )
+
+
 def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "internal error")
@@ -77,4 +87,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(DialerError, _dialer_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(sqlalchemy.exc.DataError, _unstorable)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,4 +1,5 @@
-"""Request body size limits, enforced while the body streams in (not after buffering it)."""
+"""Request guards before any route runs: body size limits, enforced while the body streams in
+(not after buffering it), and no NUL characters in the URL."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if _has_nul(scope):
+            await _reject(send, 0, field="url", reason="contains a NUL character")
             return
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"").decode("latin-1")
@@ -67,12 +71,19 @@ class BodyLimit:
                 await _reject(send, limit)
 
 
-async def _reject(send: Send, limit: int) -> None:
+def _has_nul(scope: Scope) -> bool:
+    """A NUL in the path or query (raw or %-encoded) can never name anything we store."""
+    raw = (scope.get("raw_path") or b"") + b"?" + (scope.get("query_string") or b"")
+    return b"\x00" in raw or b"%00" in raw or "\x00" in scope.get("path", "")
+
+
+async def _reject(send: Send, limit: int, *, field: str = "body", reason: str = "") -> None:
+    reason = reason or f"larger than {limit} bytes"
     body = json.dumps(
         {
             "error": "validation_error",
-            "message": f"body: larger than {limit} bytes",
-            "detail": [{"field": "body", "reason": f"larger than {limit} bytes"}],
+            "message": f"{field}: {reason}",
+            "detail": [{"field": field, "reason": reason}],
         }
     ).encode()
     await send(

@@ -81,6 +81,9 @@ class Dispatcher:
         self.enqueue = enqueue
         self.config = config or DispatchConfig()
         self._rotation = 0
+        #: Called with the claimed ids between their commit and their hand-off to the queue:
+        #: the window the outbox covers (tests use it to kill the process right there).
+        self.after_commit: Callable[[Sequence[int]], None] | None = None
 
     def tick(self, now: datetime, *, campaign_ids: Sequence[str] | None = None) -> TickResult:
         """Dispatch what the free slots allow, round-robin over running campaigns.
@@ -103,6 +106,8 @@ class Dispatcher:
             for campaign_id in active:
                 claimed, more = self._claim_round(campaign_id, now, result)
                 if claimed:
+                    if self.after_commit is not None:
+                        self.after_commit(claimed)
                     self.enqueue(claimed)
                     self._mark_enqueued(claimed, now)
                     result.dispatched.extend(claimed)

@@ -121,6 +121,9 @@ def _csv_rows(text: IO[str]) -> Iterator[_Row]:
         if not any(v.strip() for v in values):
             continue
         line = reader.line_num
+        if any("\x00" in v for v in values):
+            yield _Row(line, "", {}, {}, None, error="contains a NUL character")
+            continue
         if len(values) != len(columns):
             error = f"{len(values)} fields, the header has {len(columns)}"
             yield _Row(line, "", {}, {}, None, error=error)

@@ -160,3 +160,13 @@ def test_health_and_openapi(app_client: TestClient) -> None:
     spec = app_client.get("/openapi.json").json()
     assert "/campaign/{campaign_id}/start" in spec["paths"]
     assert app_client.get("/docs").status_code == 200
+
+
+def test_nul_characters_are_422_not_500(client: TestClient) -> None:
+    body = client.post("/recipient_list", json={"name": "\x00"})
+    assert body.status_code == 422
+    nested = client.post("/campaign", json=campaign_body(campaign_context="a\x00b"))
+    assert nested.status_code == 422
+    assert client.get("/campaign/%00").status_code == 422
+    assert client.get("/campaign", params={"cursor": "\x00"}).status_code == 422
+    assert client.get("/campaign").json()["data"] == []

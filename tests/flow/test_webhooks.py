@@ -44,6 +44,9 @@ class _NoCalls:
             answered_by="machine_end_beep",
         )  # fmt: skip
 
+    def hang_up(self, provider_call_id: str) -> None:
+        self.hung_up = provider_call_id
+
     def run_due(self, now):  # type: ignore[no-untyped-def]
         return 0
 
@@ -136,23 +139,3 @@ def test_bad_signature_is_403_and_changes_nothing(wired: tuple[Harness, TestClie
     with h.session() as session:
         assert session.get_one(CallAttempt, attempt.id).status is AttemptStatus.DIALING
     assert h.counts(cid)["recipients." + RecipientStatus.IN_FLIGHT.value] == 1
-
-
-def test_twiml_renders_the_opening_message(wired: tuple[Harness, TestClient]) -> None:
-    h, client = wired
-    cid = h.campaign(
-        numbers(1), max_concurrency=1, opening_message_template="Hello {{ first_name }}, hi."
-    )
-    with h.session() as session, session.begin():
-        from dialer.db.models import Recipient
-
-        session.scalars(sa.select(Recipient)).one().metadata_ = {"first_name": "Ada & Co"}
-    h.act(cid, CampaignAction.START)
-    h.step()
-    with h.session() as session:
-        attempt = session.scalars(sa.select(CallAttempt)).one()
-    path = f"/webhooks/twilio/{attempt.id}/twiml?campaign={cid}"
-    response = _post(client, path, {"CallSid": attempt.provider_call_id or ""})
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("application/xml")
-    assert "<Say>Hello Ada &amp; Co, hi.</Say>" in response.text

@@ -113,8 +113,8 @@ async def _from_upload(request: Request, ctx: ApiContext, tenant: str) -> Recipi
         raise ValidationError("body", f"unreadable form: {exc}") from None
     try:
         name, upload = form.get("name"), form.get("file")
-        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
-            raise ValidationError("name", "a list name of 1 to 200 characters is required")
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200 or "\x00" in name:
+            raise ValidationError("name", "a list name of 1 to 200 characters (no NUL) is required")
         if isinstance(upload, str) or upload is None:
             raise ValidationError("file", "a CSV file is required")
         return await run_in_threadpool(_store_csv, ctx, tenant, name.strip(), upload.file)

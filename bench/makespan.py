@@ -1,0 +1,190 @@
+"""Makespan of a simulated campaign: how close the dialer keeps every line busy.
+
+Run from the repository root (``make bench``). 2,000 recipients, ``max_concurrency`` 50,
+every call exactly 2 s from dial to hang-up (simulator, human answers), a pace limit far
+above need (the simulator's own account). The ideal is ceil(2000 / 50) x 2 s = 80 s; the
+ratio of the measured wall time (start action to campaign completed) to it is the figure
+(target <= 1.05). Database: a scratch PostgreSQL database (DIALER_TEST_POSTGRES_URL, else
+the local server); semaphore and pacer in memory; dial tasks on a thread pool; callbacks
+ingested on another pool, as concurrent webhook requests would be. The finished call's slot
+is refilled by a dispatch for its campaign, not by the next tick. Writes
+``bench/results/makespan.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from dialer.clock import utc_now
+from dialer.concurrency.keys import SlotScope
+from dialer.concurrency.stores import open_stores
+from dialer.db.engine import session_factory
+from dialer.db.migrate import upgrade
+from dialer.db.models import CallAttempt, Campaign
+from dialer.inprocess import InProcessQueue, bind_runtime
+from dialer.policy.campaign_state import CampaignAction, CampaignStatus
+from dialer.runtime import build_runtime
+from dialer.services import campaigns, counters, tenancy
+from dialer.services.dispatch import DispatchConfig
+from dialer.settings import Settings
+from dialer.telephony.distributions import Fixed
+from dialer.telephony.simulation import OutcomeWeights, SimulationProfile
+from dialer.telephony.simulator import SimulatedProvider
+from scheduler.loop import SchedulerLoop
+
+RECIPIENTS = int(os.environ.get("MAKESPAN_RECIPIENTS", "2000"))
+MAX_CONCURRENCY = 50
+CALL_S = 2.0
+RESULTS = Path("bench/results/makespan.json")
+PG = os.environ.get("DIALER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _zone() -> str:
+    now = datetime.now(UTC)
+    for name in ("UTC", "Asia/Tokyo", "America/New_York", "Asia/Kolkata", "America/Los_Angeles"):
+        if 9 <= now.astimezone(ZoneInfo(name)).hour < 20:
+            return name
+    return "UTC"
+
+
+class _Row:
+    def __init__(self, number: str, zone: str) -> None:
+        self.phone_number = number
+        self.metadata: dict[str, Any] = {}
+        self.assistant_overrides: dict[str, Any] = {}
+        self.time_zone = zone
+
+
+class _ConcurrentSink:
+    """Callbacks ingested in parallel, as webhook requests to several API workers would be."""
+
+    def __init__(self, workers: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhook")
+        self.target: Any = None
+
+    def deliver(self, attempt_id: str, kind: Any, params: Any) -> None:
+        self.pool.submit(self.target, attempt_id, kind, dict(params))
+
+
+def main() -> None:
+    server = sa.make_url(PG)
+    name = f"dialer_bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    try:
+        result = run(url)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+def run(url: str) -> dict[str, Any]:
+    upgrade(url)
+    settings = Settings(
+        database_url=url, redis_url=None, calls_per_second=1000, machine_detection="Enable"
+    )
+    queue = InProcessQueue(workers=12)
+    sink = _ConcurrentSink(workers=8)
+    profile = SimulationProfile(
+        weights=OutcomeWeights(human=1.0, voicemail=0.0, busy=0.0, no_answer=0.0, failed=0.0),
+        setup_s=Fixed(0.0),
+        ring_s=Fixed(0.0),
+        amd_s=Fixed(0.5),
+        talk_s=Fixed(CALL_S),
+    )
+    provider = SimulatedProvider.realtime(sink, profile=profile, seed=1)
+    stores = open_stores(None)
+    runtime = build_runtime(
+        settings,
+        queue,
+        provider=provider,
+        stores=stores,
+        dispatch=DispatchConfig(round_size=MAX_CONCURRENCY),
+    )
+    runtime.closers.append(provider.close)
+    sink.target = runtime.dialer.deliver
+    bind_runtime(queue, runtime)
+    sessions = session_factory(runtime.engine)
+    now = utc_now()
+    zone = _zone()
+    with sessions() as session, session.begin():
+        tenant = tenancy.ensure_tenant(session, "makespan", now=now)
+        campaign, _ = campaigns.create(
+            session,
+            tenant.id,
+            {
+                "name": "makespan",
+                "assistant_id": "a",
+                "phone_number_id": "+14155550100",
+                "max_concurrency": MAX_CONCURRENCY,
+                "retry_policy": {"max_attempts": 1},
+                "speech_settings": {},
+            },
+            now=now,
+            recipients=[_Row(f"+1212{2000000 + i}", zone) for i in range(RECIPIENTS)],
+        )
+        campaign_id, tenant_id = campaign.id, tenant.id
+    loop = SchedulerLoop(runtime, interval_s=0.2, reconcile_interval_s=30.0)
+    stop = threading.Event()
+    key = SlotScope(campaign_id, tenant_id).campaign_key(stores.semaphore.prefix)
+    peak = 0
+    with sessions() as session, session.begin():
+        campaigns.act(session, tenant_id, campaign_id, CampaignAction.START, now=utc_now())
+    started = time.perf_counter()
+    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    thread.start()
+    status = CampaignStatus.RUNNING
+    deadline = started + 600
+    while time.perf_counter() < deadline and status is not CampaignStatus.COMPLETED:
+        peak = max(peak, stores.semaphore.count(key))
+        with sessions() as session:
+            status = session.get_one(Campaign, campaign_id).status
+        time.sleep(0.02)
+    wall_s = time.perf_counter() - started
+    stop.set()
+    thread.join(timeout=10)
+    queue.close()
+    sink.pool.shutdown(wait=True)
+    with sessions() as session:
+        calls = session.scalar(sa.select(sa.func.count()).select_from(CallAttempt))
+        values = counters.read(session, [campaign_id])[campaign_id]
+        truth = counters.truth(session, campaign_id)
+    runtime.close()
+    ideal_s = math.ceil(RECIPIENTS / MAX_CONCURRENCY) * CALL_S
+    return {
+        "database": "postgresql",
+        "recipients": RECIPIENTS,
+        "max_concurrency": MAX_CONCURRENCY,
+        "call_s": CALL_S,
+        "completed": status is CampaignStatus.COMPLETED,
+        "calls": calls,
+        "peak_in_flight": peak,
+        "wall_s": round(wall_s, 2),
+        "ideal_s": ideal_s,
+        "ratio": round(wall_s / ideal_s, 3),
+        "target_ratio": 1.05,
+        "counts_match_database": values == truth,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

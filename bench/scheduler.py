@@ -1,0 +1,194 @@
+"""Scheduler tick cost against campaign size: 10,000 vs 1,000,000 recipients on PostgreSQL.
+
+Run from the repository root (``make bench``). Uses DIALER_TEST_POSTGRES_URL (else the local
+server) to create a scratch database per size, and DIALER_TEST_REDIS_URL (else the local
+server) for the semaphore. Each size runs in its own process so its peak RSS is its own.
+
+A running campaign with ``max_concurrency`` 50: every measured tick dispatches a full 50
+(the calls of the previous tick are ended between ticks, outside the measure). Reported per
+size: median and p90 tick seconds, and the process's peak RSS; then ``tick_ratio`` =
+median(1M) / median(10k) (target <= 1.5). Writes ``bench/results/scheduler.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import redis
+import sqlalchemy as sa
+
+from dialer.concurrency.keys import holder_id
+from dialer.concurrency.rate.memory import MemoryRateLimiter
+from dialer.concurrency.semaphore.redis import RedisSemaphore
+from dialer.concurrency.stores import ConcurrencyStores
+from dialer.db.engine import make_engine
+from dialer.db.migrate import upgrade
+from dialer.policy.attempt_state import Outcome
+from dialer.policy.campaign_state import CampaignAction
+from dialer.runtime import build_runtime
+from dialer.services import attempts, campaigns, counters, tenancy
+from dialer.services.dispatch import DispatchConfig
+from dialer.settings import Settings
+
+SIZES = (10_000, 1_000_000)
+MAX_CONCURRENCY = 50
+TICKS = 30
+RESULTS = Path("bench/results/scheduler.json")
+PG = os.environ.get("DIALER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("DIALER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _zone() -> str:
+    now = datetime.now(UTC)
+    for name in ("UTC", "Asia/Tokyo", "America/New_York", "Asia/Kolkata", "America/Los_Angeles"):
+        if 9 <= now.astimezone(ZoneInfo(name)).hour < 20:
+            return name
+    return "UTC"
+
+
+class _Queue:
+    def dial(self, attempt_ids: object, countdown_s: float = 0.0) -> None:
+        pass
+
+    def dispatch(self, campaign_id: str) -> None:
+        pass
+
+
+def _fill(url: str, size: int) -> str:
+    """A running campaign of ``size`` recipients, inserted server-side."""
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    from dialer.db.engine import session_factory
+
+    with session_factory(engine)() as session, session.begin():
+        tenant = tenancy.ensure_tenant(session, "bench", now=now)
+        campaign, _ = campaigns.create(
+            session,
+            tenant.id,
+            {
+                "name": f"bench {size}",
+                "assistant_id": "a",
+                "phone_number_id": "+14155550100",
+                "max_concurrency": MAX_CONCURRENCY,
+                "retry_policy": {"max_attempts": 1},
+                "speech_settings": {},
+            },
+            now=now,
+        )
+        campaign_id = campaign.id
+        session.execute(
+            sa.text(
+                "INSERT INTO recipients (campaign_id, phone_number, metadata, assistant_overrides,"
+                " time_zone, status, attempt_count, run_attempts, next_attempt_at, created_at,"
+                " updated_at) SELECT :cid, '+1212' || (2000000 + i)::text, '{}'::jsonb,"
+                " '{}'::jsonb, :zone, 'pending', 0, 0, :now, :now, :now"
+                " FROM generate_series(1, :n) AS i"
+            ),
+            {"cid": campaign_id, "zone": _zone(), "now": now, "n": size},
+        )
+        counters.recount(session, campaign_id)
+        campaigns.act(session, tenant.id, campaign_id, CampaignAction.START, now=now)
+    with engine.connect() as conn:
+        conn.execute(sa.text("ANALYZE recipients"))
+        conn.commit()
+    engine.dispose()
+    return campaign_id
+
+
+def _scratch_database() -> tuple[str, sa.Engine, str]:
+    server = sa.make_url(PG)
+    name = f"dialer_bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    return server.set(database=name).render_as_string(hide_password=False), admin, name
+
+
+def measure(size: int) -> dict[str, object]:
+    """Runs in a child process: fill, then time ticks."""
+    url, admin, name = _scratch_database()
+    try:
+        upgrade(url)
+        started = time.perf_counter()
+        _fill(url, size)
+        fill_s = time.perf_counter() - started
+        client = redis.Redis.from_url(REDIS)
+        semaphore = RedisSemaphore(client, prefix=f"bench:{uuid.uuid4().hex}:")
+        runtime = build_runtime(
+            Settings(database_url=url, redis_url=REDIS),
+            _Queue(),
+            stores=ConcurrencyStores(semaphore, MemoryRateLimiter()),
+            provider=object(),  # type: ignore[arg-type]
+            dispatch=DispatchConfig(round_size=MAX_CONCURRENCY),
+        )
+        times: list[float] = []
+        for _ in range(TICKS + 2):
+            now = datetime.now(UTC)
+            t0 = time.perf_counter()
+            result = runtime.dispatcher.tick(now)
+            elapsed = time.perf_counter() - t0
+            assert len(result.dispatched) == MAX_CONCURRENCY, len(result.dispatched)
+            times.append(elapsed)
+            for attempt_id in result.dispatched:  # end the calls, outside the measure
+                with runtime.sessions() as session, session.begin():
+                    ended = attempts.end(session, attempt_id, Outcome.HUMAN, now=now)
+                assert ended is not None
+                semaphore.release(holder_id(attempt_id), ended.scope.keys(semaphore.prefix))
+        times = times[2:]  # warm-up: connections, statement caches
+        runtime.engine.dispose()
+        times.sort()
+        return {
+            "recipients": size,
+            "fill_s": round(fill_s, 1),
+            "ticks": len(times),
+            "dispatched_per_tick": MAX_CONCURRENCY,
+            "tick_median_s": round(statistics.median(times), 4),
+            "tick_p90_s": round(times[int(len(times) * 0.9) - 1], 4),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--size":
+        print(json.dumps(measure(int(sys.argv[2]))))
+        return
+    runs = []
+    for size in SIZES:
+        out = subprocess.run(
+            [sys.executable, __file__, "--size", str(size)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.getcwd()},
+        )
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    small, large = runs
+    result = {
+        "database": "postgresql",
+        "max_concurrency": MAX_CONCURRENCY,
+        "runs": runs,
+        "tick_ratio": round(large["tick_median_s"] / small["tick_median_s"], 3),
+        "rss_ratio": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3),
+        "target_tick_ratio": 1.5,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

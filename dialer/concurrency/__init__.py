@@ -1,0 +1,98 @@
+"""Limits on calls in flight (the lease semaphore) and on call starts per second (the pacer).
+
+Calls in flight
+---------------
+Each call attempt holds one slot in every key of its :class:`SlotScope` (campaign, tenant,
+caller number) from when it is queued until it ends. Limits are read from the database and
+passed at each acquire, all layers at once, all or nothing (:func:`layered_limits`). Slots are
+*leases*: a holder that is never released (a worker killed mid-call) frees its slots when its
+lease expires, and the expiry is reported (a warning naming holder and key, and
+``reaped_total``).
+
+The protocol the scheduler and workers follow, and why:
+
+1. Insert the attempt row (status ``queued``) and flush to get its id; ``acquire`` with
+   ``holder_id(attempt.id)`` and a short lease covering the wait for a worker (the queue
+   lease); commit only if admitted, roll back otherwise (a row without a slot would be
+   "live" to reconcile).
+2. When the worker starts dialing, ``renew`` to cover ring time + max call length + callback
+   delay. If renew is False (the lease lapsed or reconcile removed it) ``acquire`` again, and
+   dial only once it is admitted; otherwise put the attempt back to wait.
+3. When the attempt ends, commit the end first, then ``release`` (idempotent). In that order
+   a reconcile running in between can never re-add the holder.
+4. The scheduler calls ``reap()`` and ``reconcile_from(semaphore, read_truth, lease_s)``
+   (truth from :func:`dialer.concurrency.truth.live_holders`) at start-up and then every
+   reconcile interval, with ``lease_s`` the dialing lease of step 2.
+
+The reconcile interval is the caller's choice (:data:`RECONCILE_INTERVAL_S` is a sensible
+default). It bounds the harm of Redis losing its data (restart without AOF, failover): until
+the next reconcile the keys under-count, so for at most one interval (plus the time the
+reconcile takes) up to one limit's worth of extra calls may be admitted; after it the keys hold
+every live attempt again, even above the limit, and nothing new is admitted until they drain.
+A killed worker's slots come back after at most its lease, or at the next reconcile, whichever
+is first.
+
+Calls per second
+----------------
+:class:`~dialer.concurrency.rate.base.CallRateLimiter` paces call starts per provider account
+and per caller number (:func:`cps_rates`); ``try_acquire`` returns 0.0 or the seconds to wait,
+so a task re-enqueues itself with that countdown instead of spinning. Take the pace right
+before placing the call, after the slot is held.
+
+Stores: :func:`open_stores` gives Redis backends when a Redis URL is configured and in-memory
+ones (one process) otherwise.
+"""
+
+from __future__ import annotations
+
+from dialer.concurrency.keys import (
+    RATE_PREFIX,
+    SEMAPHORE_PREFIX,
+    TWILIO_DEFAULT_CPS,
+    SlotScope,
+    cps_rates,
+    holder_id,
+    layered_limits,
+)
+from dialer.concurrency.rate.base import CallRateLimiter, Rate
+from dialer.concurrency.rate.memory import MemoryRateLimiter
+from dialer.concurrency.rate.redis import RedisRateLimiter
+from dialer.concurrency.semaphore.base import (
+    Admission,
+    LeaseSemaphore,
+    Limit,
+    Reaped,
+    ReconcileResult,
+    reconcile_from,
+)
+from dialer.concurrency.semaphore.memory import MemorySemaphore
+from dialer.concurrency.semaphore.redis import RedisSemaphore
+from dialer.concurrency.stores import ConcurrencyStores, open_stores
+
+#: A default reconcile interval in seconds; see the module docstring for what it bounds.
+RECONCILE_INTERVAL_S = 60.0
+
+__all__ = [
+    "RATE_PREFIX",
+    "RECONCILE_INTERVAL_S",
+    "SEMAPHORE_PREFIX",
+    "TWILIO_DEFAULT_CPS",
+    "Admission",
+    "CallRateLimiter",
+    "ConcurrencyStores",
+    "LeaseSemaphore",
+    "Limit",
+    "MemoryRateLimiter",
+    "MemorySemaphore",
+    "Rate",
+    "Reaped",
+    "ReconcileResult",
+    "RedisRateLimiter",
+    "RedisSemaphore",
+    "SlotScope",
+    "cps_rates",
+    "holder_id",
+    "layered_limits",
+    "open_stores",
+    "reconcile_from",
+]

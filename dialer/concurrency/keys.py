@@ -1,0 +1,105 @@
+"""Names of every key the concurrency store uses, and the limits built on them, in one place.
+
+Semaphore keys (``SEMAPHORE_PREFIX``; one sorted set of holders each):
+
+- ``{prefix}campaign:{campaign_id}``: the campaign's ``max_concurrency``;
+- ``{prefix}tenant:{tenant_id}``: the tenant-wide cap (``tenants.max_concurrency``);
+- ``{prefix}caller:{tenant_id}:{number}``: the caller number's cap (``caller_numbers``).
+  Numbers are scoped by tenant so one tenant's traffic never shows in another's keys.
+
+An attempt registers in *every* key of its scope, capped or not, so counts and reconcile see
+all calls; a limit of None means "tracked, no cap". The holder id is the attempt id as text
+(:func:`holder_id`), the same string :func:`dialer.concurrency.truth.live_holders` reads back.
+
+Pacing keys (``RATE_PREFIX``; one number each): ``{prefix}account:{account}`` and
+``{prefix}caller:{account}:{number}``. ``account`` names a provider account, e.g.
+``twilio:AC123``, so two providers never share a pace by accident.
+
+Tests pass their own prefixes so they never touch each other's (or production's) keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dialer.concurrency.rate.base import Rate
+from dialer.concurrency.semaphore.base import Limit
+
+SEMAPHORE_PREFIX = "dialer:sem:"
+RATE_PREFIX = "dialer:cps:"
+#: Twilio's default calls per second per account (5 with a business profile).
+TWILIO_DEFAULT_CPS = 1.0
+
+
+def holder_id(attempt_id: int | str) -> str:
+    """The semaphore holder id of a call attempt."""
+    return str(attempt_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotScope:
+    """Where one call attempt holds slots: its campaign, its tenant, its caller number."""
+
+    campaign_id: str
+    tenant_id: str
+    #: The number the call is placed from (``call_attempts.from_number``); None = unknown yet.
+    caller_number: str | None = None
+
+    def campaign_key(self, prefix: str = SEMAPHORE_PREFIX) -> str:
+        return f"{prefix}campaign:{self.campaign_id}"
+
+    def tenant_key(self, prefix: str = SEMAPHORE_PREFIX) -> str:
+        return f"{prefix}tenant:{self.tenant_id}"
+
+    def caller_key(self, prefix: str = SEMAPHORE_PREFIX) -> str | None:
+        if self.caller_number is None:
+            return None
+        return f"{prefix}caller:{self.tenant_id}:{self.caller_number}"
+
+    def keys(self, prefix: str = SEMAPHORE_PREFIX) -> tuple[str, ...]:
+        """Every key an attempt of this scope holds a slot in (for renew and release)."""
+        caller = self.caller_key(prefix)
+        base = (self.campaign_key(prefix), self.tenant_key(prefix))
+        return base if caller is None else (*base, caller)
+
+
+def layered_limits(
+    scope: SlotScope,
+    campaign_limit: int,
+    tenant_limit: int | None,
+    caller_limit: int | None,
+    *,
+    prefix: str = SEMAPHORE_PREFIX,
+) -> tuple[Limit, ...]:
+    """The limits to acquire for one attempt, in :meth:`SlotScope.keys` order.
+
+    Read the limits from the database at each acquire: a lowered limit then admits nothing
+    until the count is below it, a raised one admits more at once.
+    """
+    caller_key = scope.caller_key(prefix)
+    if caller_key is None and caller_limit is not None:
+        raise ValueError("a caller limit needs a scope with a caller number")
+    limits = [
+        Limit(scope.campaign_key(prefix), campaign_limit),
+        Limit(scope.tenant_key(prefix), tenant_limit),
+    ]
+    if caller_key is not None:
+        limits.append(Limit(caller_key, caller_limit))
+    return tuple(limits)
+
+
+def cps_rates(
+    account: str,
+    caller_number: str | None = None,
+    *,
+    account_cps: float = TWILIO_DEFAULT_CPS,
+    caller_cps: float | None = None,
+    prefix: str = RATE_PREFIX,
+) -> tuple[Rate, ...]:
+    """The paces one call start must pass: its provider account's and, if set, its number's."""
+    rates = [Rate(f"{prefix}account:{account}", account_cps)]
+    if caller_cps is not None:
+        if caller_number is None:
+            raise ValueError("a caller rate needs a caller number")
+        rates.append(Rate(f"{prefix}caller:{account}:{caller_number}", caller_cps))
+    return tuple(rates)

@@ -1,0 +1,1 @@
+"""Calls-per-second pacing: the interface in ``base``, backends in ``memory`` and ``redis``."""

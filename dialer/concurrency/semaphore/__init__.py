@@ -1,0 +1,1 @@
+"""The lease semaphore: the interface in ``base``, backends in ``memory`` and ``redis``."""

@@ -1,0 +1,260 @@
+"""The lease semaphore's interface and the values it trades in.
+
+A *key* is a counting semaphore: a set of *holders* (attempt ids), each with a lease expiry.
+Invariants every backend keeps:
+
+- A holder whose lease has expired is never counted, even before it is removed.
+- Every expired lease is reported exactly once, when it is removed, whichever operation
+  removes it (``reap``, ``reconcile``, or the holder's own ``release`` or ``acquire``): one
+  log line naming the holder and the key, and one more in :attr:`LeaseSemaphore.reaped_total`.
+  Acquires leave other holders' expired leases to ``reap``, so call it periodically.
+- ``acquire`` never takes a slot that would make a capped key hold more than the limit passed
+  to that call; only ``reconcile`` may push a key above its limit (the calls are real).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+log = logging.getLogger("dialer.concurrency")
+
+Truth = Mapping[str, AbstractSet[str]]
+"""Key -> the holders that should be in it (the database's live attempts)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One layer of an acquire: ``key`` may hold at most ``max_holders``.
+
+    ``max_holders`` None means the key is tracked (counted, reconciled) but not capped.
+    """
+
+    key: str
+    max_holders: int | None
+
+    def __post_init__(self) -> None:
+        if self.max_holders is not None and self.max_holders < 0:
+            raise ValueError(f"max_holders must be >= 0 or None, not {self.max_holders}")
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What ``acquire`` decided; true when the slots were taken.
+
+    ``full`` names the first key (in the order the limits were given) that refused.
+    """
+
+    granted: bool
+    full: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.granted
+
+
+class Reaped(NamedTuple):
+    """A lease that expired and was removed from ``key``."""
+
+    key: str
+    holder: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileResult:
+    """What a reconcile changed: holders added and removed, per key, and leases reaped."""
+
+    added: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    removed: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    reaped: tuple[Reaped, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.reaped)
+
+    def summary(self, per_key: int = 10) -> str:
+        """One line: the holders added (+) and removed (-) per key, ``per_key`` at most each."""
+
+        def listed(holders: frozenset[str]) -> str:
+            shown = sorted(holders)[:per_key]
+            more = len(holders) - len(shown)
+            return str(shown) + (f" and {more} more" if more else "")
+
+        parts = [f"{key}: +{listed(self.added[key])}" for key in sorted(self.added)]
+        parts += [f"{key}: -{listed(self.removed[key])}" for key in sorted(self.removed)]
+        return "; ".join(parts) or "no change"
+
+
+class LeaseSemaphore(Protocol):
+    """Counting semaphores with leased holders; every method is atomic.
+
+    Durations are in seconds. Holder ids are attempt ids, so ``release`` and ``renew`` are
+    idempotent and a holder can only ever remove itself. Keys must start with the backend's
+    ``prefix``: reconcile and reap-all find keys by it.
+    """
+
+    @property
+    def prefix(self) -> str: ...
+
+    @property
+    def reaped_total(self) -> int:
+        """Expired leases this object has removed and reported since it was created."""
+        ...
+
+    def acquire(self, holder: str, limits: Sequence[Limit], lease_s: float) -> Admission:
+        """Take a slot in every key of ``limits`` for ``lease_s``, or none at all.
+
+        A key where ``holder`` already holds an unexpired slot does not count against it (a
+        task delivered twice takes one slot); its lease is only ever lengthened.
+        """
+        ...
+
+    def acquire_many(
+        self, requests: Sequence[tuple[str, Sequence[Limit]]], lease_s: float
+    ) -> list[Admission]:
+        """``acquire`` for each (holder, limits) in order, in one round trip; one result each.
+
+        For the scheduler, which admits many attempts per tick. Each request is all or
+        nothing on its own; the batch as a whole is not. Requests are decided in order.
+        """
+        ...
+
+    def renew(self, holder: str, keys: Sequence[str], lease_s: float) -> bool:
+        """Extend the holder's leases to at least ``lease_s`` from now.
+
+        False, and nothing changed, when the holder no longer holds an unexpired slot in every
+        key (it expired or was reconciled away): the caller must ``acquire`` again.
+        """
+        ...
+
+    def release(self, holder: str, keys: Sequence[str]) -> bool:
+        """Give the holder's slots back. True if it held an unexpired slot in any key."""
+        ...
+
+    def release_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[bool]:
+        """``release`` for each (holder, keys), in one round trip; one result each."""
+        ...
+
+    def count(self, key: str) -> int:
+        """Holders of ``key`` whose lease has not expired."""
+        ...
+
+    def holders(self, key: str) -> set[str]:
+        """The holders of ``key`` whose lease has not expired."""
+        ...
+
+    def snapshot(self) -> dict[str, set[str]]:
+        """Every key under the prefix with its unexpired holders (keys with none left out)."""
+        ...
+
+    def reap(self, keys: Iterable[str] | None = None) -> list[Reaped]:
+        """Remove and report the expired leases of ``keys`` (every key under the prefix)."""
+        ...
+
+    def reconcile(
+        self, truth: Truth, lease_s: float, *, observed: Truth | None = None
+    ) -> ReconcileResult:
+        """Make the holders match ``truth``: the database is the source of truth.
+
+        Removes holders that were ``observed`` and are not in ``truth``; adds, with a lease of
+        ``lease_s``, holders of ``truth`` that were not observed and are still absent, even
+        above the key's limit (they are real calls). ``observed`` defaults to a snapshot taken
+        now; pass one taken *before* reading the database (see :func:`reconcile_from`) so
+        holders that come and go while the database is read are left alone.
+        """
+        ...
+
+
+def reconcile_from(
+    semaphore: LeaseSemaphore, read_truth: Callable[[], Truth], lease_s: float
+) -> ReconcileResult:
+    """Snapshot the semaphore, then read the truth, then reconcile the two.
+
+    The order closes a race: an attempt registered in the database and admitted after the
+    snapshot is not removed, and one released after the snapshot is not added back.
+    """
+    observed = semaphore.snapshot()
+    return semaphore.reconcile(read_truth(), lease_s, observed=observed)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPlan:
+    """For one key: holders to remove, holders to add (if still absent)."""
+
+    remove: frozenset[str]
+    add: frozenset[str]
+
+
+def plan_reconcile(truth: Truth, observed: Truth) -> dict[str, KeyPlan]:
+    """Per key, what to remove (observed, not true) and to add (true, not observed)."""
+    plans = {}
+    for key in set(truth) | set(observed):
+        want = frozenset(truth.get(key, ()))
+        seen = frozenset(observed.get(key, ()))
+        if want != seen:
+            plans[key] = KeyPlan(remove=seen - want, add=want - seen)
+    return plans
+
+
+def reconcile_result(
+    added: Iterable[tuple[str, str]], removed: Iterable[tuple[str, str]], reaped: Sequence[Reaped]
+) -> ReconcileResult:
+    """Build the result from (key, holder) pairs and log one line saying what changed."""
+    by_key_added: dict[str, set[str]] = {}
+    for key, holder in added:
+        by_key_added.setdefault(key, set()).add(holder)
+    by_key_removed: dict[str, set[str]] = {}
+    for key, holder in removed:
+        by_key_removed.setdefault(key, set()).add(holder)
+    result = ReconcileResult(
+        added={key: frozenset(v) for key, v in by_key_added.items()},
+        removed={key: frozenset(v) for key, v in by_key_removed.items()},
+        reaped=tuple(reaped),
+    )
+    n_added = sum(len(v) for v in by_key_added.values())
+    n_removed = sum(len(v) for v in by_key_removed.values())
+    level = logging.WARNING if n_added or n_removed else logging.INFO
+    log.log(
+        level,
+        "semaphore reconciled: %d added, %d removed, %d expired: %s",
+        n_added,
+        n_removed,
+        len(reaped),
+        result.summary(),
+    )
+    return result
+
+
+class ReapReport:
+    """Reports removed expired leases: a log line each, and a running total (the metric)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._total = 0
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    def record(self, reaped: Sequence[Reaped]) -> None:
+        if not reaped:
+            return
+        with self._lock:
+            self._total += len(reaped)
+        for key, holder in reaped:
+            log.warning("lease expired: reaped holder %s from %s", holder, key)
+
+
+def check_keys(prefix: str, keys: Iterable[str]) -> None:
+    """Refuse keys outside ``prefix``: reconcile and reap-all would never see them."""
+    for key in keys:
+        if not key.startswith(prefix):
+            raise ValueError(f"key {key!r} is outside the semaphore's prefix {prefix!r}")
+
+
+def check_lease(lease_s: float) -> None:
+    if not lease_s > 0:
+        raise ValueError(f"lease_s must be > 0, not {lease_s}")

@@ -1,0 +1,243 @@
+"""The Lua scripts of the Redis lease semaphore: one script per operation, so each is atomic.
+
+Every key is a sorted set: member = holder id, score = lease expiry in seconds of Redis
+``TIME`` (never a client's clock). A holder is live while ``score > now``. The exclusive
+bound ``(now`` is formatted with ``%.17g``: Lua's ``tostring`` keeps only 14 digits. Scripts
+call ``TIME`` before writing, which needs effects replication (the default since Redis 5).
+"""
+
+from __future__ import annotations
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+# One all-or-nothing acquire. ``layers`` lists (key index in KEYS, limit; -1 = no cap).
+# Appends to ``out``: the index of the first full key (0 = granted), then n and the n key
+# indexes where the holder's own expired lease was replaced (to report them as reaped). Other
+# holders' expired leases are not counted but left for ``reap``, to keep acquire cheap.
+_ACQUIRE_ONE = """
+local above = '(' .. string.format('%.17g', now)
+local function acquire(holder, layers, expiry, out)
+  local scores = {}
+  local replaced = {}
+  for n, layer in ipairs(layers) do
+    local key = KEYS[layer[1]]
+    local score = redis.call('ZSCORE', key, holder)
+    score = score and tonumber(score)
+    if score and score <= now then
+      score = false
+      replaced[#replaced + 1] = layer[1]
+    end
+    scores[n] = score
+    if layer[2] >= 0 and not score and redis.call('ZCOUNT', key, above, '+inf') >= layer[2] then
+      out[#out + 1] = layer[1]
+      out[#out + 1] = 0
+      return
+    end
+  end
+  for n, layer in ipairs(layers) do
+    if not scores[n] or scores[n] < expiry then
+      redis.call('ZADD', KEYS[layer[1]], expiry, holder)
+    end
+  end
+  out[#out + 1] = 0
+  out[#out + 1] = #replaced
+  for _, i in ipairs(replaced) do out[#out + 1] = i end
+end
+"""
+
+# KEYS: the layers. ARGV: holder, lease_s, then the limit of each key (-1: no cap).
+# Returns the ``out`` of one acquire.
+ACQUIRE = (
+    _NOW
+    + _ACQUIRE_ONE
+    + """
+local layers = {}
+for i = 1, #KEYS do layers[i] = {i, tonumber(ARGV[i + 2])} end
+local out = {}
+acquire(ARGV[1], layers, now + tonumber(ARGV[2]), out)
+return out
+"""
+)
+
+# KEYS: every key of the batch, once. ARGV: lease_s, then per request: holder, n, and n pairs
+# (key index, limit). Requests are decided in order. Returns the ``out`` of each, in order.
+ACQUIRE_MANY = (
+    _NOW
+    + _ACQUIRE_ONE
+    + """
+local expiry = now + tonumber(ARGV[1])
+local out = {}
+local a = 2
+while a <= #ARGV do
+  local holder = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  local layers = {}
+  for j = 1, n do
+    layers[j] = {tonumber(ARGV[a + 2 * j]), tonumber(ARGV[a + 2 * j + 1])}
+  end
+  acquire(holder, layers, expiry, out)
+  a = a + 2 + 2 * n
+end
+return out
+"""
+)
+
+# KEYS: the holder's keys. ARGV: holder, lease_s. Returns 1 when renewed, 0 (nothing changed)
+# when the holder is missing or expired in any key.
+RENEW = (
+    _NOW
+    + """
+local holder = ARGV[1]
+local expiry = now + tonumber(ARGV[2])
+local scores = {}
+for i, key in ipairs(KEYS) do
+  local score = redis.call('ZSCORE', key, holder)
+  if not score or tonumber(score) <= now then return 0 end
+  scores[i] = tonumber(score)
+end
+for i, key in ipairs(KEYS) do
+  if scores[i] < expiry then redis.call('ZADD', key, expiry, holder) end
+end
+return 1
+"""
+)
+
+# One release. ``indexes`` are the holder's keys (indexes in KEYS). Appends to ``out``: 1 if
+# an unexpired slot was given back (else 0), then n and the n key indexes where the lease had
+# already expired (removed too, to report them as reaped).
+_RELEASE_ONE = """
+local function release(holder, indexes, out)
+  local live = 0
+  local expired = {}
+  for _, i in ipairs(indexes) do
+    local score = redis.call('ZSCORE', KEYS[i], holder)
+    if score then
+      redis.call('ZREM', KEYS[i], holder)
+      if tonumber(score) > now then live = 1 else expired[#expired + 1] = i end
+    end
+  end
+  out[#out + 1] = live
+  out[#out + 1] = #expired
+  for _, i in ipairs(expired) do out[#out + 1] = i end
+end
+"""
+
+# KEYS: the holder's keys. ARGV: holder. Returns the ``out`` of one release.
+RELEASE = (
+    _NOW
+    + _RELEASE_ONE
+    + """
+local indexes = {}
+for i = 1, #KEYS do indexes[i] = i end
+local out = {}
+release(ARGV[1], indexes, out)
+return out
+"""
+)
+
+# KEYS: every key of the batch, once. ARGV: per request: holder, n, and n key indexes.
+# Returns the ``out`` of each release, in order.
+RELEASE_MANY = (
+    _NOW
+    + _RELEASE_ONE
+    + """
+local out = {}
+local a = 1
+while a <= #ARGV do
+  local n = tonumber(ARGV[a + 1])
+  local indexes = {}
+  for j = 1, n do indexes[j] = tonumber(ARGV[a + 1 + j]) end
+  release(ARGV[a], indexes, out)
+  a = a + 2 + n
+end
+return out
+"""
+)
+
+# KEYS[1]. Returns the number of live holders.
+COUNT = (
+    _NOW
+    + """
+return redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%.17g', now), '+inf')
+"""
+)
+
+# KEYS: any. Returns {n, holder * n, n, holder * n...}: the live holders of each key.
+SNAPSHOT = (
+    _NOW
+    + """
+local out = {}
+local above = '(' .. string.format('%.17g', now)
+for _, key in ipairs(KEYS) do
+  local live = redis.call('ZRANGEBYSCORE', key, above, '+inf')
+  out[#out + 1] = #live
+  for _, h in ipairs(live) do out[#out + 1] = h end
+end
+return out
+"""
+)
+
+# KEYS: any. Removes expired leases; returns {i, holder, i, holder...}.
+REAP = (
+    _NOW
+    + """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local expired = redis.call('ZRANGEBYSCORE', key, '-inf', now)
+  if #expired > 0 then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    for _, h in ipairs(expired) do
+      out[#out + 1] = i
+      out[#out + 1] = h
+    end
+  end
+end
+return out
+"""
+)
+
+# KEYS: the keys to fix. ARGV: lease_s, then for each key: n, n holders to remove, m, m holders
+# to add if absent. Expired leases of the keys are removed first. Returns {change, i, holder...}
+# where change is 'x' (expired lease removed), '-' (removed) or '+' (added).
+RECONCILE = (
+    _NOW
+    + """
+local expiry = now + tonumber(ARGV[1])
+local out = {}
+local a = 2
+for i, key in ipairs(KEYS) do
+  local expired = redis.call('ZRANGEBYSCORE', key, '-inf', now)
+  if #expired > 0 then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    for _, h in ipairs(expired) do
+      out[#out + 1] = 'x'
+      out[#out + 1] = i
+      out[#out + 1] = h
+    end
+  end
+  local n = tonumber(ARGV[a])
+  for j = a + 1, a + n do
+    if redis.call('ZREM', key, ARGV[j]) == 1 then
+      out[#out + 1] = '-'
+      out[#out + 1] = i
+      out[#out + 1] = ARGV[j]
+    end
+  end
+  a = a + n + 1
+  n = tonumber(ARGV[a])
+  for j = a + 1, a + n do
+    if not redis.call('ZSCORE', key, ARGV[j]) then
+      redis.call('ZADD', key, expiry, ARGV[j])
+      out[#out + 1] = '+'
+      out[#out + 1] = i
+      out[#out + 1] = ARGV[j]
+    end
+  end
+  a = a + n + 1
+end
+return out
+"""
+)

@@ -77,8 +77,11 @@ def _recipients(zone: str, n: int) -> list[RecipientIn]:
         )
         for i in range(n)
     ]
-    rows.append(RecipientIn(phone_number="+870 301 234 567"))  # no time zone is known
-    rows.append(RecipientIn(phone_number=SUPPRESSED, time_zone=zone))
+    # No time zone is known for a satellite number: skipped, with that reason.
+    rows.append(RecipientIn(phone_number="+870 301 234 567", metadata={"first_name": "Sat"}))
+    rows.append(
+        RecipientIn(phone_number=SUPPRESSED, metadata={"first_name": "Dee"}, time_zone=zone)
+    )
     return rows
 
 

@@ -122,3 +122,16 @@ def test_rendering() -> None:
     assert greeting.check("{{a}} and {{b") is not None
     assert greeting.check("{{a.b}}") is not None
     assert greeting.missing("{{a}} {{b}}", {"a": 1}) == ["b"]
+
+
+def test_call_detail_is_the_tenants_own(wired: tuple[Harness, TestClient], engine: Engine) -> None:
+    h, client = wired
+    cid, attempt_id = _dial_one(h)
+    mine = client.get(f"/call/{attempt_id}", headers=headers_for(engine, "tenant"))
+    assert mine.status_code == 200
+    assert mine.json()["campaign_id"] == cid
+    assert [c["id"] for c in mine.json()["history"]] == [attempt_id]
+    listed = client.get(f"/campaign/{cid}/calls", headers=headers_for(engine, "tenant")).json()
+    assert [c["id"] for c in listed["data"]] == [attempt_id]
+    theirs = client.get(f"/call/{attempt_id}", headers=headers_for(engine, "someone-else"))
+    assert theirs.status_code == 404

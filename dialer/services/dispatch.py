@@ -12,6 +12,7 @@ between commit and hand-off left behind; a repeated dial task is a no-op).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -164,6 +165,12 @@ class Dispatcher:
     def _claim(
         self, session: Session, campaign: Campaign, due: list[Recipient], want: int, now: datetime
     ) -> tuple[list[int], bool]:
+        """Screen ``due``, then claim up to ``want`` in a fixed number of statements.
+
+        One INSERT of the attempts, one round trip to the semaphore for all their slots, one
+        DELETE of the attempts it refused, one UPDATE of the admitted recipients, one counter
+        update: the cost of a tick follows the calls it dispatches, never the campaign's size.
+        """
         tenant = session.get_one(Tenant, campaign.tenant_id)
         blocked = suppressed_among(session, campaign.tenant_id, [r.phone_number for r in due])
         callers = {
@@ -173,24 +180,29 @@ class Dispatcher:
             )
         }
         window = windows.of_campaign(campaign)
-        claimed: list[int] = []
+        chosen: list[tuple[Recipient, CallerNumber | None, str]] = []
+        deltas: Counter[str] = Counter()
         for recipient in due:
-            if len(claimed) >= want:
-                return claimed, False
+            if len(chosen) >= want:
+                break
             if recipient.phone_number in blocked:
-                _end_recipient(
-                    session, recipient, RecipientStatus.SUPPRESSED, REASON_SUPPRESSED, now
+                deltas.update(
+                    _end_recipient(recipient, RecipientStatus.SUPPRESSED, REASON_SUPPRESSED, now)
                 )
                 continue
             allowed = windows.of_recipient(window, recipient)
             if isinstance(allowed, NotCallable):
-                _end_recipient(session, recipient, RecipientStatus.SKIPPED, UNKNOWN_TIME_ZONE, now)
+                deltas.update(
+                    _end_recipient(recipient, RecipientStatus.SKIPPED, UNKNOWN_TIME_ZONE, now)
+                )
                 continue
             if not allowed.allows(now):
                 opens = allowed.next_open(now)
                 if opens is None:
-                    _end_recipient(
-                        session, recipient, RecipientStatus.SKIPPED, REASON_NO_WINDOW_LEFT, now
+                    deltas.update(
+                        _end_recipient(
+                            recipient, RecipientStatus.SKIPPED, REASON_NO_WINDOW_LEFT, now
+                        )
                     )
                 else:
                     recipient.next_attempt_at = opens
@@ -201,43 +213,60 @@ class Dispatcher:
                 if caller is not None
                 else (campaign.caller_id_number or campaign.phone_number_id)
             )
-            attempt = CallAttempt(
-                recipient_id=recipient.id,
-                campaign_id=campaign.id,
-                run_id=campaign.current_run_id,
-                attempt_number=recipient.attempt_count + 1,
-                from_number=from_number,
-                to_number=recipient.phone_number,
-                status=AttemptStatus.QUEUED,
-                queued_at=now,
-                provider_retries=0,
+            chosen.append((recipient, caller, from_number))
+        if not chosen:
+            counters.bump(session, campaign.id, deltas)
+            return [], False
+        table = CallAttempt.__table__
+        ids = list(
+            session.scalars(
+                sa.insert(table).returning(table.c.id, sort_by_parameter_order=True),  # type: ignore[arg-type]
+                [
+                    {
+                        "recipient_id": recipient.id,
+                        "campaign_id": campaign.id,
+                        "run_id": campaign.current_run_id,
+                        "attempt_number": recipient.attempt_count + 1,
+                        "from_number": from_number,
+                        "to_number": recipient.phone_number,
+                        "status": AttemptStatus.QUEUED.value,
+                        "queued_at": now,
+                        "provider_retries": 0,
+                    }
+                    for recipient, _, from_number in chosen
+                ],
             )
-            session.add(attempt)
-            session.flush()
-            scope = SlotScope(campaign.id, campaign.tenant_id, from_number)
-            limits = layered_limits(
-                scope,
-                campaign.max_concurrency,
-                tenant.max_concurrency,
-                caller.max_concurrency if caller is not None else None,
-                prefix=self.semaphore.prefix,
+        )
+        requests = [
+            (
+                holder_id(attempt_id),
+                layered_limits(
+                    SlotScope(campaign.id, campaign.tenant_id, from_number),
+                    campaign.max_concurrency,
+                    tenant.max_concurrency,
+                    caller.max_concurrency if caller is not None else None,
+                    prefix=self.semaphore.prefix,
+                ),
             )
-            admission = self.semaphore.acquire(
-                holder_id(attempt.id), limits, self.config.queue_lease_s
-            )
-            if not admission:
-                session.delete(attempt)
-                session.flush()
-                return claimed, True
-            source = recipient.status
+            for attempt_id, (_, caller, from_number) in zip(ids, chosen, strict=True)
+        ]
+        admissions = self.semaphore.acquire_many(requests, self.config.queue_lease_s)
+        admitted = [i for i, a in zip(ids, admissions, strict=True) if a]
+        refused = [i for i, a in zip(ids, admissions, strict=True) if not a]
+        if refused:
+            session.execute(sa.delete(CallAttempt).where(CallAttempt.id.in_(refused)))
+        claimed_recipients = [
+            recipient for (recipient, _, _), a in zip(chosen, admissions, strict=True) if a
+        ]
+        for recipient in claimed_recipients:
+            deltas.update(counters.moved(recipient.status, RecipientStatus.QUEUED))
             recipient.status = RecipientStatus.QUEUED
             recipient.reason = None
             recipient.attempt_count += 1
             recipient.run_attempts += 1
             recipient.updated_at = now
-            counters.bump(session, campaign.id, counters.moved(source, RecipientStatus.QUEUED))
-            claimed.append(attempt.id)
-        return claimed, False
+        counters.bump(session, campaign.id, deltas)
+        return admitted, bool(refused)
 
     def _mark_enqueued(self, attempt_ids: Sequence[int], now: datetime) -> None:
         with self.sessions() as session, session.begin():
@@ -278,13 +307,14 @@ class Dispatcher:
 
 
 def _end_recipient(
-    session: Session, recipient: Recipient, target: RecipientStatus, reason: str, now: datetime
-) -> None:
-    source = recipient.status
+    recipient: Recipient, target: RecipientStatus, reason: str, now: datetime
+) -> Counter[str]:
+    """End a recipient that can never be dialed here; returns the counter deltas."""
+    deltas = counters.moved(recipient.status, target)
     recipient.status = target
     recipient.reason = reason
     recipient.updated_at = now
-    counters.bump(session, recipient.campaign_id, counters.moved(source, target))
+    return deltas
 
 
 _OPEN_STATES = (

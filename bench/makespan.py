@@ -5,17 +5,25 @@ every call exactly 2 s from dial to hang-up (simulator, human answers), a pace l
 above need (the simulator's own account). The ideal is ceil(2000 / 50) x 2 s = 80 s; the
 ratio of the measured wall time (start action to campaign completed) to it is the figure
 (target <= 1.05). Database: a scratch PostgreSQL database (DIALER_TEST_POSTGRES_URL, else
-the local server); semaphore and pacer in memory; dial tasks on a thread pool; callbacks
-ingested on another pool, as concurrent webhook requests would be. The finished call's slot
-is refilled by a dispatch for its campaign, not by the next tick. Writes
-``bench/results/makespan.json``.
+the local server). The finished call's slot is refilled by a dispatch for its campaign, not
+by the next tick. Two deployments are measured:
+
+- ``distributed`` (the figure): the production topology on this machine, two
+  ``dialer worker`` processes (Celery, prefork) and one ``dialer scheduler`` on real Redis
+  (DIALER_TEST_REDIS_URL's server, database 13, flushed), the simulator inside the workers;
+- ``embedded``: everything in this one process (in-memory semaphore, thread pools), which
+  Python's GIL holds to one core.
+
+Writes ``bench/results/makespan.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import statistics
 import sys
 import threading
 import time
@@ -80,21 +88,141 @@ class _ConcurrentSink:
 
 
 def main() -> None:
-    server = sa.make_url(PG)
-    name = f"dialer_bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    try:
-        result = run(url)
-    finally:
+    modes = os.environ.get("MAKESPAN_MODES", "distributed,embedded").split(",")
+    results: dict[str, Any] = {}
+    for mode in modes:
+        server = sa.make_url(PG)
+        name = f"dialer_bench_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = server.set(database=name).render_as_string(hide_password=False)
+        try:
+            results[mode] = run_distributed(url) if mode == "distributed" else run(url)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+    first = results[modes[0]]
+    result = {"ratio": first["ratio"], "target_ratio": 1.05, "figure": modes[0], **results}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+
+
+PROFILE = f"weights=human=1;setup=fixed:0;ring=fixed:0;amd=fixed:0.5;talk=fixed:{CALL_S}"
+REDIS = os.environ.get("DIALER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _create_campaign(url: str) -> tuple[str, str]:
+    engine = sa.create_engine(url)
+    sessions = session_factory(engine)
+    now = utc_now()
+    zone = _zone()
+    with sessions() as session, session.begin():
+        tenant = tenancy.ensure_tenant(session, "makespan", now=now)
+        campaign, _ = campaigns.create(
+            session,
+            tenant.id,
+            {
+                "name": "makespan",
+                "assistant_id": "a",
+                "phone_number_id": "+14155550100",
+                "max_concurrency": MAX_CONCURRENCY,
+                "retry_policy": {"max_attempts": 1},
+                "speech_settings": {},
+            },
+            now=now,
+            recipients=[_Row(f"+1212{2000000 + i}", zone) for i in range(RECIPIENTS)],
+        )
+        ids = campaign.id, tenant.id
+    engine.dispose()
+    return ids
+
+
+def run_distributed(url: str) -> dict[str, Any]:
+    import signal
+    import subprocess
+
+    import redis
+
+    from dialer.concurrency.semaphore.redis import RedisSemaphore
+    from workers.celery_app import create_celery
+
+    redis_url = str(sa.make_url(REDIS.replace("redis://", "postgresql://")).set(database="13"))
+    redis_url = redis_url.replace("postgresql://", "redis://")
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    upgrade(url)
+    env = {
+        **os.environ,
+        "DIALER_DATABASE_URL": url,
+        "DIALER_REDIS_URL": redis_url,
+        "DIALER_PROVIDER": "simulator",
+        "DIALER_SIMULATOR_PROFILE": PROFILE,
+        "DIALER_CALLS_PER_SECOND": "1000",
+        "DIALER_MACHINE_DETECTION": "Enable",
+        "DIALER_SCHEDULER_INTERVAL_S": "0.2",
+        "DIALER_LOG_LEVEL": "WARNING",
+    }
+    campaign_id, tenant_id = _create_campaign(url)
+    command = [sys.executable, "-m", "dialer"]
+    procs = [
+        subprocess.Popen(
+            [*command, "worker", "--concurrency", "6"], env=env, start_new_session=True
+        )
+        for _ in range(2)
+    ]
+    procs.append(subprocess.Popen([*command, "scheduler"], env=env, start_new_session=True))
+    try:
+        celery = create_celery(Settings(database_url=url, redis_url=redis_url))
+        deadline = time.monotonic() + 60
+        while len(celery.control.ping(timeout=1.0)) < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("workers did not come up")
+        semaphore = RedisSemaphore(client)
+        key = SlotScope(campaign_id, tenant_id).campaign_key(semaphore.prefix)
+        engine = sa.create_engine(url)
+        sessions = session_factory(engine)
+        with sessions() as session, session.begin():
+            campaigns.act(session, tenant_id, campaign_id, CampaignAction.START, now=utc_now())
+        started = time.perf_counter()
+        status, peak = CampaignStatus.RUNNING, 0
+        while time.perf_counter() < started + 600 and status is not CampaignStatus.COMPLETED:
+            peak = max(peak, semaphore.count(key))
+            with sessions() as session:
+                status = session.get_one(Campaign, campaign_id).status
+            time.sleep(0.02)
+        wall_s = time.perf_counter() - started
+        with sessions() as session:
+            calls = session.scalar(sa.select(sa.func.count()).select_from(CallAttempt))
+            values = counters.read(session, [campaign_id])[campaign_id]
+            truth = counters.truth(session, campaign_id)
+        engine.dispose()
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        client.flushdb()
+    ideal_s = math.ceil(RECIPIENTS / MAX_CONCURRENCY) * CALL_S
+    return {
+        "deployment": "2 Celery workers (prefork, 6 each) + 1 scheduler, Redis, PostgreSQL",
+        "recipients": RECIPIENTS,
+        "max_concurrency": MAX_CONCURRENCY,
+        "call_s": CALL_S,
+        "completed": status is CampaignStatus.COMPLETED,
+        "calls": calls,
+        "peak_in_flight": peak,
+        "wall_s": round(wall_s, 2),
+        "ideal_s": ideal_s,
+        "ratio": round(wall_s / ideal_s, 3),
+        "counts_match_database": values == truth,
+    }
 
 
 def run(url: str) -> dict[str, Any]:
@@ -166,10 +294,15 @@ def run(url: str) -> dict[str, Any]:
     sink.pool.shutdown(wait=True)
     with sessions() as session:
         calls = session.scalar(sa.select(sa.func.count()).select_from(CallAttempt))
+        timeline = session.execute(
+            sa.select(CallAttempt.queued_at, CallAttempt.dialed_at, CallAttempt.ended_at)
+        ).all()
         values = counters.read(session, [campaign_id])[campaign_id]
         truth = counters.truth(session, campaign_id)
     runtime.close()
     ideal_s = math.ceil(RECIPIENTS / MAX_CONCURRENCY) * CALL_S
+    waits = sorted((d - q).total_seconds() for q, d, _ in timeline if d is not None)
+    lengths = sorted((e - d).total_seconds() for _, d, e in timeline if d and e)
     return {
         "database": "postgresql",
         "recipients": RECIPIENTS,
@@ -183,6 +316,8 @@ def run(url: str) -> dict[str, Any]:
         "ratio": round(wall_s / ideal_s, 3),
         "target_ratio": 1.05,
         "counts_match_database": values == truth,
+        "median_queue_to_dial_s": round(statistics.median(waits), 3) if waits else None,
+        "median_dial_to_end_s": round(statistics.median(lengths), 3) if lengths else None,
     }
 
 

@@ -155,9 +155,9 @@ def scheduler(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if settings.redis_url is not None:
-        from workers.celery_app import CeleryQueue, create_celery
+        from workers.celery_app import celery_queue, create_celery
 
-        runtime = build_runtime(settings, CeleryQueue(create_celery(settings)))
+        runtime = build_runtime(settings, celery_queue(create_celery(settings), settings))
     else:
         from dialer.inprocess import InProcessQueue, bind_runtime
 

@@ -27,6 +27,8 @@ class InProcessQueue:
         self._closed = False
         self.dial_one: Callable[[int], object] | None = None
         self.dispatch_one: Callable[[str], object] | None = None
+        #: Campaigns with a dispatch waiting to start: more requests for them coalesce.
+        self._dispatch_pending: set[str] = set()
 
     def bind(
         self, dial_one: Callable[[int], object], dispatch_one: Callable[[str], object]
@@ -38,6 +40,11 @@ class InProcessQueue:
             self._later(countdown_s, self._run_dial, attempt_id)
 
     def dispatch(self, campaign_id: str) -> None:
+        """Ask for a dispatch of the campaign; requests made before one starts share it."""
+        with self._lock:
+            if campaign_id in self._dispatch_pending:
+                return
+            self._dispatch_pending.add(campaign_id)
         self._submit(self._run_dispatch, campaign_id)
 
     def _run_dial(self, attempt_id: int) -> None:
@@ -49,6 +56,9 @@ class InProcessQueue:
 
     def _run_dispatch(self, campaign_id: str) -> None:
         assert self.dispatch_one is not None
+        with self._lock:
+            # Cleared as the dispatch starts: a slot freed from now on asks for another.
+            self._dispatch_pending.discard(campaign_id)
         try:
             self.dispatch_one(campaign_id)
         except Exception:

@@ -133,10 +133,15 @@ def _provider(
         from dialer.telephony.twilio import TwilioProvider
 
         return TwilioProvider.from_settings(settings)
+    from dialer.telephony.simulation import parse_profile
     from dialer.telephony.simulator import SimulatedProvider
 
+    profile = parse_profile(settings.simulator_profile) if settings.simulator_profile else None
     simulator = SimulatedProvider.realtime(
-        sink, seed=settings.simulator_seed, time_scale=settings.simulator_time_scale
+        sink,
+        profile=profile,
+        seed=settings.simulator_seed,
+        time_scale=settings.simulator_time_scale,
     )
     closers.append(simulator.close)
     return simulator

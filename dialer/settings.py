@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         default=3600, ge=10, le=14400, description="Longest call once answered, in seconds."
     )
     calls_per_second: float = Field(
-        default=1.0, gt=0, le=100, description="Call starts per second per provider account."
+        default=1.0, gt=0, le=10_000, description="Call starts per second per provider account."
     )
     machine_detection: str = Field(
         default="DetectMessageEnd", pattern=r"^(Enable|DetectMessageEnd)$"
@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         description="How a call whose machine detection said 'unknown' is counted.",
     )
     simulator_seed: int | None = Field(default=None, description="Seed of the simulator.")
+    simulator_profile: str | None = Field(
+        default=None,
+        description="Simulated callees, e.g. 'weights=human=3,busy=1;ring=uniform:2,8;"
+        "talk=exp:40' (fields: weights, setup, ring, talk, amd, greeting, message, reject).",
+    )
     simulator_time_scale: float = Field(
         default=1.0, gt=0, le=10, description="Wall seconds per simulated second."
     )
@@ -102,6 +107,19 @@ class Settings(BaseSettings):
         if url.get_backend_name() not in {"sqlite", "postgresql"}:
             raise ValueError("only sqlite and postgresql databases are supported")
         return value
+
+    @field_validator("simulator_profile")
+    @classmethod
+    def _profile(cls, value: str | None) -> str | None:
+        if value:
+            from dialer.errors import ValidationError
+            from dialer.telephony.simulation import parse_profile
+
+            try:
+                parse_profile(value)
+            except ValidationError as exc:
+                raise ValueError(exc.reason) from None
+        return value or None
 
     @field_validator("redis_url")
     @classmethod

@@ -20,11 +20,22 @@ from workers.celery_config import DIAL_QUEUE, EVENTS_QUEUE, MAX_COUNTDOWN_S, cel
 log = logging.getLogger(__name__)
 
 
-class CeleryQueue:
-    """A :class:`~dialer.runtime.TaskQueue` that sends Celery tasks (ids only)."""
+#: While set, a dispatch of the campaign is queued and not started: more requests coalesce.
+PENDING_DISPATCH_KEY = "dialer:dispatch-pending:{campaign_id}"
+#: Safety expiry of that flag, in milliseconds, should a task be lost.
+PENDING_DISPATCH_TTL_MS = 5_000
 
-    def __init__(self, celery: Celery) -> None:
+
+class CeleryQueue:
+    """A :class:`~dialer.runtime.TaskQueue` that sends Celery tasks (ids only).
+
+    Slot-freed dispatch requests of one campaign coalesce: a request made while one is queued
+    and not yet started is dropped (the queued one will see the freed slot too).
+    """
+
+    def __init__(self, celery: Celery, redis_client: Any | None = None) -> None:
         self.celery = celery
+        self.redis = redis_client
 
     def dial(self, attempt_ids: Sequence[int], countdown_s: float = 0.0) -> None:
         countdown = min(max(countdown_s, 0.0), MAX_COUNTDOWN_S)
@@ -34,7 +45,23 @@ class CeleryQueue:
             )
 
     def dispatch(self, campaign_id: str) -> None:
+        if self.redis is not None:
+            key = PENDING_DISPATCH_KEY.format(campaign_id=campaign_id)
+            if not self.redis.set(key, 1, nx=True, px=PENDING_DISPATCH_TTL_MS):
+                return
         self.celery.send_task("dialer.dispatch_campaign", args=[campaign_id], queue=EVENTS_QUEUE)
+
+
+def celery_queue(celery: Celery, settings: Settings) -> CeleryQueue:
+    """The queue of this process (one Redis client for its dispatch flags)."""
+    cached: CeleryQueue | None = getattr(celery, "dialer_queue", None)
+    if cached is None:
+        import redis
+
+        client = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+        cached = CeleryQueue(celery, client)
+        celery.dialer_queue = cached
+    return cached
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -44,7 +71,7 @@ def create_celery(settings: Settings) -> Celery:
 
     def runtime() -> Runtime:
         if "rt" not in state:
-            state["rt"] = build_runtime(settings, CeleryQueue(celery))
+            state["rt"] = build_runtime(settings, celery_queue(celery, settings))
         return state["rt"]
 
     @celery.task(name="dialer.dial", acks_late=True)
@@ -55,7 +82,12 @@ def create_celery(settings: Settings) -> Celery:
     @celery.task(name="dialer.dispatch_campaign", acks_late=True)
     def dispatch_campaign(campaign_id: str) -> int:
         """A slot of the campaign freed: dispatch into it now."""
-        result = runtime().dispatcher.tick(utc_now(), campaign_ids=[str(campaign_id)])
+        rt = runtime()
+        queue = celery_queue(celery, settings)
+        if queue.redis is not None:
+            # Cleared as the dispatch starts: a slot freed from now on asks for another.
+            queue.redis.delete(PENDING_DISPATCH_KEY.format(campaign_id=campaign_id))
+        result = rt.dispatcher.tick(utc_now(), campaign_ids=[str(campaign_id)])
         return len(result.dispatched)
 
     @signals.worker_process_shutdown.connect(weak=False)

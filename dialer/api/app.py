@@ -80,10 +80,13 @@ def _default_runtime(
 
     def build() -> Runtime:
         if settings.redis_url is not None:
-            from workers.celery_app import CeleryQueue, create_celery
+            from workers.celery_app import celery_queue, create_celery
 
             return build_runtime(
-                settings, CeleryQueue(create_celery(settings)), engine=engine, clock=clock
+                settings,
+                celery_queue(create_celery(settings), settings),
+                engine=engine,
+                clock=clock,
             )
         from dialer.inprocess import InProcessQueue, bind_runtime
 

@@ -80,11 +80,8 @@ class Ended:
 
 def _ended(session: Session, attempt: CallAttempt) -> Ended:
     assert attempt.outcome is not None
-    tenant_id = session.scalar(
-        sa.select(Campaign.tenant_id).where(Campaign.id == attempt.campaign_id)
-    )
-    assert tenant_id is not None
-    scope = SlotScope(attempt.campaign_id, tenant_id, attempt.from_number)
+    campaign = session.get_one(Campaign, attempt.campaign_id)  # usually in the identity map
+    scope = SlotScope(attempt.campaign_id, campaign.tenant_id, attempt.from_number)
     return Ended(attempt.id, attempt.campaign_id, attempt.outcome, scope)
 
 
@@ -100,23 +97,33 @@ def _recipient(session: Session, recipient_id: int) -> Recipient:
 
 
 def dial_job(session: Session, attempt: CallAttempt) -> DialJob:
-    campaign = session.get_one(Campaign, attempt.campaign_id)
-    tenant = session.get_one(Tenant, campaign.tenant_id)
-    recipient = session.get_one(Recipient, attempt.recipient_id)
-    caller_limit = None
-    if recipient.caller_number_id is not None:
-        caller_limit = session.get_one(CallerNumber, recipient.caller_number_id).max_concurrency
+    """The job of ``attempt``: its campaign, tenant and caller limits in one query."""
+    row = session.execute(
+        sa.select(
+            Campaign.tenant_id,
+            Campaign.max_concurrency,
+            Campaign.machine_detection_timeout_seconds,
+            Tenant.max_concurrency,
+            CallerNumber.max_concurrency,
+        )
+        .select_from(Recipient)
+        .join(Campaign, Campaign.id == Recipient.campaign_id)
+        .join(Tenant, Tenant.id == Campaign.tenant_id)
+        .outerjoin(CallerNumber, CallerNumber.id == Recipient.caller_number_id)
+        .where(Recipient.id == attempt.recipient_id)
+    ).one()
+    tenant_id, campaign_limit, amd_timeout_s, tenant_limit, caller_limit = row
     return DialJob(
         attempt_id=attempt.id,
-        campaign_id=campaign.id,
-        tenant_id=campaign.tenant_id,
-        recipient_id=recipient.id,
+        campaign_id=attempt.campaign_id,
+        tenant_id=tenant_id,
+        recipient_id=attempt.recipient_id,
         to=attempt.to_number,
         from_=attempt.from_number or "",
-        campaign_limit=campaign.max_concurrency,
-        tenant_limit=tenant.max_concurrency,
+        campaign_limit=campaign_limit,
+        tenant_limit=tenant_limit,
         caller_limit=caller_limit,
-        machine_detection_timeout_s=campaign.machine_detection_timeout_seconds or 30,
+        machine_detection_timeout_s=amd_timeout_s or 30,
     )
 
 

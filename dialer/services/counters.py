@@ -11,6 +11,7 @@ deadlock on them. :func:`reconcile` recomputes the truth and repairs (and logs) 
 from __future__ import annotations
 
 import logging
+import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
@@ -39,27 +40,77 @@ def outcome_key(outcome: Outcome) -> str:
     return f"{ATTEMPT_PREFIX}{outcome.value}"
 
 
+#: Rows per count. Each transaction adds its deltas to one shard, chosen at random.
+SHARDS = 8
+_PENDING = "dialer.counter_deltas"
+
+
 def create(session: Session, campaign_id: str) -> None:
     """Create the campaign's counters, all zero (once, with the campaign)."""
     session.execute(
         sa.insert(CampaignCounter),
-        [{"campaign_id": campaign_id, "name": name, "value": 0} for name in COUNTER_NAMES],
+        [
+            {"campaign_id": campaign_id, "name": name, "shard": shard, "value": 0}
+            for name in COUNTER_NAMES
+            for shard in range(SHARDS)
+        ],
     )
 
 
 def bump(session: Session, campaign_id: str, deltas: Mapping[str, int]) -> None:
-    """Add ``deltas`` to the campaign's counters inside the caller's transaction."""
-    for name in sorted(deltas):
-        delta = deltas[name]
-        if delta == 0:
-            continue
+    """Add ``deltas`` to the campaign's counters, in the caller's transaction.
+
+    The deltas are gathered and written just before the transaction commits (see
+    :func:`apply_pending`): the counter rows are then locked only for the instant before the
+    commit, always in one order (campaign, name), so transitions neither queue behind each
+    other's row locks for long nor deadlock.
+    """
+    pending: dict[tuple[str, str], int] = session.info.setdefault(_PENDING, {})
+    for name, delta in deltas.items():
         if name not in _KNOWN:
             raise ValueError(f"unknown counter {name!r}")
+        if delta:
+            key = (campaign_id, name)
+            pending[key] = pending.get(key, 0) + delta
+
+
+def apply_pending(session: Session) -> None:
+    """Write the deltas gathered by :func:`bump` to one random shard, one statement per
+    campaign, then forget them."""
+    pending: dict[tuple[str, str], int] | None = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    shard = random.randrange(SHARDS)
+    by_campaign: dict[str, dict[str, int]] = {}
+    for (campaign_id, name), delta in sorted(pending.items()):
+        if delta:
+            by_campaign.setdefault(campaign_id, {})[name] = delta
+    for campaign_id, deltas in by_campaign.items():
         session.execute(
             sa.update(CampaignCounter)
-            .where(CampaignCounter.campaign_id == campaign_id, CampaignCounter.name == name)
-            .values(value=CampaignCounter.value + delta)
+            .where(
+                CampaignCounter.campaign_id == campaign_id,
+                CampaignCounter.shard == shard,
+                CampaignCounter.name.in_(list(deltas)),
+            )
+            .values(
+                value=CampaignCounter.value
+                + sa.case(
+                    *((CampaignCounter.name == name, delta) for name, delta in deltas.items()),
+                    else_=0,
+                )
+            )
         )
+
+
+@sa.event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    apply_pending(session)
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 _KNOWN = frozenset(COUNTER_NAMES)
@@ -82,13 +133,16 @@ def read(session: Session, campaign_ids: Iterable[str]) -> dict[str, dict[str, i
     result: dict[str, dict[str, int]] = {cid: dict.fromkeys(COUNTER_NAMES, 0) for cid in ids}
     if not ids:
         return result
+    apply_pending(session)
     rows = session.execute(
-        sa.select(CampaignCounter.campaign_id, CampaignCounter.name, CampaignCounter.value).where(
-            CampaignCounter.campaign_id.in_(ids)
+        sa.select(
+            CampaignCounter.campaign_id, CampaignCounter.name, sa.func.sum(CampaignCounter.value)
         )
+        .where(CampaignCounter.campaign_id.in_(ids))
+        .group_by(CampaignCounter.campaign_id, CampaignCounter.name)
     )
     for campaign_id, name, value in rows:
-        result[campaign_id][name] = int(value)
+        result[campaign_id][name] = int(value or 0)
     return result
 
 
@@ -127,15 +181,25 @@ def reconcile(session: Session, campaign_id: str) -> dict[str, int]:
 
 def recount(session: Session, campaign_id: str) -> dict[str, int]:
     """Set the counters to the truth after a bulk change; returns the correction applied."""
+    apply_pending(session)
     session.execute(
         sa.select(CampaignCounter.name)
         .where(CampaignCounter.campaign_id == campaign_id)
-        .order_by(CampaignCounter.name)
+        .order_by(CampaignCounter.name, CampaignCounter.shard)
         .with_for_update()
     )
     stored = read(session, [campaign_id])[campaign_id]
     actual = truth(session, campaign_id)
     drift = {name: actual[name] - stored[name] for name in COUNTER_NAMES}
     drift = {name: d for name, d in drift.items() if d}
-    bump(session, campaign_id, drift)
+    for name, delta in sorted(drift.items()):
+        session.execute(
+            sa.update(CampaignCounter)
+            .where(
+                CampaignCounter.campaign_id == campaign_id,
+                CampaignCounter.name == name,
+                CampaignCounter.shard == 0,
+            )
+            .values(value=CampaignCounter.value + delta)
+        )
     return drift

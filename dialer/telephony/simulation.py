@@ -18,7 +18,13 @@ from typing import Literal
 from dialer.errors import ValidationError
 from dialer.policy.attempt_state import Outcome
 from dialer.telephony.base import CallStatus
-from dialer.telephony.distributions import Distribution, Exponential, Fixed, Uniform
+from dialer.telephony.distributions import (
+    Distribution,
+    Exponential,
+    Fixed,
+    Uniform,
+    parse_distribution,
+)
 
 #: Outcomes a simulated callee can produce (canceled comes from hanging up, never planned).
 PLANNED_OUTCOMES = (
@@ -93,6 +99,36 @@ class SimulationProfile:
     greeting_s: Distribution = field(default_factory=lambda: Uniform(5.0, 15.0))  # until beep
     message_s: Distribution = field(default_factory=lambda: Uniform(10.0, 30.0))  # after it
     reject_s: Distribution = field(default_factory=lambda: Uniform(1.0, 4.0))  # busy/failed
+
+
+#: Fields of :meth:`SimulationProfile.parse` and the profile attribute each sets.
+_PROFILE_FIELDS = {
+    "setup": "setup_s",
+    "ring": "ring_s",
+    "talk": "talk_s",
+    "amd": "amd_s",
+    "greeting": "greeting_s",
+    "message": "message_s",
+    "reject": "reject_s",
+}
+
+
+def parse_profile(text: str) -> SimulationProfile:
+    """``weights=human=1;setup=fixed:0;ring=fixed:0;talk=fixed:2``: fields not named keep
+    their defaults. Durations as :func:`parse_distribution`, weights as
+    :meth:`OutcomeWeights.parse`."""
+    values: dict[str, object] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, _, spec = part.partition("=")
+        name = name.strip()
+        if name == "weights":
+            values["weights"] = OutcomeWeights.parse(spec)
+        elif name in _PROFILE_FIELDS:
+            values[_PROFILE_FIELDS[name]] = parse_distribution(spec.strip())
+        else:
+            known = ", ".join(["weights", *_PROFILE_FIELDS])
+            raise ValidationError("profile", f"unknown field {name!r}; use {known}")
+    return SimulationProfile(**values)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

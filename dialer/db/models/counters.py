@@ -9,11 +9,13 @@ from dialer.db.base import Base
 
 
 class CampaignCounter(Base):
-    """One named count of a campaign: ``recipients.<status>``, ``attempts.<outcome>``...
+    """One shard of a named count of a campaign: ``recipients.<status>``, ``attempts.<outcome>``.
 
     Every row a campaign can have is created with the campaign, so a transition is a plain
     ``UPDATE ... SET value = value + :delta`` in the transaction that moves the counted row:
-    the count commits or rolls back with it, and never drifts under a crash.
+    the count commits or rolls back with it, and never drifts under a crash. A count is the
+    sum of its shards; each transaction writes one shard, so concurrent transitions of one
+    campaign rarely wait on the same row.
     """
 
     __tablename__ = "campaign_counters"
@@ -22,4 +24,5 @@ class CampaignCounter(Base):
         sa.ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
     )
     name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    shard: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, default=0)
     value: Mapped[int] = mapped_column(sa.BigInteger, default=0)

@@ -23,6 +23,7 @@ def upgrade() -> None:
         "campaign_counters",
         sa.Column("campaign_id", sa.String(length=36), nullable=False),
         sa.Column("name", sa.String(length=40), nullable=False),
+        sa.Column("shard", sa.SmallInteger(), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["campaign_id"],
@@ -30,7 +31,7 @@ def upgrade() -> None:
             name=op.f("fk_campaign_counters_campaign_id_campaigns"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("campaign_id", "name", name=op.f("pk_campaign_counters")),
+        sa.PrimaryKeyConstraint("campaign_id", "name", "shard", name=op.f("pk_campaign_counters")),
     )
 
 

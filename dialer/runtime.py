@@ -106,7 +106,12 @@ def build_runtime(
         config=dialing or dial_config(settings),
     )
     sink.target = dialer.deliver
-    dispatcher = Dispatcher(sessions, stores.semaphore, queue.dial, dispatch)
+    dispatcher = Dispatcher(
+        sessions,
+        stores.semaphore,
+        queue.dial,
+        dispatch or DispatchConfig(lost_task_timeout_s=settings.lost_task_timeout_s),
+    )
     return Runtime(settings, engine, sessions, stores, provider, dialer, dispatcher, clock, closers)
 
 

@@ -63,6 +63,21 @@ class Settings(BaseSettings):
         description="Seconds between semaphore/counter reconciles with the database; bounds "
         "how long a Redis restart can admit extra calls.",
     )
+    lost_task_timeout_s: float = Field(
+        default=300.0,
+        ge=5,
+        le=3600,
+        description="A queued attempt no worker started after this long has its dial task "
+        "re-sent (a task lost with a dead worker); re-sending is harmless.",
+    )
+    reap_unplaced_after_s: float = Field(
+        default=120.0,
+        ge=15,
+        le=3600,
+        description="An attempt in dialing without a provider call id after this long is "
+        "looked up at the provider (a worker died mid-dial); keep it above the provider's "
+        "HTTP timeout.",
+    )
     ring_timeout_s: int = Field(default=30, ge=15, le=600, description="Ring time per call.")
     call_time_limit_s: int = Field(
         default=3600, ge=10, le=14400, description="Longest call once answered, in seconds."

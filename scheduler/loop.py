@@ -70,7 +70,7 @@ class SchedulerLoop:
         result = reconcile_from(semaphore, truth, rt.dialer.config.call_lease_s)
         if result.changed:
             log.warning("semaphore reconciled with the database: %s", result.summary())
-        reap_stuck(rt.dialer, now)
+        reap_stuck(rt.dialer, now, unplaced_after_s=rt.settings.reap_unplaced_after_s)
         with rt.sessions() as session:
             running = list(
                 session.scalars(

@@ -1,0 +1,153 @@
+"""Scheduler behaviour on a driven clock: weekly windows across DST, fairness, the reaper."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dialer.db.models import CallAttempt, Recipient, Tenant
+from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
+from dialer.policy.campaign_state import CampaignAction
+from dialer.services.reaper import reap_stuck
+from dialer.telephony.base import CallInfo, CallStatus, PlacedCall
+from tests.flow.harness import Harness, numbers, profile
+
+WEEKDAYS_NY = {
+    "timezone": "America/New_York",
+    "hours": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}],
+}
+
+
+def test_retry_lands_in_the_next_weekly_window_across_the_dst_change(engine: Engine) -> None:
+    h = Harness(engine, sim=profile(human=0.0, busy=1.0))
+    # Friday 2026-10-30 16:58 in New York (EDT, UTC-4); clocks go back on Sunday.
+    h.clock.now = datetime(2026, 10, 30, 20, 58, tzinfo=UTC)
+    cid = h.campaign(
+        numbers(1),
+        max_concurrency=1,
+        weekly_schedule=WEEKDAYS_NY,
+        retry_policy={"max_attempts": 2, "backoff": {"kind": "fixed", "delay": "5m"}, "jitter": 0},
+    )
+    h.act(cid, CampaignAction.START)
+    for _ in range(30):
+        h.step()
+    with h.session() as session:
+        recipient = session.scalars(sa.select(Recipient)).one()
+    assert recipient.status is RecipientStatus.WAITING_RETRY
+    # Monday 09:00 in New York is now EST (UTC-5): 14:00 UTC, not 13:00.
+    assert recipient.next_attempt_at == datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
+    h.clock.now = datetime(2026, 11, 2, 13, 59, tzinfo=UTC)
+    h.step(30)
+    with h.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(CallAttempt)) == 1
+    h.run_until_done(cid)
+    with h.session() as session:
+        second = session.scalars(
+            sa.select(CallAttempt).where(CallAttempt.attempt_number == 2)
+        ).one()
+    assert second.dialed_at is not None
+    assert second.dialed_at >= datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
+
+
+def test_outside_the_weekly_window_nothing_is_dispatched(engine: Engine) -> None:
+    h = Harness(engine)
+    h.clock.now = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)  # a Saturday
+    cid = h.campaign(numbers(3), max_concurrency=3, weekly_schedule=WEEKDAYS_NY)
+    h.act(cid, CampaignAction.START)
+    for _ in range(10):
+        h.step(60)
+    with h.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(CallAttempt)) == 0
+    h.clock.now = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)  # Monday 09:00 New York
+    h.run_until_done(cid)
+
+
+def test_a_huge_campaign_does_not_starve_a_small_one_sharing_the_tenant_cap(
+    engine: Engine,
+) -> None:
+    h = Harness(engine)
+    big = h.campaign(numbers(120, 1000), max_concurrency=50, name="big")
+    small = h.campaign(numbers(4, 5000), max_concurrency=4, name="small")
+    with h.session() as session, session.begin():
+        session.scalars(sa.select(Tenant)).one().max_concurrency = 20
+    h.act(big, CampaignAction.START)
+    h.act(small, CampaignAction.START)
+    result = h.runtime.dispatcher.tick(h.clock.now)
+    with h.session() as session:
+        per_campaign = dict(
+            session.execute(
+                sa.select(CallAttempt.campaign_id, sa.func.count()).group_by(
+                    CallAttempt.campaign_id
+                )
+            ).all()
+        )
+    assert len(result.dispatched) == 20, "the tenant cap holds"
+    assert per_campaign[small] == 4, per_campaign
+    assert per_campaign[big] == 16
+
+
+class LostCallbacks:
+    """A provider whose calls end but whose callbacks never arrive."""
+
+    name = "twilio"
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def place_call(self, request: Any) -> PlacedCall:
+        self.n += 1
+        return PlacedCall(f"CA{self.n:032d}", CallStatus.QUEUED)
+
+    def fetch(self, provider_call_id: str) -> CallInfo:
+        return CallInfo(provider_call_id, CallStatus.NO_ANSWER, "", "", duration_s=0)
+
+    def hang_up(self, provider_call_id: str) -> None:
+        pass
+
+    def find_calls(self, to: str, from_: str, since: datetime) -> list[CallInfo]:
+        return []  # the dial never reached the provider
+
+    def run_due(self, now: Any) -> int:
+        return 0
+
+
+def test_reaper_settles_calls_whose_callbacks_were_lost(engine: Engine) -> None:
+    h = Harness(engine, provider=LostCallbacks())
+    cid = h.campaign(numbers(2), max_concurrency=2, retry_policy={"max_attempts": 1})
+    h.act(cid, CampaignAction.START)
+    h.step()
+    report = reap_stuck(h.runtime.dialer, h.clock.now)
+    assert report.examined == 0, "nothing is stuck before its bound"
+    h.clock.advance(h.runtime.dialer.config.call_lease_s + 1)
+    report = reap_stuck(h.runtime.dialer, h.clock.now)
+    assert len(report.ended) == 2
+    with h.session() as session:
+        attempts = list(session.scalars(sa.select(CallAttempt)))
+        recipients = list(session.scalars(sa.select(Recipient)))
+    assert {(a.status, a.outcome) for a in attempts} == {(AttemptStatus.ENDED, Outcome.NO_ANSWER)}
+    assert {r.status for r in recipients} == {RecipientStatus.EXHAUSTED}
+    assert h.semaphore.snapshot() == {}
+    assert h.counts(cid) == h.truth(cid)
+
+
+def test_reaper_resolves_a_dial_left_without_a_call_id(engine: Engine) -> None:
+    h = Harness(engine, provider=LostCallbacks())
+    cid = h.campaign(numbers(1), max_concurrency=1, retry_policy={"max_attempts": 1})
+    h.act(cid, CampaignAction.START)
+    h.runtime.dispatcher.tick(h.clock.now)
+    ((_, attempt_id),) = h.queue.dials
+    with h.session() as session, session.begin():  # a worker died right after its claim
+        from dialer.services import attempts
+
+        attempts.claim(session, attempt_id, now=h.clock.now)
+    h.clock.advance(121)
+    report = reap_stuck(h.runtime.dialer, h.clock.now)
+    assert report.ended == [attempt_id]
+    with h.session() as session:
+        attempt = session.get_one(CallAttempt, attempt_id)
+    assert attempt.outcome is Outcome.UNKNOWN
+    assert h.semaphore.snapshot() == {}
+    assert h.counts(cid) == h.truth(cid)

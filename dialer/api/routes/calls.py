@@ -8,6 +8,7 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query
 from pydantic import Field
+from sqlalchemy.orm import Session
 
 from dialer.api import pagination
 from dialer.api.auth import Ctx, TenantId
@@ -44,19 +45,25 @@ def list_calls(
     )
 
 
+def _own_attempt(session: Session, tenant: str, call_id: int) -> CallAttempt:
+    """The tenant's call attempt, or NotFound (another tenant's looks missing)."""
+    attempt = session.scalars(
+        sa.select(CallAttempt)
+        .join(Campaign, Campaign.id == CallAttempt.campaign_id)
+        .where(CallAttempt.id == call_id, Campaign.tenant_id == tenant)
+    ).one_or_none()
+    if attempt is None:
+        raise NotFound(f"call {call_id} not found")
+    return attempt
+
+
 @router.get("/call/{call_id}", response_model=CallDetailOut, responses=ERRORS)
 def get_call(
     call_id: Annotated[int, Path(ge=1, le=pagination.MAX_ID)], ctx: Ctx, tenant: TenantId
 ) -> CallDetailOut:
     """One call attempt: status, outcome, answered_by, duration, and the recipient's history."""
     with ctx.read() as session:
-        attempt = session.scalars(
-            sa.select(CallAttempt)
-            .join(Campaign, Campaign.id == CallAttempt.campaign_id)
-            .where(CallAttempt.id == call_id, Campaign.tenant_id == tenant)
-        ).one_or_none()
-        if attempt is None:
-            raise NotFound(f"call {call_id} not found")
+        attempt = _own_attempt(session, tenant, call_id)
         history = session.scalars(
             sa.select(CallAttempt)
             .where(CallAttempt.recipient_id == attempt.recipient_id)
@@ -91,13 +98,7 @@ def store_summary(
     """Store the assistant's summary of a call; later calls to the same number receive the
     newest ones (``short_term_summaries_limit``). Posting again replaces the summary."""
     with ctx.transaction() as session:
-        attempt = session.scalars(
-            sa.select(CallAttempt)
-            .join(Campaign, Campaign.id == CallAttempt.campaign_id)
-            .where(CallAttempt.id == call_id, Campaign.tenant_id == tenant)
-        ).one_or_none()
-        if attempt is None:
-            raise NotFound(f"call {call_id} not found")
+        attempt = _own_attempt(session, tenant, call_id)
         row = session.scalars(
             sa.select(CallSummary).where(CallSummary.attempt_id == attempt.id)
         ).one_or_none()

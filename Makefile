@@ -29,7 +29,7 @@ test: lint typecheck
 
 bench: $(STAMP)
 	mkdir -p bench/results
-	@set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+	@set -e; for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis dialer.db dialer.db-*

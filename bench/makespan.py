@@ -27,14 +27,12 @@ import statistics
 import sys
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from _shared import REDIS, callable_zone, scratch_database
 
 from dialer.clock import utc_now
 from dialer.concurrency.keys import SlotScope
@@ -57,15 +55,6 @@ RECIPIENTS = int(os.environ.get("MAKESPAN_RECIPIENTS", "2000"))
 MAX_CONCURRENCY = 50
 CALL_S = 2.0
 RESULTS = Path("bench/results/makespan.json")
-PG = os.environ.get("DIALER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def _zone() -> str:
-    now = datetime.now(UTC)
-    for name in ("UTC", "Asia/Tokyo", "America/New_York", "Asia/Kolkata", "America/Los_Angeles"):
-        if 9 <= now.astimezone(ZoneInfo(name)).hour < 20:
-            return name
-    return "UTC"
 
 
 class _Row:
@@ -91,18 +80,8 @@ def main() -> None:
     modes = os.environ.get("MAKESPAN_MODES", "distributed,embedded").split(",")
     results: dict[str, Any] = {}
     for mode in modes:
-        server = sa.make_url(PG)
-        name = f"dialer_bench_{uuid.uuid4().hex[:12]}"
-        admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = server.set(database=name).render_as_string(hide_password=False)
-        try:
+        with scratch_database() as url:
             results[mode] = run_distributed(url) if mode == "distributed" else run(url)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
     first = results[modes[0]]
     result = {"ratio": first["ratio"], "target_ratio": 1.05, "figure": modes[0], **results}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -111,14 +90,13 @@ def main() -> None:
 
 
 PROFILE = f"weights=human=1;setup=fixed:0;ring=fixed:0;amd=fixed:0.5;talk=fixed:{CALL_S}"
-REDIS = os.environ.get("DIALER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def _create_campaign(url: str) -> tuple[str, str]:
     engine = sa.create_engine(url)
     sessions = session_factory(engine)
     now = utc_now()
-    zone = _zone()
+    zone = callable_zone()
     with sessions() as session, session.begin():
         tenant = tenancy.ensure_tenant(session, "makespan", now=now)
         campaign, _ = campaigns.create(
@@ -252,25 +230,7 @@ def run(url: str) -> dict[str, Any]:
     sink.target = runtime.dialer.deliver
     bind_runtime(queue, runtime)
     sessions = session_factory(runtime.engine)
-    now = utc_now()
-    zone = _zone()
-    with sessions() as session, session.begin():
-        tenant = tenancy.ensure_tenant(session, "makespan", now=now)
-        campaign, _ = campaigns.create(
-            session,
-            tenant.id,
-            {
-                "name": "makespan",
-                "assistant_id": "a",
-                "phone_number_id": "+14155550100",
-                "max_concurrency": MAX_CONCURRENCY,
-                "retry_policy": {"max_attempts": 1},
-                "speech_settings": {},
-            },
-            now=now,
-            recipients=[_Row(f"+1212{2000000 + i}", zone) for i in range(RECIPIENTS)],
-        )
-        campaign_id, tenant_id = campaign.id, tenant.id
+    campaign_id, tenant_id = _create_campaign(url)
     loop = SchedulerLoop(runtime, interval_s=0.2, reconcile_interval_s=30.0)
     stop = threading.Event()
     key = SlotScope(campaign_id, tenant_id).campaign_key(stores.semaphore.prefix)

@@ -22,10 +22,10 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import redis
 import sqlalchemy as sa
+from _shared import REDIS, callable_zone, scratch_database
 
 from dialer.concurrency.keys import holder_id
 from dialer.concurrency.rate.memory import MemoryRateLimiter
@@ -44,16 +44,6 @@ SIZES = (10_000, 1_000_000)
 MAX_CONCURRENCY = 50
 TICKS = 30
 RESULTS = Path("bench/results/scheduler.json")
-PG = os.environ.get("DIALER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("DIALER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-def _zone() -> str:
-    now = datetime.now(UTC)
-    for name in ("UTC", "Asia/Tokyo", "America/New_York", "Asia/Kolkata", "America/Los_Angeles"):
-        if 9 <= now.astimezone(ZoneInfo(name)).hour < 20:
-            return name
-    return "UTC"
 
 
 class _Queue:
@@ -94,7 +84,7 @@ def _fill(url: str, size: int) -> str:
                 " '{}'::jsonb, :zone, 'pending', 0, 0, :now, :now, :now"
                 " FROM generate_series(1, :n) AS i"
             ),
-            {"cid": campaign_id, "zone": _zone(), "now": now, "n": size},
+            {"cid": campaign_id, "zone": callable_zone(), "now": now, "n": size},
         )
         counters.recount(session, campaign_id)
         campaigns.act(session, tenant.id, campaign_id, CampaignAction.START, now=now)
@@ -106,19 +96,9 @@ def _fill(url: str, size: int) -> str:
     return campaign_id
 
 
-def _scratch_database() -> tuple[str, sa.Engine, str]:
-    server = sa.make_url(PG)
-    name = f"dialer_bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return server.set(database=name).render_as_string(hide_password=False), admin, name
-
-
 def measure(size: int) -> dict[str, object]:
     """Runs in a child process: fill, then time ticks."""
-    url, admin, name = _scratch_database()
-    try:
+    with scratch_database() as url:
         upgrade(url)
         started = time.perf_counter()
         _fill(url, size)
@@ -157,10 +137,6 @@ def measure(size: int) -> dict[str, object]:
             "tick_p90_s": round(times[int(len(times) * 0.9) - 1], 4),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from dialer.errors import ValidationError
@@ -37,3 +38,10 @@ def decode_id(cursor: str) -> int:
     if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_ID:
         raise ValidationError("cursor", "not a cursor this API returned")
     return after
+
+
+def by_id(rows: Sequence[Any], limit: int) -> tuple[list[Any], str | None]:
+    """A page of an id-ordered listing fetched with ``limit + 1`` rows: the page and the
+    cursor of the next one (None on the last page)."""
+    page = list(rows[:limit])
+    return page, encode([page[-1].id]) if len(rows) > limit else None

@@ -37,12 +37,8 @@ def list_calls(
         if cursor is not None:
             stmt = stmt.where(CallAttempt.id > pagination.decode_id(cursor))
         rows = list(session.scalars(stmt.order_by(CallAttempt.id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page[CallOut](
-        data=[CallOut.model_validate(r) for r in rows],
-        next_cursor=pagination.encode([rows[-1].id]) if more else None,
-    )
+    page, next_cursor = pagination.by_id(rows, limit)
+    return Page[CallOut](data=[CallOut.model_validate(r) for r in page], next_cursor=next_cursor)
 
 
 def _own_attempt(session: Session, tenant: str, call_id: int) -> CallAttempt:

@@ -62,9 +62,7 @@ def list_recipients(
         if cursor is not None:
             stmt = stmt.where(Recipient.id > pagination.decode_id(cursor))
         rows = list(session.scalars(stmt.order_by(Recipient.id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    page, next_cursor = pagination.by_id(rows, limit)
     return Page[RecipientOut](
-        data=[RecipientOut.model_validate(r) for r in rows],
-        next_cursor=pagination.encode([rows[-1].id]) if more else None,
+        data=[RecipientOut.model_validate(r) for r in page], next_cursor=next_cursor
     )

@@ -42,9 +42,7 @@ def list_numbers(
     after = pagination.decode_id(cursor) if cursor is not None else None
     with ctx.read() as session:
         rows = service.page(session, tenant, after_id=after, limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    page, next_cursor = pagination.by_id(rows, limit)
     return Page[SuppressionOut](
-        data=[SuppressionOut.model_validate(r) for r in rows],
-        next_cursor=pagination.encode([rows[-1].id]) if more else None,
+        data=[SuppressionOut.model_validate(r) for r in page], next_cursor=next_cursor
     )

@@ -64,7 +64,9 @@ class Settings(BaseSettings):
         "how long a Redis restart can admit extra calls.",
     )
     lost_task_timeout_s: float = Field(
-        default=300.0,
+        # Below the 120 s queue lease of a claimed attempt's slots, so a lost task is re-sent
+        # while its slots are still held, not after another call could have taken them.
+        default=60.0,
         ge=5,
         le=3600,
         description="A queued attempt no worker started after this long has its dial task "

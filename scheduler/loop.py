@@ -48,8 +48,12 @@ class SchedulerLoop:
             self._last_reconcile is None
             or (now - self._last_reconcile).total_seconds() >= self.reconcile_interval_s
         ):
-            self.reconcile(now)
             self._last_reconcile = now
+            try:
+                self.reconcile(now)
+            except Exception:
+                # One bad attempt must not stop dispatching for every campaign.
+                log.exception("reconcile failed; dispatching anyway")
         self.runtime.dispatcher.recover_outbox(now)
         result = self.runtime.dispatcher.tick(now)
         self.stats.ticks += 1

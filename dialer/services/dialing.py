@@ -234,6 +234,19 @@ class Dialer:
         except ProviderError as exc:
             log.warning("attempt %s: lookup failed (%s); the reaper will retry", attempt_id, exc)
             return "unresolved"
+        if found:
+            # The window reaches back before this dial (clock skew), so earlier attempts'
+            # calls to the same number from the same caller fall in it: those are not ours.
+            with self.sessions() as session:
+                taken = set(
+                    session.scalars(
+                        sa.select(CallAttempt.provider_call_id).where(
+                            CallAttempt.provider_call_id.in_([c.provider_call_id for c in found]),
+                            CallAttempt.id != attempt_id,
+                        )
+                    )
+                )
+            found = [c for c in found if c.provider_call_id not in taken]
         if len(found) == 1:
             with self.sessions() as session, session.begin():
                 attempts.record_dial(

@@ -50,7 +50,7 @@ class DispatchConfig:
     #: A committed attempt not handed to the queue after this long is re-sent, in seconds.
     outbox_timeout_s: float = 15.0
     #: A queued attempt no worker started after this long has its task re-sent, in seconds.
-    lost_task_timeout_s: float = 300.0
+    lost_task_timeout_s: float = 60.0
 
 
 @dataclass(slots=True)

@@ -58,7 +58,11 @@ def reap_stuck(dialer: Dialer, now: datetime, *, unplaced_after_s: float = 120.0
     for attempt_id, call_id, dialed_at in rows:
         report.examined += 1
         if call_id is None:
-            outcome = dialer.resolve_unplaced(attempt_id, since=dialed_at or now)
+            try:
+                outcome = dialer.resolve_unplaced(attempt_id, since=dialed_at or now)
+            except Exception:
+                log.exception("reaper: attempt %s could not be resolved", attempt_id)
+                outcome = "unresolved"
             (report.unresolved if outcome == "unresolved" else report.ended).append(attempt_id)
             continue
         try:

@@ -151,3 +151,27 @@ def test_reaper_resolves_a_dial_left_without_a_call_id(engine: Engine) -> None:
     assert attempt.outcome is Outcome.UNKNOWN
     assert h.semaphore.snapshot() == {}
     assert h.counts(cid) == h.truth(cid)
+
+
+def test_an_unplaced_dial_never_adopts_another_attempts_call(engine: Engine) -> None:
+    provider = LostCallbacks()
+    h = Harness(engine, provider=provider)
+    cid = h.campaign(numbers(2), max_concurrency=1, retry_policy={"max_attempts": 1})
+    h.act(cid, CampaignAction.START)
+    h.step()  # the first recipient's call is placed: CA...1
+    with h.session() as session:
+        first = session.scalars(sa.select(CallAttempt)).one()
+    earlier = CallInfo(first.provider_call_id or "", CallStatus.COMPLETED, "", "")
+    provider.find_calls = lambda to, from_, since: [earlier]  # type: ignore[method-assign]
+    h.runtime.dialer.apply_call_info(first.id, earlier)  # it ends; its slot frees
+    h.runtime.dispatcher.tick(h.clock.now)
+    second_id = h.queue.dials[-1][1]
+    with h.session() as session, session.begin():  # a worker died right after its claim
+        from dialer.services import attempts
+
+        attempts.claim(session, second_id, now=h.clock.now)
+    assert h.runtime.dialer.resolve_unplaced(second_id, since=h.clock.now) == "unknown"
+    with h.session() as session:
+        second = session.get_one(CallAttempt, second_id)
+    assert second.provider_call_id is None
+    assert second.outcome is Outcome.UNKNOWN

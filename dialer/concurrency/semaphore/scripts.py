@@ -17,29 +17,33 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 # Appends to ``out``: the index of the first full key (0 = granted), then n and the n key
 # indexes where the holder's own expired lease was replaced (to report them as reaped). Other
 # holders' expired leases are not counted but left for ``reap``, to keep acquire cheap.
+# A key refuses when it is capped, holds at least its limit of live holders, and the holder is
+# not one of them. The live count (ZCOUNT) is taken only when the key's size (ZCARD, expired
+# leases included, so never less) reaches the limit, and the holder's score is read only when
+# the live count does too, or when ``ZADD NX`` finds the holder already there: a new holder
+# costs one ZCARD and one ZADD per key.
 _ACQUIRE_ONE = """
 local above = '(' .. string.format('%.17g', now)
 local function acquire(holder, layers, expiry, out)
-  local scores = {}
-  local replaced = {}
-  for n, layer in ipairs(layers) do
+  for _, layer in ipairs(layers) do
     local key = KEYS[layer[1]]
-    local score = redis.call('ZSCORE', key, holder)
-    score = score and tonumber(score)
-    if score and score <= now then
-      score = false
-      replaced[#replaced + 1] = layer[1]
-    end
-    scores[n] = score
-    if layer[2] >= 0 and not score and redis.call('ZCOUNT', key, above, '+inf') >= layer[2] then
-      out[#out + 1] = layer[1]
-      out[#out + 1] = 0
-      return
+    if layer[2] >= 0 and redis.call('ZCARD', key) >= layer[2]
+        and redis.call('ZCOUNT', key, above, '+inf') >= layer[2] then
+      local score = redis.call('ZSCORE', key, holder)
+      if not score or tonumber(score) <= now then
+        out[#out + 1] = layer[1]
+        out[#out + 1] = 0
+        return
+      end
     end
   end
-  for n, layer in ipairs(layers) do
-    if not scores[n] or scores[n] < expiry then
-      redis.call('ZADD', KEYS[layer[1]], expiry, holder)
+  local replaced = {}
+  for _, layer in ipairs(layers) do
+    local key = KEYS[layer[1]]
+    if redis.call('ZADD', key, 'NX', expiry, holder) == 0 then
+      local score = tonumber(redis.call('ZSCORE', key, holder))
+      if score <= now then replaced[#replaced + 1] = layer[1] end
+      if score < expiry then redis.call('ZADD', key, expiry, holder) end
     end
   end
   out[#out + 1] = 0
@@ -49,16 +53,40 @@ end
 """
 
 # KEYS: the layers. ARGV: holder, lease_s, then the limit of each key (-1: no cap).
-# Returns the ``out`` of one acquire.
+# The same decision as ``_ACQUIRE_ONE``, written out for one holder so the common case builds
+# no table. Returns 0 when granted with nothing replaced, i when KEYS[i] is full (nothing
+# changed), or the list of the key indexes where the holder's own expired lease was replaced
+# (granted).
 ACQUIRE = (
     _NOW
-    + _ACQUIRE_ONE
     + """
-local layers = {}
-for i = 1, #KEYS do layers[i] = {i, tonumber(ARGV[i + 2])} end
-local out = {}
-acquire(ARGV[1], layers, now + tonumber(ARGV[2]), out)
-return out
+local holder = ARGV[1]
+local n = #KEYS
+local above
+for i = 1, n do
+  local cap = tonumber(ARGV[i + 2])
+  if cap >= 0 and redis.call('ZCARD', KEYS[i]) >= cap then
+    above = above or '(' .. string.format('%.17g', now)
+    if redis.call('ZCOUNT', KEYS[i], above, '+inf') >= cap then
+      local score = redis.call('ZSCORE', KEYS[i], holder)
+      if not score or tonumber(score) <= now then return i end
+    end
+  end
+end
+local expiry = now + tonumber(ARGV[2])
+local at = string.format('%.17g', expiry)
+local replaced
+for i = 1, n do
+  if redis.call('ZADD', KEYS[i], 'NX', at, holder) == 0 then
+    local score = tonumber(redis.call('ZSCORE', KEYS[i], holder))
+    if score <= now then
+      replaced = replaced or {}
+      replaced[#replaced + 1] = i
+    end
+    if score < expiry then redis.call('ZADD', KEYS[i], at, holder) end
+  end
+end
+return replaced or 0
 """
 )
 
@@ -125,16 +153,32 @@ local function release(holder, indexes, out)
 end
 """
 
-# KEYS: the holder's keys. ARGV: holder. Returns the ``out`` of one release.
+# KEYS: the holder's keys. ARGV: holder. The same as ``_RELEASE_ONE`` for one holder, with
+# no table in the common case: returns 1 if an unexpired slot was given back (else 0), or, when
+# some leases had already expired, the list {live, i...} of that flag and their key indexes.
 RELEASE = (
     _NOW
-    + _RELEASE_ONE
     + """
-local indexes = {}
-for i = 1, #KEYS do indexes[i] = i end
-local out = {}
-release(ARGV[1], indexes, out)
-return out
+local holder = ARGV[1]
+local live = 0
+local expired
+for i = 1, #KEYS do
+  local score = redis.call('ZSCORE', KEYS[i], holder)
+  if score then
+    redis.call('ZREM', KEYS[i], holder)
+    if tonumber(score) > now then
+      live = 1
+    else
+      expired = expired or {0}
+      expired[#expired + 1] = i
+    end
+  end
+end
+if expired then
+  expired[1] = live
+  return expired
+end
+return live
 """
 )
 

@@ -32,6 +32,7 @@ from dialer.policy.campaign_state import CampaignStatus, EndedReason
 from dialer.policy.retry import RetryPolicy, next_attempt
 from dialer.services import counters, windows
 from dialer.services.suppression import is_suppressed
+from dialer.telephony.base import CallStatus
 from dialer.telephony.events import ProviderEvent, attempt_status_for, outcome_for
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,11 @@ class Ended:
     scope: SlotScope
 
 
-def _ended(session: Session, attempt: CallAttempt) -> Ended:
+def _ended(session: Session, attempt: CallAttempt, campaign: Campaign | None = None) -> Ended:
+    """The record of ``attempt``'s end; pass its campaign when this transaction loaded it."""
     assert attempt.outcome is not None
-    campaign = session.get_one(Campaign, attempt.campaign_id)  # usually in the identity map
+    if campaign is None:
+        campaign = session.get_one(Campaign, attempt.campaign_id)
     scope = SlotScope(attempt.campaign_id, campaign.tenant_id, attempt.from_number)
     return Ended(attempt.id, attempt.campaign_id, attempt.outcome, scope)
 
@@ -135,6 +138,18 @@ def queued_job(session: Session, attempt_id: int) -> DialJob | None:
     return dial_job(session, attempt)
 
 
+def lock_queued(session: Session, attempt_id: int) -> tuple[CallAttempt, DialJob] | None:
+    """Lock a still-queued attempt's row for this transaction, with its job; else None.
+
+    The dial path takes its slot and its pace while holding the lock, then claims in the same
+    transaction (:func:`claim_locked`): one transaction from reading the job to the claim.
+    """
+    attempt = _attempt(session, attempt_id, lock=True)
+    if attempt is None or attempt.status is not AttemptStatus.QUEUED:
+        return None
+    return attempt, dial_job(session, attempt)
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     job: DialJob
@@ -160,6 +175,14 @@ def claim(session: Session, attempt_id: int, *, now: datetime) -> Claimed | NotD
         return NotDialed("no-such-attempt", None)
     if attempt.status is not AttemptStatus.QUEUED:
         return NotDialed(f"already-{attempt.status.value}", None)
+    return claim_locked(session, attempt, dial_job(session, attempt), now=now)
+
+
+def claim_locked(
+    session: Session, attempt: CallAttempt, job: DialJob, *, now: datetime
+) -> Claimed | NotDialed:
+    """:func:`claim` for a queued attempt already locked in this session (see
+    :func:`lock_queued`)."""
     campaign = session.get_one(Campaign, attempt.campaign_id)
     recipient = _recipient(session, attempt.recipient_id)
     if campaign.status is not CampaignStatus.RUNNING:
@@ -191,9 +214,7 @@ def claim(session: Session, attempt_id: int, *, now: datetime) -> Claimed | NotD
     if cas.rowcount != 1:  # type: ignore[attr-defined]
         return NotDialed("lost-the-claim", None)
     _move(session, recipient, RecipientStatus.IN_FLIGHT, now=now)
-    session.flush()
-    session.refresh(attempt)
-    return Claimed(dial_job(session, attempt))
+    return Claimed(job)
 
 
 def _end_unstarted(
@@ -285,22 +306,24 @@ def end(
         attempt.error_message = error_message
     if duration_s is not None:
         attempt.duration_s = duration_s
-    _after_end(session, attempt, now=now)
-    return _ended(session, attempt)
+    return _ended(session, attempt, _after_end(session, attempt, now=now))
 
 
-def _after_end(session: Session, attempt: CallAttempt, *, now: datetime) -> None:
+def _after_end(session: Session, attempt: CallAttempt, *, now: datetime) -> Campaign | None:
+    """Count the outcome and move the recipient on (retry policy); returns the campaign when
+    it was loaded (the session holds it weakly: the caller keeps it for :func:`_ended`)."""
     outcome = attempt.outcome
     assert outcome is not None
     counters.bump(session, attempt.campaign_id, {counters.outcome_key(outcome): 1})
     recipient = _recipient(session, attempt.recipient_id)
-    recipient.last_outcome = outcome
     if (
         recipient.status is not RecipientStatus.IN_FLIGHT
         and recipient.status is not RecipientStatus.QUEUED
     ):
-        return  # already ended by a stop or window close while the call was live
+        recipient.last_outcome = outcome
+        return None  # already ended by a stop or window close while the call was live
     campaign = session.get_one(Campaign, attempt.campaign_id)
+    recipient.last_outcome = outcome  # after the load, whose autoflush would write it alone
     policy = RetryPolicy.model_validate(campaign.retry_policy)
     retry_at = next_attempt(
         policy, recipient.run_attempts, outcome, now, jitter_seed=str(recipient.id)
@@ -325,6 +348,7 @@ def _after_end(session: Session, attempt: CallAttempt, *, now: datetime) -> None
     if retry_at is not None and target is RecipientStatus.WAITING_RETRY:
         recipient.next_attempt_at = retry_at
     _move(session, recipient, target, now=now, reason=reason)
+    return campaign
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +357,9 @@ class Ingested:
 
     applied: bool
     ended: Ended | None = None
+    #: Nothing applied: a completed call with no AMD verdict yet; ask the provider, then
+    #: ingest again with its answer (see ``ask_verdict``).
+    needs_verdict: bool = False
 
 
 #: Sequence stored for AMD callbacks, which have none: one verdict per call.
@@ -346,10 +373,15 @@ def ingest(
     *,
     now: datetime,
     unknown_is_machine: bool = False,
+    ask_verdict: bool = False,
 ) -> Ingested:
     """Apply one provider callback: deduplicated, forward-only, first end wins.
 
     ``unknown_is_machine`` counts an AMD verdict of ``unknown`` as voicemail (else human).
+    With ``ask_verdict``, a ``completed`` status that neither carries an AMD verdict nor finds
+    one stored changes nothing and says ``needs_verdict``: with async AMD the verdict has its
+    own callback, which may come after ``completed``, and the first end wins, so the caller asks
+    the provider's record rather than guess human.
     """
     attempt = _attempt(session, attempt_id, lock=True)
     if attempt is None:
@@ -365,6 +397,14 @@ def ingest(
             attempt.provider_call_id,
         )
         return Ingested(False)
+    if (
+        ask_verdict
+        and event.call_status is CallStatus.COMPLETED
+        and event.answered_by is None
+        and attempt.answered_by is None
+        and attempt.status is not AttemptStatus.ENDED
+    ):
+        return Ingested(False, needs_verdict=True)
     sequence = AMD_SEQUENCE if event.kind == "amd" else event.sequence_number
     if sequence is not None:
         inserted = session.execute(
@@ -411,5 +451,4 @@ def ingest(
     attempt.duration_s = event.duration_s
     if event.sip_response_code and after.outcome is Outcome.FAILED:
         attempt.error_code = f"sip-{event.sip_response_code}"
-    _after_end(session, attempt, now=now)
-    return Ingested(True, _ended(session, attempt))
+    return Ingested(True, _ended(session, attempt, _after_end(session, attempt, now=now)))

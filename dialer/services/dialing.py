@@ -39,7 +39,7 @@ from dialer.errors import (
 from dialer.policy.attempt_state import AttemptStatus, Outcome
 from dialer.services import attempts
 from dialer.services.attempts import Claimed, DialJob, Ended
-from dialer.telephony.base import CallInfo, CallRequest, CallStatus, TelephonyProvider
+from dialer.telephony.base import CallInfo, CallRequest, TelephonyProvider
 from dialer.telephony.events import (
     MACHINE_ANSWERS,
     EventKind,
@@ -120,19 +120,41 @@ class Dialer:
     # -- dialing -------------------------------------------------------------------------
 
     def dial(self, attempt_id: int) -> str:
-        """Run one dial task; returns what happened, for logs and tests."""
-        with self.sessions() as session:
-            job = attempts.queued_job(session, attempt_id)
-            if job is None:
+        """Run one dial task; returns what happened, for logs and tests.
+
+        One transaction from reading the job to the claim, the attempt's row locked: the slot
+        and the pace are taken inside it, so a redelivered task waits and then finds the
+        attempt claimed. Nothing is written unless the claim goes ahead or ends the attempt.
+        """
+        with self.sessions() as session, session.begin():
+            locked = attempts.lock_queued(session, attempt_id)
+            if locked is None:
                 self._release_if_ended(session, attempt_id)
                 return "not-queued"
-        holder = holder_id(attempt_id)
+            attempt, job = locked
+            waiting = self._slot_and_pace(job)
+            if waiting is not None:
+                reason, countdown_s = waiting
+                self.redial(attempt_id, countdown_s)
+                return reason
+            claimed = attempts.claim_locked(session, attempt, job, now=self.clock())
+        if not isinstance(claimed, Claimed):
+            if claimed.ended is not None:
+                self.finished(claimed.ended)
+            return claimed.reason
+        return self._place(claimed.job)
+
+    def _slot_and_pace(self, job: DialJob) -> tuple[str, float] | None:
+        """Hold the job's slot for the call's lease and take its dial pace.
+
+        None when the call may go now, else (why not, seconds until the task tries again).
+        """
+        holder = holder_id(job.attempt_id)
         keys = job.scope.keys(self.semaphore.prefix)
         if not self.semaphore.renew(holder, keys, self.config.call_lease_s):
             admission = self.semaphore.acquire(holder, job.limits(), self.config.call_lease_s)
             if not admission:
-                self.redial(attempt_id, self.config.slot_retry_s)
-                return "waiting-for-slot"
+                return "waiting-for-slot", self.config.slot_retry_s
         rates = cps_rates(
             self.config.account,
             job.from_,
@@ -141,15 +163,8 @@ class Dialer:
         )
         wait_s = self.pacer.try_acquire(rates)
         if wait_s > 0:
-            self.redial(attempt_id, wait_s)
-            return "paced"
-        with self.sessions() as session, session.begin():
-            claimed = attempts.claim(session, attempt_id, now=self.clock())
-        if not isinstance(claimed, Claimed):
-            if claimed.ended is not None:
-                self.finished(claimed.ended)
-            return claimed.reason
-        return self._place(claimed.job)
+            return "paced", wait_s
+        return None
 
     def _place(self, job: DialJob) -> str:
         answer, status, amd = self.urls.for_attempt(job.attempt_id, job.campaign_id)
@@ -294,9 +309,7 @@ class Dialer:
     def deliver(self, attempt_id: str, kind: EventKind, params: Mapping[str, str]) -> None:
         """The :class:`~dialer.telephony.events.EventSink` of the simulator and the webhooks."""
         event = parse_event(kind, params)
-        if event.call_status is CallStatus.COMPLETED and event.answered_by is None:
-            event = replace(event, answered_by=self._verdict(int(attempt_id), event))
-        self._ingest(int(attempt_id), event)
+        self._ingest(int(attempt_id), event, ask_verdict=True)
         if event.kind == "amd" and event.answered_by in MACHINE_ANSWERS:
             self._machine_answered(int(attempt_id), event.provider_call_id)
 
@@ -317,35 +330,38 @@ class Dialer:
             log.warning("attempt %s: hang-up on voicemail failed: %s", attempt_id, exc)
 
     def _verdict(self, attempt_id: int, event: ProviderEvent) -> str | None:
-        """The AMD verdict of a completed call, before its outcome is settled.
-
-        With async AMD the verdict comes in its own callback, which may arrive after
-        ``completed``; first end wins, so ask the provider's record rather than guess human.
-        """
-        with self.sessions() as session:
-            stored = session.scalar(
-                sa.select(CallAttempt.answered_by).where(CallAttempt.id == attempt_id)
-            )
-        if stored is not None:
-            return stored
+        """The AMD verdict of a completed call that came with none and found none stored."""
         try:
             return self.provider.fetch(event.provider_call_id).answered_by
         except ProviderError as exc:
             log.warning("attempt %s: AMD verdict lookup failed: %s", attempt_id, exc)
             return None
 
-    def _ingest(self, attempt_id: int, event: ProviderEvent) -> Ended | None:
+    def _ingest(
+        self, attempt_id: int, event: ProviderEvent, *, ask_verdict: bool = False
+    ) -> Ended | None:
+        """Ingest ``event`` and release the slot if it ended the attempt; with ``ask_verdict``,
+        a completed call with no AMD verdict anywhere gets the provider's (one more lookup)."""
+        result = self._ingest_once(attempt_id, event, ask_verdict=ask_verdict)
+        if result.needs_verdict:
+            event = replace(event, answered_by=self._verdict(attempt_id, event))
+            result = self._ingest_once(attempt_id, event, ask_verdict=False)
+        if result.ended is not None:
+            self.finished(result.ended)
+        return result.ended
+
+    def _ingest_once(
+        self, attempt_id: int, event: ProviderEvent, *, ask_verdict: bool
+    ) -> attempts.Ingested:
         with self.sessions() as session, session.begin():
-            result = attempts.ingest(
+            return attempts.ingest(
                 session,
                 attempt_id,
                 event,
                 now=self.clock(),
                 unknown_is_machine=self.config.amd_unknown_as_voicemail,
+                ask_verdict=ask_verdict,
             )
-        if result.ended is not None:
-            self.finished(result.ended)
-        return result.ended
 
     # -- slots ---------------------------------------------------------------------------
 

@@ -94,11 +94,18 @@ class Dispatcher:
         sharing a tenant cap or caller number with small ones cannot starve them.
         """
         result = TickResult()
-        with self.sessions() as session:
-            stmt = sa.select(Campaign.id).where(Campaign.status == CampaignStatus.RUNNING)
-            if campaign_ids is not None:
-                stmt = stmt.where(Campaign.id.in_(campaign_ids))
-            active = list(session.scalars(stmt.order_by(Campaign.created_at, Campaign.id)))
+        if campaign_ids is not None:
+            # A slot of these campaigns freed: each round checks its campaign still runs.
+            active = list(dict.fromkeys(campaign_ids))
+        else:
+            with self.sessions() as session:
+                active = list(
+                    session.scalars(
+                        sa.select(Campaign.id)
+                        .where(Campaign.status == CampaignStatus.RUNNING)
+                        .order_by(Campaign.created_at, Campaign.id)
+                    )
+                )
         if active:
             self._rotation = (self._rotation + 1) % len(active)
             active = active[self._rotation :] + active[: self._rotation]
@@ -160,7 +167,9 @@ class Dispatcher:
                     result.completed.append(campaign.id)
                 return [], False
             claimed, full = self._claim(session, campaign, due, want, now)
-        return claimed, not full and len(due) >= want
+        # Come back while slots may be left: the round's size stopped it, or screening did.
+        left = want < free or len(claimed) < want
+        return claimed, not full and len(due) >= want and left
 
     def _claim(
         self, session: Session, campaign: Campaign, due: list[Recipient], want: int, now: datetime

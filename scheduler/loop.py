@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
 
-from dialer.concurrency.semaphore.base import reconcile_from
-from dialer.concurrency.truth import live_holders
+from dialer.concurrency.semaphore.base import Truth, reconcile_from
+from dialer.concurrency.truth import database_truth
 from dialer.db.models import Campaign
 from dialer.policy.campaign_state import CampaignStatus
 from dialer.runtime import Runtime
@@ -67,9 +68,9 @@ class SchedulerLoop:
         semaphore = rt.stores.semaphore
         semaphore.reap()
 
-        def truth() -> dict[str, set[str]]:
+        def truth(observed: AbstractSet[str]) -> Truth:
             with rt.sessions() as session:
-                return live_holders(session, prefix=semaphore.prefix)
+                return database_truth(session, observed, prefix=semaphore.prefix)
 
         result = reconcile_from(semaphore, truth, rt.dialer.config.call_lease_s)
         if result.changed:

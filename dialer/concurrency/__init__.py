@@ -21,16 +21,31 @@ The protocol the scheduler and workers follow, and why:
 3. When the attempt ends, commit the end first, then ``release`` (idempotent). In that order
    a reconcile running in between can never re-add the holder.
 4. The scheduler calls ``reap()`` and ``reconcile_from(semaphore, read_truth, lease_s)``
-   (truth from :func:`dialer.concurrency.truth.live_holders`) at start-up and then every
+   (truth from :func:`dialer.concurrency.truth.database_truth`) at start-up and then every
    reconcile interval, with ``lease_s`` the dialing lease of step 2.
+
+What reconcile does, and why:
+
+- After a Redis restart or flush, the holders of attempts with a call placed (dialing,
+  ringing, in progress) are restored at the next reconcile, even above the limit (they are
+  real calls). A queued attempt's slot is a reservation and is not restored: its dial task
+  finds it gone (``renew`` fails) and takes one again with the limits checked, or waits.
+  Restoring it unchecked could push a campaign over its limit when the lapsed reservation
+  had gone to another call.
+- Only holders of *ended* attempts are removed (the row exists and says ``ended``).
+- Holders the database does not know are left alone: they expire with their lease, and the
+  reap reports them. Step 1 takes the slot before the row commits, so a reconcile reading the
+  database in between cannot see the row; removing the holder then would free a slot a real
+  call still uses, and a second call could take it. A row that never commits (the scheduler
+  crashed or rolled back) holds its slots for at most the short queue lease.
 
 The reconcile interval is the caller's choice (:data:`RECONCILE_INTERVAL_S` is a sensible
 default). It bounds the harm of Redis losing its data (restart without AOF, failover): until
 the next reconcile the keys under-count, so for at most one interval (plus the time the
 reconcile takes) up to one limit's worth of extra calls may be admitted; after it the keys hold
 every live attempt again, even above the limit, and nothing new is admitted until they drain.
-A killed worker's slots come back after at most its lease, or at the next reconcile, whichever
-is first.
+A killed worker's slots come back after at most its lease, or, once its attempt is ended
+(by the reaper), at the next reconcile, whichever is first.
 
 Calls per second
 ----------------
@@ -63,6 +78,7 @@ from dialer.concurrency.semaphore.base import (
     Limit,
     Reaped,
     ReconcileResult,
+    Truth,
     reconcile_from,
 )
 from dialer.concurrency.semaphore.memory import MemorySemaphore
@@ -90,6 +106,7 @@ __all__ = [
     "RedisRateLimiter",
     "RedisSemaphore",
     "SlotScope",
+    "Truth",
     "cps_rates",
     "holder_id",
     "layered_limits",

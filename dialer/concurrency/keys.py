@@ -9,7 +9,8 @@ Semaphore keys (``SEMAPHORE_PREFIX``; one sorted set of holders each):
 
 An attempt registers in *every* key of its scope, capped or not, so counts and reconcile see
 all calls; a limit of None means "tracked, no cap". The holder id is the attempt id as text
-(:func:`holder_id`), the same string :func:`dialer.concurrency.truth.live_holders` reads back.
+(:func:`holder_id`), the same string :func:`dialer.concurrency.truth.live_holders` reads back
+(and :func:`attempt_id_of` turns back into the id).
 
 Pacing keys (``RATE_PREFIX``; one number each): ``{prefix}account:{account}`` and
 ``{prefix}caller:{account}:{number}``. ``account`` names a provider account, e.g.
@@ -31,9 +32,24 @@ RATE_PREFIX = "dialer:cps:"
 TWILIO_DEFAULT_CPS = 1.0
 
 
+#: Attempt ids are 64-bit signed integers (``BigInteger``): nothing larger can name a row.
+_MAX_ATTEMPT_ID = 2**63 - 1
+
+
 def holder_id(attempt_id: int | str) -> str:
     """The semaphore holder id of a call attempt."""
     return str(attempt_id)
+
+
+def attempt_id_of(holder: str) -> int | None:
+    """The attempt id ``holder`` names (as :func:`holder_id` wrote it), or None if it names none.
+
+    Strict, so a stray holder (a test's, an operator's) is never mistaken for an attempt.
+    """
+    if not (holder.isascii() and holder.isdigit()) or holder != str(int(holder)):
+        return None
+    attempt_id = int(holder)
+    return attempt_id if attempt_id <= _MAX_ATTEMPT_ID else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,21 @@ from __future__ import annotations
 import pytest
 
 from dialer.concurrency import open_stores
-from dialer.concurrency.keys import SEMAPHORE_PREFIX, SlotScope, holder_id, layered_limits
+from dialer.concurrency.keys import (
+    SEMAPHORE_PREFIX,
+    SlotScope,
+    attempt_id_of,
+    holder_id,
+    layered_limits,
+)
 from dialer.concurrency.rate.memory import MemoryRateLimiter
-from dialer.concurrency.semaphore.base import KeyPlan, Limit, ReconcileResult, plan_reconcile
+from dialer.concurrency.semaphore.base import (
+    KeyPlan,
+    Limit,
+    ReconcileResult,
+    Truth,
+    plan_reconcile,
+)
 from dialer.concurrency.semaphore.memory import MemorySemaphore
 
 SCOPE = SlotScope("c-1", "t-1", "+14155550100")
@@ -42,16 +54,34 @@ def test_a_negative_limit_is_refused() -> None:
         Limit("k", -1)
 
 
-def test_the_reconcile_plan_removes_what_is_not_true_and_adds_what_is_missing() -> None:
+def test_the_reconcile_plan_removes_what_ended_and_adds_what_is_missing() -> None:
     plan = plan_reconcile(
-        truth={"a": {"1", "2"}, "b": {"3"}, "same": {"4"}},
-        observed={"a": {"2", "9"}, "c": {"8"}, "same": {"4"}},
+        truth=Truth(
+            live={"a": {"1", "2"}, "b": {"3"}, "same": {"4"}, "moved": {"6"}},
+            ended={"9", "8", "6"},
+        ),
+        observed={
+            "a": {"2", "9", "7"},
+            "c": {"8"},
+            "same": {"4"},
+            "unknown": {"7"},
+            "moved": {"6"},
+        },
     )
+    # "7" is in no row yet (neither live nor ended): never removed, its key left alone. "6"
+    # read both live and ended (it ended between the two reads): kept, as live.
     assert plan == {
         "a": KeyPlan(remove=frozenset({"9"}), add=frozenset({"1"})),
         "b": KeyPlan(remove=frozenset(), add=frozenset({"3"})),
         "c": KeyPlan(remove=frozenset({"8"}), add=frozenset()),
     }
+
+
+def test_holder_ids_turn_back_into_attempt_ids_and_nothing_else_does() -> None:
+    assert attempt_id_of(holder_id(42)) == 42
+    assert attempt_id_of(holder_id(2**63 - 1)) == 2**63 - 1
+    for stray in ["", "ghost", "-1", "007", "4.2", " 42", "\u0664\u0662", str(2**63)]:
+        assert attempt_id_of(stray) is None, stray
 
 
 def test_without_redis_the_stores_live_in_memory() -> None:

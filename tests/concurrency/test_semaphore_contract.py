@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Set as AbstractSet
 
 import fakeredis
 import pytest
@@ -11,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from dialer.concurrency.keys import SlotScope, layered_limits
-from dialer.concurrency.semaphore.base import Limit, Reaped, reconcile_from
+from dialer.concurrency.semaphore.base import Limit, Reaped, Truth, reconcile_from
 from dialer.concurrency.semaphore.redis import RedisSemaphore
 from dialer.errors import ConcurrencyError
 from tests.concurrency.conftest import LONG_LEASE_S, Backend
@@ -232,37 +233,93 @@ def test_acquire_many_decides_in_order_and_release_many_reports_each(backend: Ba
     assert sem.holders(SCOPE.campaign_key(backend.prefix)) == {"b"}
 
 
-def test_reconcile_removes_unknown_holders_and_adds_missing_ones_above_the_limit(
+def test_reconcile_removes_ended_holders_and_adds_missing_ones_above_the_limit(
     backend: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:
     sem = backend.semaphore
     sem.acquire("ghost", limits(backend, campaign=1), LONG_LEASE_S)
-    truth = {key: {"live-1", "live-2"} for key in keys(backend)}
+    live = {key: {"live-1", "live-2"} for key in keys(backend)}
+    truth = Truth(live=live, ended={"ghost"})
     with caplog.at_level(logging.INFO, logger="dialer.concurrency"):
         result = sem.reconcile(truth, LONG_LEASE_S)
     assert result.added == {key: frozenset({"live-1", "live-2"}) for key in keys(backend)}
     assert result.removed == {key: frozenset({"ghost"}) for key in keys(backend)}
     assert result.changed
     assert any("reconciled" in m and "ghost" in m for m in caplog.messages)
-    assert sem.snapshot() == truth
+    assert sem.snapshot() == live
     # Above its limit of 1: nothing new is admitted until the real calls drain.
     assert not sem.acquire("next", limits(backend, campaign=1), LONG_LEASE_S)
     assert not sem.reconcile(truth, LONG_LEASE_S).changed
 
 
-def test_reconcile_empties_keys_the_database_knows_nothing_of(backend: Backend) -> None:
+def test_reconcile_empties_keys_whose_attempts_ended(backend: Backend) -> None:
     sem = backend.semaphore
     sem.acquire("a", limits(backend), LONG_LEASE_S)
-    result = sem.reconcile({}, LONG_LEASE_S)
+    result = sem.reconcile(Truth(ended={"a"}), LONG_LEASE_S)
     assert result.removed == {key: frozenset({"a"}) for key in keys(backend)}
     assert sem.snapshot() == {}
+
+
+def test_reconcile_leaves_holders_the_database_does_not_know_to_their_lease(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No row (not committed yet, or never): the lease, not reconcile, bounds the slot."""
+    sem = backend.semaphore
+    sem.acquire("unknown", limits(backend), backend.short_lease_s)
+    sem.acquire("ended", limits(backend), LONG_LEASE_S)
+    result = sem.reconcile(Truth(ended={"ended"}), LONG_LEASE_S)
+    assert result.removed == {key: frozenset({"ended"}) for key in keys(backend)}
+    assert sem.snapshot() == {key: {"unknown"} for key in keys(backend)}
+    backend.lapse()
+    assert sem.snapshot() == {}
+    with caplog.at_level(logging.WARNING, logger="dialer.concurrency"):
+        assert sorted(sem.reap()) == sorted(Reaped(key, "unknown") for key in keys(backend))
+    assert any("unknown" in m and "expired" in m for m in caplog.messages)
+
+
+def test_reconcile_keeps_the_slot_of_an_attempt_admitted_before_its_row_committed(
+    backend: Backend,
+) -> None:
+    """The dispatcher's race: the count must never go above the limit.
+
+    The dispatcher takes attempt X's slot, then commits X's row. A reconcile that snapshots
+    Redis in between and reads the database before the commit sees X held but not in the
+    database. Were X removed, its call would go ahead without a slot and another attempt
+    would take it; the reconcile after the commit would add X back above the limit.
+    """
+    sem = backend.semaphore
+    campaign = SCOPE.campaign_key(backend.prefix)
+    committed = {key: {"c1", "c2"} for key in keys(backend)}
+    for holder in ("c1", "c2"):
+        assert sem.acquire(holder, limits(backend, campaign=3), LONG_LEASE_S)
+    assert sem.acquire("x", limits(backend, campaign=3), LONG_LEASE_S)  # row not committed
+    asked: list[AbstractSet[str]] = []
+
+    def before_x_commits(observed: AbstractSet[str]) -> Truth:
+        asked.append(observed)
+        return Truth(live=committed)  # X's row is not visible: neither live nor ended
+
+    result = reconcile_from(sem, before_x_commits, LONG_LEASE_S)
+    assert asked == [{"c1", "c2", "x"}]
+    refused = sem.acquire("y", limits(backend, campaign=3), LONG_LEASE_S)
+    assert not refused
+    assert refused.full == campaign
+    assert sem.holders(campaign) == {"c1", "c2", "x"}
+    assert not result.changed
+
+    def after_x_commits(observed: AbstractSet[str]) -> Truth:
+        return Truth(live={key: {*holders, "x"} for key, holders in committed.items()})
+
+    assert not reconcile_from(sem, after_x_commits, LONG_LEASE_S).changed
+    assert sem.count(campaign) == 3
+    assert not sem.acquire("y", limits(backend, campaign=3), LONG_LEASE_S)
 
 
 def test_reconcile_renews_live_attempts_whose_lease_lapsed(backend: Backend) -> None:
     sem = backend.semaphore
     sem.acquire("a", limits(backend), backend.short_lease_s)
     backend.lapse()
-    result = sem.reconcile({key: {"a"} for key in keys(backend)}, LONG_LEASE_S)
+    result = sem.reconcile(Truth(live={key: {"a"} for key in keys(backend)}), LONG_LEASE_S)
     assert result.added == {key: frozenset({"a"}) for key in keys(backend)}
     assert sorted(result.reaped) == sorted(Reaped(key, "a") for key in keys(backend))
     backend.lapse()
@@ -276,7 +333,7 @@ def test_reconcile_leaves_alone_what_changed_after_the_snapshot(backend: Backend
     # While the database was being read, one attempt was admitted and another one ended.
     sem.acquire("arriving", limits(backend), LONG_LEASE_S)
     sem.release("leaving", keys(backend))
-    truth = {key: {"leaving"} for key in keys(backend)}  # read before "leaving" ended
+    truth = Truth(live={key: {"leaving"} for key in keys(backend)})  # read before it ended
     result = sem.reconcile(truth, LONG_LEASE_S, observed=observed)
     assert not result.changed
     assert sem.holders(SCOPE.campaign_key(backend.prefix)) == {"arriving"}
@@ -284,10 +341,13 @@ def test_reconcile_leaves_alone_what_changed_after_the_snapshot(backend: Backend
 
 def test_reconcile_from_reads_the_truth_after_the_snapshot(backend: Backend) -> None:
     sem = backend.semaphore
+    sem.acquire("ending", limits(backend), LONG_LEASE_S)
 
-    def read_truth() -> dict[str, set[str]]:
+    def read_truth(observed: AbstractSet[str]) -> Truth:
+        assert observed == {"ending"}
         sem.acquire("admitted-meanwhile", limits(backend), LONG_LEASE_S)
-        return {}
+        # Even said to have ended, a holder the snapshot did not see is not touched.
+        return Truth(ended={"ending", "admitted-meanwhile"})
 
     reconcile_from(sem, read_truth, LONG_LEASE_S)
     assert sem.holders(SCOPE.campaign_key(backend.prefix)) == {"admitted-meanwhile"}
@@ -298,7 +358,7 @@ def test_keys_outside_the_prefix_are_refused(backend: Backend) -> None:
     with pytest.raises(ValueError, match="outside"):
         sem.acquire("a", [Limit("elsewhere:campaign:1", 1)], LONG_LEASE_S)
     with pytest.raises(ValueError, match="outside"):
-        sem.reconcile({"elsewhere:campaign:1": {"a"}}, LONG_LEASE_S)
+        sem.reconcile(Truth(live={"elsewhere:campaign:1": {"a"}}), LONG_LEASE_S)
     with pytest.raises(ValueError, match="lease"):
         sem.acquire("a", limits(backend), 0)
 
@@ -318,7 +378,8 @@ def test_the_script_cache_flushed_by_a_restart_is_reloaded(redis_backend: Backen
     client.script_flush()
     assert sem.reap() == []
     client.script_flush()
-    assert not sem.reconcile({k: {"b"} for k in keys(redis_backend)}, LONG_LEASE_S).changed
+    truth = Truth(live={k: {"b"} for k in keys(redis_backend)})
+    assert not sem.reconcile(truth, LONG_LEASE_S).changed
 
 
 def test_responses_decoded_to_text_work_too() -> None:
@@ -327,7 +388,8 @@ def test_responses_decoded_to_text_work_too() -> None:
     scope_limits = layered_limits(SCOPE, 1, None, None, prefix="p:")
     assert sem.acquire("a", scope_limits, LONG_LEASE_S)
     assert sem.snapshot() == {k: {"a"} for k in SCOPE.keys("p:")}
-    assert sem.reconcile({}, LONG_LEASE_S).removed == {k: {"a"} for k in SCOPE.keys("p:")}
+    result = sem.reconcile(Truth(ended={"a"}), LONG_LEASE_S)
+    assert result.removed == {k: {"a"} for k in SCOPE.keys("p:")}
 
 
 def test_an_unreachable_redis_is_a_concurrency_error() -> None:

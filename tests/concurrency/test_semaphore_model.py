@@ -4,7 +4,8 @@ The clock is an integer number of seconds the machine drives (fakeredis reads it
 patched ``TIME``), so leases expire exactly at the step the model says, edges included.
 Checked after every step: the live holders of every key, and the reaped-lease total. Checked
 at every acquire, independently of the model: no capped key holds more than the limit passed
-to that acquire (only reconcile may push a key above it).
+to that acquire (only reconcile may push a key above it), and that reconcile removes only
+holders the truth says have ended.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from dialer.concurrency.keys import SlotScope, layered_limits
-from dialer.concurrency.semaphore.base import Admission, LeaseSemaphore, Limit, Reaped
+from dialer.concurrency.semaphore.base import Admission, LeaseSemaphore, Limit, Reaped, Truth
 from dialer.concurrency.semaphore.memory import MemorySemaphore
 from dialer.concurrency.semaphore.redis import RedisSemaphore
 from tests.concurrency.conftest import ManualClock
@@ -98,21 +99,28 @@ class Model:
         return reaped
 
     def reconcile(
-        self, truth: dict[str, set[str]], lease: int
+        self, truth: dict[str, set[str]], ended: set[str], lease: int
     ) -> tuple[dict[str, set[str]], dict[str, set[str]], set[Reaped]]:
+        """Removes observed holders that ended (and are not live there); adds missing ones.
+
+        Keys with nothing to remove or add are not touched (their expired leases stay).
+        """
         observed = {key: self.live(key) for key in self.entries}
-        plan_keys = [
-            key
-            for key in set(truth) | set(observed)
-            if truth.get(key, set()) != observed.get(key, set())
-        ]
+
+        def to_remove(key: str) -> set[str]:
+            return (observed.get(key, set()) & ended) - truth.get(key, set())
+
+        def to_add(key: str) -> set[str]:
+            return truth.get(key, set()) - observed.get(key, set())
+
+        plan_keys = [key for key in set(truth) | set(observed) if to_remove(key) or to_add(key)]
         reaped = self.reap(plan_keys)
         added: dict[str, set[str]] = {}
         removed: dict[str, set[str]] = {}
         for key in plan_keys:
             want, seen = truth.get(key, set()), observed.get(key, set())
             held = self.entries.setdefault(key, {})
-            for holder in seen - want:
+            for holder in to_remove(key):
                 if held.pop(holder, None) is not None:
                     removed.setdefault(key, set()).add(holder)
             for holder in want - seen:
@@ -187,17 +195,20 @@ class SemaphoreMachine(RuleBasedStateMachine):
     def reap(self) -> None:
         assert set(self.sem.reap()) == self.model.reap(list(self.model.entries))
 
-    @rule(live=st.sets(holders), lease=leases)
-    def reconcile(self, live: set[str], lease: int) -> None:
+    @rule(live=st.sets(holders), ended=st.sets(holders), lease=leases)
+    def reconcile(self, live: set[str], ended: set[str], lease: int) -> None:
+        """The database knows each holder as live, as ended, or not at all (no row yet)."""
+        ended = ended - live
         truth: dict[str, set[str]] = {}
         for holder in live:
             for key in scope_of(holder).keys(PREFIX):
                 truth.setdefault(key, set()).add(holder)
-        result = self.sem.reconcile(truth, lease)
-        added, removed, reaped = self.model.reconcile(truth, lease)
+        result = self.sem.reconcile(Truth(live=truth, ended=ended), lease)
+        added, removed, reaped = self.model.reconcile(truth, ended, lease)
         assert result.added == added
         assert result.removed == removed
         assert set(result.reaped) == reaped
+        assert all(holders <= ended for holders in result.removed.values())
 
     @invariant()
     def holders_match_the_model(self) -> None:

@@ -13,7 +13,7 @@ from typing import cast
 
 import redis
 
-from dialer.concurrency.semaphore.base import Reaped
+from dialer.concurrency.semaphore.base import Reaped, Truth
 from dialer.concurrency.semaphore.redis import RedisSemaphore
 from tests.concurrency import processes
 from tests.concurrency.conftest import LONG_LEASE_S, poll
@@ -117,6 +117,7 @@ def test_a_killed_holders_slots_come_back_at_the_next_reconcile(
     finally:
         kill(holder)
     assert semaphore.count(key) == 3  # the lease alone would hold them for a minute
-    result = semaphore.reconcile({}, LONG_LEASE_S)
+    ended = Truth(ended={f"doomed-{i}" for i in range(3)})
+    result = semaphore.reconcile(ended, LONG_LEASE_S)
     assert result.removed == {key: frozenset(f"doomed-{i}" for i in range(3))}
     assert semaphore.count(key) == 0

@@ -10,6 +10,10 @@ Invariants every backend keeps:
   Acquires leave other holders' expired leases to ``reap``, so call it periodically.
 - ``acquire`` never takes a slot that would make a capped key hold more than the limit passed
   to that call; only ``reconcile`` may push a key above its limit (the calls are real).
+- ``reconcile`` removes a holder only when the database says its attempt has ended. A holder
+  the database does not know (its row not committed yet, or never) keeps its slot until its
+  lease expires: the dispatcher takes the slot *before* the row commits, so "not in the
+  database" may mean "not visible yet", and freeing that slot would let a second call take it.
 """
 
 from __future__ import annotations
@@ -23,8 +27,25 @@ from typing import NamedTuple, Protocol
 
 log = logging.getLogger("dialer.concurrency")
 
-Truth = Mapping[str, AbstractSet[str]]
-"""Key -> the holders that should be in it (the database's live attempts)."""
+Holders = Mapping[str, AbstractSet[str]]
+"""Key -> holder ids (what a snapshot observed, or what the database says should be held)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    """What the database says about the holders, for :meth:`LeaseSemaphore.reconcile`.
+
+    ``live``: key -> the attempts in flight that should hold a slot in it. ``ended``: holder
+    ids whose attempt has ended (their slots may go). A holder in neither is *unknown*: its
+    row is not committed yet (or never will be), so reconcile leaves it to its lease.
+    """
+
+    live: Holders = field(default_factory=dict)
+    ended: AbstractSet[str] = frozenset()
+
+
+ReadTruth = Callable[[AbstractSet[str]], Truth]
+"""Reads the :class:`Truth`, given every holder id a snapshot observed (to say which ended)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,29 +176,34 @@ class LeaseSemaphore(Protocol):
         ...
 
     def reconcile(
-        self, truth: Truth, lease_s: float, *, observed: Truth | None = None
+        self, truth: Truth, lease_s: float, *, observed: Holders | None = None
     ) -> ReconcileResult:
-        """Make the holders match ``truth``: the database is the source of truth.
+        """Bring the holders in line with the database, without ever freeing a real call's slot.
 
-        Removes holders that were ``observed`` and are not in ``truth``; adds, with a lease of
-        ``lease_s``, holders of ``truth`` that were not observed and are still absent, even
-        above the key's limit (they are real calls). ``observed`` defaults to a snapshot taken
-        now; pass one taken *before* reading the database (see :func:`reconcile_from`) so
-        holders that come and go while the database is read are left alone.
+        Removes from a key the holders that were ``observed`` there, are in ``truth.ended``
+        and not in ``truth.live`` for that key. Adds, with a lease of ``lease_s``, holders of
+        ``truth.live`` that were not observed and are still absent, even above the key's limit
+        (they are real calls, e.g. after Redis lost its data). Holders the database does not
+        know are left alone: they expire with their lease, and the reap reports them.
+        ``observed`` defaults to a snapshot taken now; pass one taken *before* reading the
+        database (see :func:`reconcile_from`) so holders that come and go while the database
+        is read are left alone.
         """
         ...
 
 
 def reconcile_from(
-    semaphore: LeaseSemaphore, read_truth: Callable[[], Truth], lease_s: float
+    semaphore: LeaseSemaphore, read_truth: ReadTruth, lease_s: float
 ) -> ReconcileResult:
-    """Snapshot the semaphore, then read the truth, then reconcile the two.
+    """Snapshot the semaphore, then read the truth of the observed holders, then reconcile.
 
-    The order closes a race: an attempt registered in the database and admitted after the
-    snapshot is not removed, and one released after the snapshot is not added back.
+    The order closes a race: an attempt released after the snapshot is not added back, and
+    one admitted after it is not touched. Admitted holders whose rows are not committed when
+    the database is read are not removed either: only ended attempts are.
     """
     observed = semaphore.snapshot()
-    return semaphore.reconcile(read_truth(), lease_s, observed=observed)
+    seen = frozenset(holder for holders in observed.values() for holder in holders)
+    return semaphore.reconcile(read_truth(seen), lease_s, observed=observed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,14 +214,18 @@ class KeyPlan:
     add: frozenset[str]
 
 
-def plan_reconcile(truth: Truth, observed: Truth) -> dict[str, KeyPlan]:
-    """Per key, what to remove (observed, not true) and to add (true, not observed)."""
+def plan_reconcile(truth: Truth, observed: Holders) -> dict[str, KeyPlan]:
+    """Per key, what to remove (observed, ended, not live) and to add (live, not observed).
+
+    Keys with nothing to do are left out, so their holders (and expired leases) are untouched.
+    """
     plans = {}
-    for key in set(truth) | set(observed):
-        want = frozenset(truth.get(key, ()))
+    for key in set(truth.live) | set(observed):
+        want = frozenset(truth.live.get(key, ()))
         seen = frozenset(observed.get(key, ()))
-        if want != seen:
-            plans[key] = KeyPlan(remove=seen - want, add=want - seen)
+        plan = KeyPlan(remove=seen.intersection(truth.ended) - want, add=want - seen)
+        if plan.remove or plan.add:
+            plans[key] = plan
     return plans
 
 

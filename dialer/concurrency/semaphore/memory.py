@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dialer.concurrency.keys import SEMAPHORE_PREFIX
 from dialer.concurrency.semaphore.base import (
     Admission,
+    Holders,
     Limit,
     Reaped,
     ReapReport,
@@ -147,10 +148,10 @@ class MemorySemaphore:
         return reaped
 
     def reconcile(
-        self, truth: Truth, lease_s: float, *, observed: Truth | None = None
+        self, truth: Truth, lease_s: float, *, observed: Holders | None = None
     ) -> ReconcileResult:
         check_lease(lease_s)
-        check_keys(self._prefix, truth)
+        check_keys(self._prefix, truth.live)
         if observed is None:
             observed = self.snapshot()
         plans = plan_reconcile(truth, observed)

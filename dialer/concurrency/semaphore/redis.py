@@ -9,9 +9,9 @@ Redis error surfaces as :class:`~dialer.errors.ConcurrencyError`.
 a single integer in the common case, and the wrapper does little beyond one round trip.
 
 A restart loses the holders: until the next reconcile the keys under-count, so up to the
-number of calls in flight may be admitted on top of them. Recommend ``maxmemory-policy
-noeviction`` and AOF, and reconcile at start-up and periodically. Redis Cluster is not
-supported (one acquire touches keys in several hash slots).
+number of calls in flight may be admitted on top of them; that reconcile restores them.
+Recommend ``maxmemory-policy noeviction`` and AOF, and reconcile at start-up and periodically.
+Redis Cluster is not supported (one acquire touches keys in several hash slots).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dialer.concurrency.keys import SEMAPHORE_PREFIX
 from dialer.concurrency.semaphore import scripts
 from dialer.concurrency.semaphore.base import (
     Admission,
+    Holders,
     Limit,
     Reaped,
     ReapReport,
@@ -170,10 +171,10 @@ class RedisSemaphore:
         return reaped
 
     def reconcile(
-        self, truth: Truth, lease_s: float, *, observed: Truth | None = None
+        self, truth: Truth, lease_s: float, *, observed: Holders | None = None
     ) -> ReconcileResult:
         check_lease(lease_s)
-        check_keys(self._prefix, truth)
+        check_keys(self._prefix, truth.live)
         if observed is None:
             observed = self.snapshot()
         plans = plan_reconcile(truth, observed)

@@ -246,6 +246,9 @@ return out
 # KEYS: the keys to fix. ARGV: lease_s, then for each key: n, n holders to remove, m, m holders
 # to add if absent. Expired leases of the keys are removed first. Returns {change, i, holder...}
 # where change is 'x' (expired lease removed), '-' (removed) or '+' (added).
+# The client decides which holders go (only those of ended attempts, see ``plan_reconcile``);
+# the script applies one batch of keys atomically, so no acquire runs between its removals
+# and its additions.
 RECONCILE = (
     _NOW
     + """

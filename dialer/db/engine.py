@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 #: How long a SQLite writer waits for another one before failing, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_S = 5.0
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -26,8 +29,39 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # take turns by design.
         sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(engine_url, **kwargs)
+    engine = sa.create_engine(engine_url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine, PING_AFTER_IDLE_S)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """Ping a pooled connection before reuse only when it sat idle longer than ``idle_s``.
+
+    ``pool_pre_ping`` pings at every checkout: a round trip per transaction, which a busy
+    worker (a dozen short transactions per call) pays for connections it used milliseconds
+    ago. A server restart or a network cut shows on the idle ones; a failed ping makes the
+    pool replace the connection. A connection that broke while in steady use fails its next
+    statement instead, and SQLAlchemy then invalidates the whole pool (a disconnect error
+    makes every older connection reconnect), so one operation fails, and the callers' own
+    recovery (task redelivery, the outbox, the reaper) covers it.
+    """
+
+    @sa.event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < idle_s:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DisconnectionError(f"stale pooled connection: {exc}") from exc
+        if not alive:
+            raise sa.exc.DisconnectionError("stale pooled connection")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -9,7 +9,8 @@ the local server). The finished call's slot is refilled by a dispatch for its ca
 by the next tick. Two deployments are measured:
 
 - ``distributed`` (the figure): the production topology on this machine, two
-  ``dialer worker`` processes (Celery, prefork) and one ``dialer scheduler`` on real Redis
+  ``dialer worker`` processes (Celery, its default pool of threads, 6 each; MAKESPAN_POOL
+  picks another) and one ``dialer scheduler`` on real Redis
   (DIALER_TEST_REDIS_URL's server, database 13, flushed), the simulator inside the workers;
 - ``embedded``: everything in this one process (in-memory semaphore, thread pools), which
   Python's GIL holds to one core.
@@ -59,6 +60,8 @@ RESULTS = Path("bench/results/makespan.json")
 #: wall time is known to this much (0.1 s of 80 s); polling faster would take CPU from the
 #: dialer it measures, on a machine whose cores the dialer keeps busy.
 POLL_S = 0.1
+#: The workers' Celery pool (``dialer worker --pool``); unset: the default.
+POOL = os.environ.get("MAKESPAN_POOL")
 
 
 class _Row:
@@ -151,7 +154,9 @@ def run_distributed(url: str) -> dict[str, Any]:
     command = [sys.executable, "-m", "dialer"]
     procs = [
         subprocess.Popen(
-            [*command, "worker", "--concurrency", "6"], env=env, start_new_session=True
+            [*command, "worker", "--concurrency", "6", *(["--pool", POOL] if POOL else [])],
+            env=env,
+            start_new_session=True,
         )
         for _ in range(2)
     ]
@@ -193,7 +198,8 @@ def run_distributed(url: str) -> dict[str, Any]:
         client.flushdb()
     ideal_s = math.ceil(RECIPIENTS / MAX_CONCURRENCY) * CALL_S
     return {
-        "deployment": "2 Celery workers (prefork, 6 each) + 1 scheduler, Redis, PostgreSQL",
+        "deployment": f"2 Celery workers ({POOL or 'default pool'}, 6 each) + 1 scheduler, "
+        "Redis, PostgreSQL",
         "recipients": RECIPIENTS,
         "max_concurrency": MAX_CONCURRENCY,
         "call_s": CALL_S,

@@ -112,10 +112,19 @@ def api(
 
 @app.command()
 def worker(
-    concurrency: int = typer.Option(8, help="Worker processes (calls placed in parallel)."),
+    concurrency: int = typer.Option(16, help="Tasks run at once (threads, or processes)."),
     queues: str = typer.Option("dial,events", help="Queues to consume."),
+    pool: str = typer.Option(
+        "threads", help="Celery pool: threads (the default) or prefork (one process a task)."
+    ),
 ) -> None:
-    """Run a Celery worker (needs DIALER_REDIS_URL): dial tasks and slot-freed dispatch."""
+    """Run a Celery worker (needs DIALER_REDIS_URL): dial tasks and slot-freed dispatch.
+
+    The tasks wait on the provider's API and the database far more than they compute, so one
+    process runs them in threads, sharing one runtime (pools of connections, the simulator);
+    run one worker per core for CPU. ``prefork`` isolates each task in a process, at the
+    price of a process per concurrent task and a pipe hop per task.
+    """
     settings = _settings()
     if settings.redis_url is None:
         typer.echo("error: DIALER_REDIS_URL must be set to run workers", err=True)
@@ -127,6 +136,7 @@ def worker(
         [
             "worker",
             f"--concurrency={concurrency}",
+            f"--pool={pool}",
             f"--queues={queues}",
             f"--loglevel={settings.log_level}",
             "--without-gossip",

@@ -7,6 +7,7 @@ semaphore, provider) is built once per worker process, after the fork.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,10 +69,13 @@ def create_celery(settings: Settings) -> Celery:
     celery = Celery("dialer")
     celery.conf.update(celery_config(settings))
     state: dict[str, Runtime] = {}
+    building = threading.Lock()
 
     def runtime() -> Runtime:
         if "rt" not in state:
-            state["rt"] = build_runtime(settings, celery_queue(celery, settings))
+            with building:  # a pool of threads shares one runtime: build it once
+                if "rt" not in state:
+                    state["rt"] = build_runtime(settings, celery_queue(celery, settings))
         return state["rt"]
 
     @celery.task(name="dialer.dial", acks_late=True)
@@ -90,10 +94,12 @@ def create_celery(settings: Settings) -> Celery:
         result = rt.dispatcher.tick(utc_now(), campaign_ids=[str(campaign_id)])
         return len(result.dispatched)
 
-    @signals.worker_process_shutdown.connect(weak=False)
+    @signals.worker_process_shutdown.connect(weak=False)  # each process of a prefork pool
+    @signals.worker_shutdown.connect(weak=False)  # the worker itself (a pool of threads)
     def _close(**_: Any) -> None:
-        if "rt" in state:
-            state.pop("rt").close()
+        with building:
+            if "rt" in state:
+                state.pop("rt").close()
 
     celery.runtime = runtime
     return celery

@@ -20,6 +20,7 @@ Writes ``bench/results/makespan.json``.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import math
@@ -34,13 +35,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from _shared import REDIS, callable_zone, scratch_database
+from sqlalchemy.orm import Session
 
 from dialer.clock import utc_now
 from dialer.concurrency.keys import SlotScope
 from dialer.concurrency.stores import open_stores
 from dialer.db.engine import session_factory
 from dialer.db.migrate import upgrade
-from dialer.db.models import CallAttempt, Campaign
+from dialer.db.models import CallAttempt, CallEvent, Campaign
 from dialer.inprocess import InProcessQueue, bind_runtime
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from dialer.runtime import build_runtime
@@ -62,6 +64,7 @@ RESULTS = Path("bench/results/makespan.json")
 POLL_S = 0.1
 #: The workers' Celery pool (``dialer worker --pool``); unset: the default.
 POOL = os.environ.get("MAKESPAN_POOL")
+WORKER_THREADS = os.environ.get("MAKESPAN_WORKER_CONCURRENCY", "6")
 
 
 class _Row:
@@ -154,7 +157,13 @@ def run_distributed(url: str) -> dict[str, Any]:
     command = [sys.executable, "-m", "dialer"]
     procs = [
         subprocess.Popen(
-            [*command, "worker", "--concurrency", "6", *(["--pool", POOL] if POOL else [])],
+            [
+                *command,
+                "worker",
+                "--concurrency",
+                WORKER_THREADS,
+                *(["--pool", POOL] if POOL else []),
+            ],
             env=env,
             start_new_session=True,
         )
@@ -185,6 +194,7 @@ def run_distributed(url: str) -> dict[str, Any]:
             calls = session.scalar(sa.select(sa.func.count()).select_from(CallAttempt))
             values = counters.read(session, [campaign_id])[campaign_id]
             truth = counters.truth(session, campaign_id)
+            timeline = _timeline(session)
         engine.dispose()
     finally:
         for proc in procs:
@@ -210,6 +220,61 @@ def run_distributed(url: str) -> dict[str, Any]:
         "ideal_s": ideal_s,
         "ratio": round(wall_s / ideal_s, 3),
         "counts_match_database": values == truth,
+        **timeline,
+    }
+
+
+def _timeline(session: Session) -> dict[str, float | None]:
+    """Where a call's time goes, from the attempts' timestamps (median seconds).
+
+    ``queue_to_dial``: claimed by a dispatch until its worker claims it to dial;
+    ``dial_to_end``: dialed until its last callback was ingested (the call, 2 s, plus the
+    callbacks' way);
+    ``end_to_next_queue``: that last ingest until the next attempt was claimed, over every end
+    (the refill delay: the dispatch for a freed slot). The provider's own end time has whole
+    seconds only, so the ingest time is used.
+    """
+    last_callback = (
+        sa.select(CallEvent.attempt_id, sa.func.max(CallEvent.received_at).label("at"))
+        .group_by(CallEvent.attempt_id)
+        .subquery()
+    )
+    rows = session.execute(
+        sa.select(CallAttempt.queued_at, CallAttempt.dialed_at, last_callback.c.at).outerjoin(
+            last_callback, last_callback.c.attempt_id == CallAttempt.id
+        )
+    ).all()
+    waits = [(d - q).total_seconds() for q, d, _ in rows if d is not None]
+    lengths = [(e - d).total_seconds() for _, d, e in rows if d and e]
+    queued = sorted(q for q, _, _ in rows)
+    refills = []
+    for _, _, ended in rows:
+        at = bisect.bisect_right(queued, ended) if ended else len(queued)
+        if at < len(queued):
+            refills.append((queued[at] - ended).total_seconds())
+
+    def median(values: list[float]) -> float | None:
+        return round(statistics.median(values), 3) if values else None
+
+    dialed = sorted(d for _, d, _ in rows if d is not None)
+    ends = [e for _, _, e in rows if e is not None]
+    first = min(queued) if queued else None
+    return {
+        "median_queue_to_dial_s": median(waits),
+        "mean_queue_to_dial_s": round(statistics.fmean(waits), 3) if waits else None,
+        "median_dial_to_end_s": median(lengths),
+        "mean_dial_to_end_s": round(statistics.fmean(lengths), 3) if lengths else None,
+        "median_end_to_next_queue_s": median(refills),
+        "mean_end_to_next_queue_s": round(statistics.fmean(refills), 3) if refills else None,
+        # The first wave: the first claim until the first max_concurrency calls are dialed.
+        "first_wave_s": (
+            round((dialed[MAX_CONCURRENCY - 1] - first).total_seconds(), 3)
+            if first and len(dialed) >= MAX_CONCURRENCY
+            else None
+        ),
+        "first_claim_to_last_end_s": (
+            round((max(ends) - first).total_seconds(), 3) if first and ends else None
+        ),
     }
 
 
@@ -264,15 +329,11 @@ def run(url: str) -> dict[str, Any]:
     sink.pool.shutdown(wait=True)
     with sessions() as session:
         calls = session.scalar(sa.select(sa.func.count()).select_from(CallAttempt))
-        timeline = session.execute(
-            sa.select(CallAttempt.queued_at, CallAttempt.dialed_at, CallAttempt.ended_at)
-        ).all()
+        timeline = _timeline(session)
         values = counters.read(session, [campaign_id])[campaign_id]
         truth = counters.truth(session, campaign_id)
     runtime.close()
     ideal_s = math.ceil(RECIPIENTS / MAX_CONCURRENCY) * CALL_S
-    waits = sorted((d - q).total_seconds() for q, d, _ in timeline if d is not None)
-    lengths = sorted((e - d).total_seconds() for _, d, e in timeline if d and e)
     return {
         "database": "postgresql",
         "recipients": RECIPIENTS,
@@ -286,8 +347,7 @@ def run(url: str) -> dict[str, Any]:
         "ratio": round(wall_s / ideal_s, 3),
         "target_ratio": 1.05,
         "counts_match_database": values == truth,
-        "median_queue_to_dial_s": round(statistics.median(waits), 3) if waits else None,
-        "median_dial_to_end_s": round(statistics.median(lengths), 3) if lengths else None,
+        **timeline,
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -115,17 +116,41 @@ def build_runtime(
     return Runtime(settings, engine, sessions, stores, provider, dialer, dispatcher, clock, closers)
 
 
-class _LateSink:
-    """The simulator's event sink, bound to the dialer once it exists."""
+#: Simulated callbacks ingested at once. A real provider's callbacks for different calls
+#: arrive in parallel and several API workers take them; one call's keep their order here.
+SIMULATED_WEBHOOK_LANES = 4
 
-    target: Callable[[str, EventKind, dict[str, str]], None] | None = None
+
+class _LateSink:
+    """The simulator's event sink, bound to the dialer once it exists.
+
+    Callbacks are ingested on :data:`SIMULATED_WEBHOOK_LANES` threads, a call's always on the
+    same one (in the order the simulator sends them), so one slow ingest does not hold up
+    every other call's callbacks, as it would not behind real webhooks.
+    """
+
+    def __init__(self, lanes: int = SIMULATED_WEBHOOK_LANES) -> None:
+        self.target: Callable[[str, EventKind, dict[str, str]], None] | None = None
+        self._lanes = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"simulated-webhooks-{n}")
+            for n in range(lanes)
+        ]
 
     def deliver(self, attempt_id: str, kind: EventKind, params: object) -> None:
+        lane = self._lanes[hash(attempt_id) % len(self._lanes)]
+        lane.submit(self._ingest, attempt_id, kind, dict(params))  # type: ignore[call-overload]
+
+    def _ingest(self, attempt_id: str, kind: EventKind, params: dict[str, str]) -> None:
         assert self.target is not None
         try:
-            self.target(attempt_id, kind, dict(params))  # type: ignore[call-overload]
+            self.target(attempt_id, kind, params)
         except Exception:
             log.exception("simulated event for attempt %s not ingested", attempt_id)
+
+    def close(self) -> None:
+        """Ingest what was sent, then stop (after the simulator stopped sending)."""
+        for lane in self._lanes:
+            lane.shutdown(wait=True)
 
 
 def _provider(
@@ -142,6 +167,7 @@ def _provider(
     from dialer.telephony.simulator import SimulatedProvider
 
     profile = parse_profile(settings.simulator_profile) if settings.simulator_profile else None
+    closers.append(sink.close)  # runs after the simulator's own close (closers run reversed)
     simulator = SimulatedProvider.realtime(
         sink,
         profile=profile,

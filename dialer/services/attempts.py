@@ -126,55 +126,56 @@ def _recipient(session: Session, recipient_id: int) -> Recipient:
     return recipient
 
 
-def dial_job(session: Session, attempt: CallAttempt) -> DialJob:
-    """The job of ``attempt``: its campaign, tenant and caller limits in one query."""
-    row = session.execute(
-        sa.select(
-            Campaign.tenant_id,
-            Campaign.max_concurrency,
-            Campaign.machine_detection_timeout_seconds,
-            Tenant.max_concurrency,
-            CallerNumber.max_concurrency,
-        )
-        .select_from(Recipient)
-        .join(Campaign, Campaign.id == Recipient.campaign_id)
+@dataclass(frozen=True, slots=True)
+class Locked:
+    """A queued attempt whose row this transaction locked, with its campaign and its job."""
+
+    attempt: CallAttempt
+    campaign: Campaign
+    job: DialJob
+
+
+def _lock_with_job(session: Session, attempt_id: int) -> Locked | None:
+    """Lock the attempt's row and read its campaign and limits, in one statement."""
+    stmt = (
+        sa.select(CallAttempt, Campaign, Tenant.max_concurrency, CallerNumber.max_concurrency)
+        .join(Campaign, Campaign.id == CallAttempt.campaign_id)
         .join(Tenant, Tenant.id == Campaign.tenant_id)
+        .join(Recipient, Recipient.id == CallAttempt.recipient_id)
         .outerjoin(CallerNumber, CallerNumber.id == Recipient.caller_number_id)
-        .where(Recipient.id == attempt.recipient_id)
-    ).one()
-    tenant_id, campaign_limit, amd_timeout_s, tenant_limit, caller_limit = row
-    return DialJob(
+        .where(CallAttempt.id == attempt_id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=CallAttempt)  # the attempt only: the rest is read
+    row = session.execute(stmt).one_or_none()
+    if row is None:
+        return None
+    attempt, campaign, tenant_limit, caller_limit = row
+    job = DialJob(
         attempt_id=attempt.id,
         campaign_id=attempt.campaign_id,
-        tenant_id=tenant_id,
+        tenant_id=campaign.tenant_id,
         recipient_id=attempt.recipient_id,
         to=attempt.to_number,
         from_=attempt.from_number or "",
-        campaign_limit=campaign_limit,
+        campaign_limit=campaign.max_concurrency,
         tenant_limit=tenant_limit,
         caller_limit=caller_limit,
-        machine_detection_timeout_s=amd_timeout_s or 30,
+        machine_detection_timeout_s=campaign.machine_detection_timeout_seconds or 30,
     )
+    return Locked(attempt, campaign, job)
 
 
-def queued_job(session: Session, attempt_id: int) -> DialJob | None:
-    """The job of a still-queued attempt, or None when it has moved on (a redelivered task)."""
-    attempt = _attempt(session, attempt_id, lock=False)
-    if attempt is None or attempt.status is not AttemptStatus.QUEUED:
-        return None
-    return dial_job(session, attempt)
-
-
-def lock_queued(session: Session, attempt_id: int) -> tuple[CallAttempt, DialJob] | None:
+def lock_queued(session: Session, attempt_id: int) -> Locked | None:
     """Lock a still-queued attempt's row for this transaction, with its job; else None.
 
     The dial path takes its slot and its pace while holding the lock, then claims in the same
     transaction (:func:`claim_locked`): one transaction from reading the job to the claim.
     """
-    attempt = _attempt(session, attempt_id, lock=True)
-    if attempt is None or attempt.status is not AttemptStatus.QUEUED:
+    locked = _lock_with_job(session, attempt_id)
+    if locked is None or locked.attempt.status is not AttemptStatus.QUEUED:
         return None
-    return attempt, dial_job(session, attempt)
+    return locked
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,20 +198,18 @@ def claim(session: Session, attempt_id: int, *, now: datetime) -> Claimed | NotD
     the recipient's calling window is open. Otherwise the attempt ends unstarted and the
     recipient goes back to wait (or ends, when suppressed).
     """
-    attempt = _attempt(session, attempt_id, lock=True)
-    if attempt is None:
+    locked = _lock_with_job(session, attempt_id)
+    if locked is None:
         return NotDialed("no-such-attempt", None)
-    if attempt.status is not AttemptStatus.QUEUED:
-        return NotDialed(f"already-{attempt.status.value}", None)
-    return claim_locked(session, attempt, dial_job(session, attempt), now=now)
+    if locked.attempt.status is not AttemptStatus.QUEUED:
+        return NotDialed(f"already-{locked.attempt.status.value}", None)
+    return claim_locked(session, locked, now=now)
 
 
-def claim_locked(
-    session: Session, attempt: CallAttempt, job: DialJob, *, now: datetime
-) -> Claimed | NotDialed:
+def claim_locked(session: Session, locked: Locked, *, now: datetime) -> Claimed | NotDialed:
     """:func:`claim` for a queued attempt already locked in this session (see
     :func:`lock_queued`)."""
-    campaign = session.get_one(Campaign, attempt.campaign_id)
+    attempt, campaign = locked.attempt, locked.campaign
     recipient = _recipient(session, attempt.recipient_id)
     if campaign.status is not CampaignStatus.RUNNING:
         return NotDialed(
@@ -241,7 +240,7 @@ def claim_locked(
     if cas.rowcount != 1:  # type: ignore[attr-defined]
         return NotDialed("lost-the-claim", None)
     _move(session, recipient, RecipientStatus.IN_FLIGHT, now=now)
-    return Claimed(job)
+    return Claimed(locked.job)
 
 
 def _end_unstarted(

@@ -131,13 +131,12 @@ class Dialer:
             if locked is None:
                 self._release_if_ended(session, attempt_id)
                 return "not-queued"
-            attempt, job = locked
-            waiting = self._slot_and_pace(job)
+            waiting = self._slot_and_pace(locked.job)
             if waiting is not None:
                 reason, countdown_s = waiting
                 self.redial(attempt_id, countdown_s)
                 return reason
-            claimed = attempts.claim_locked(session, attempt, job, now=self.clock())
+            claimed = attempts.claim_locked(session, locked, now=self.clock())
         if not isinstance(claimed, Claimed):
             if claimed.ended is not None:
                 self.finished(claimed.ended)

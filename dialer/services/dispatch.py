@@ -130,9 +130,14 @@ class Dispatcher:
         """One transaction for one campaign: (attempts claimed, whether to come back)."""
         size = self.config.round_size
         with self.sessions() as session, session.begin():
-            campaign = session.get(Campaign, campaign_id)
-            if campaign is None or campaign.status is not CampaignStatus.RUNNING:
+            found = session.execute(
+                sa.select(Campaign, Tenant.max_concurrency)
+                .join(Tenant, Tenant.id == Campaign.tenant_id)
+                .where(Campaign.id == campaign_id)
+            ).one_or_none()
+            if found is None or found[0].status is not CampaignStatus.RUNNING:
                 return [], False
+            campaign, tenant_limit = found
             if campaign.schedule_end_time is not None and now >= campaign.schedule_end_time:
                 close_window(session, campaign, now=now)
                 result.window_closed.append(campaign.id)
@@ -166,13 +171,19 @@ class Dispatcher:
                     finish(session, campaign, now=now)
                     result.completed.append(campaign.id)
                 return [], False
-            claimed, full = self._claim(session, campaign, due, want, now)
+            claimed, full = self._claim(session, campaign, tenant_limit, due, want, now)
         # Come back while slots may be left: the round's size stopped it, or screening did.
         left = want < free or len(claimed) < want
         return claimed, not full and len(due) >= want and left
 
     def _claim(
-        self, session: Session, campaign: Campaign, due: list[Recipient], want: int, now: datetime
+        self,
+        session: Session,
+        campaign: Campaign,
+        tenant_limit: int | None,
+        due: list[Recipient],
+        want: int,
+        now: datetime,
     ) -> tuple[list[int], bool]:
         """Screen ``due``, then claim up to ``want`` in a fixed number of statements.
 
@@ -180,14 +191,17 @@ class Dispatcher:
         DELETE of the attempts it refused, one UPDATE of the admitted recipients, one counter
         update: the cost of a tick follows the calls it dispatches, never the campaign's size.
         """
-        tenant = session.get_one(Tenant, campaign.tenant_id)
         blocked = suppressed_among(session, campaign.tenant_id, [r.phone_number for r in due])
-        callers = {
-            c.id: c
-            for c in session.scalars(
-                sa.select(CallerNumber).where(CallerNumber.campaign_id == campaign.id)
-            )
-        }
+        callers = (
+            {
+                c.id: c
+                for c in session.scalars(
+                    sa.select(CallerNumber).where(CallerNumber.campaign_id == campaign.id)
+                )
+            }
+            if any(r.caller_number_id for r in due)
+            else {}
+        )
         window = windows.of_campaign(campaign)
         chosen: list[tuple[Recipient, CallerNumber | None, str]] = []
         deltas: Counter[str] = Counter()
@@ -252,7 +266,7 @@ class Dispatcher:
                 layered_limits(
                     SlotScope(campaign.id, campaign.tenant_id, from_number),
                     campaign.max_concurrency,
-                    tenant.max_concurrency,
+                    tenant_limit,
                     caller.max_concurrency if caller is not None else None,
                     prefix=self.semaphore.prefix,
                 ),

@@ -130,7 +130,10 @@ def worker(
         typer.echo("error: DIALER_REDIS_URL must be set to run workers", err=True)
         raise typer.Exit(2)
     from workers.celery_app import create_celery
+    from workers.celery_config import THREAD_SWITCH_INTERVAL_S
 
+    if pool == "threads":
+        sys.setswitchinterval(THREAD_SWITCH_INTERVAL_S)
     celery = create_celery(settings)
     celery.worker_main(
         [

@@ -15,6 +15,12 @@ MAX_COUNTDOWN_S = 60
 VISIBILITY_TIMEOUT_S = 2 * 3600
 #: On SIGTERM, running tasks get this long to finish before the worker goes down.
 SOFT_SHUTDOWN_TIMEOUT_S = 30.0
+#: The GIL switch interval of a worker whose tasks run in threads, in seconds (Python's default
+#: is 0.005). Its threads mostly wait on the provider, the database and Redis, and each hop of
+#: a call (task received, row locked, slot taken) needs the GIL back; a shorter interval gives
+#: it back sooner, so a freed slot is refilled sooner. bench/makespan.py measured 1 ms against
+#: 5 ms (the default), 2 ms and 0.2 ms on a machine kept busy: 1 ms was the best.
+THREAD_SWITCH_INTERVAL_S = 0.001
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -9,11 +9,17 @@ the local server). The finished call's slot is refilled by a dispatch for its ca
 by the next tick. Two deployments are measured:
 
 - ``distributed`` (the figure): the production topology on this machine, two
-  ``dialer worker`` processes (Celery, its default pool of threads, 6 each; MAKESPAN_POOL
-  picks another) and one ``dialer scheduler`` on real Redis
-  (DIALER_TEST_REDIS_URL's server, database 13, flushed), the simulator inside the workers;
+  ``dialer worker`` processes (one per core; Celery's pool of threads, the default, with 6
+  threads each: MAKESPAN_POOL and MAKESPAN_WORKER_CONCURRENCY change them) and one
+  ``dialer scheduler`` on real Redis (DIALER_TEST_REDIS_URL's server, database 13, flushed),
+  the simulator inside the workers;
 - ``embedded``: everything in this one process (in-memory semaphore, thread pools), which
   Python's GIL holds to one core.
+
+Each also says where the time goes (see ``_timeline``): the mean and median delays from a
+claim to its dial, from a dial to the call's last callback, and from a call's end to the next
+claim, and how long the first wave (the first ``max_concurrency`` dials) took. The machine's
+load moves the ratio by about 0.03 from run to run.
 
 Writes ``bench/results/makespan.json``.
 """

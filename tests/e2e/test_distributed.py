@@ -11,6 +11,8 @@ number and recipient numbers, so stats never mix between tests.
 from __future__ import annotations
 
 import contextlib
+import re
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -53,6 +55,7 @@ from tests.e2e.fleet import (
     wait_worker_ready,
     zone_open_now,
 )
+from workers.celery_config import SOFT_SHUTDOWN_TIMEOUT_S
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -443,6 +446,64 @@ def test_worker_killed_mid_dial_loses_nothing_and_dials_nothing_twice(fleet: Fle
         f"[e2e] kill campaign completed {elapsed:.1f}s after start "
         f"({time.monotonic() - killed_at:.1f}s after the kill); recovery: {recovery}; {figures}"
     )
+
+
+def test_worker_stopped_with_sigterm_finishes_its_dials_first(fleet: Fleet) -> None:
+    # As in the kill test, the carrier answers every REST request 1.5 s late, so the workers
+    # sit inside place_call. SIGTERM one there: a warm shutdown finishes the dial tasks it is
+    # running (each call gets its id from the carrier's answer), hands back the ones it had
+    # not started, and exits by itself, so nothing waits for the outbox or the reaper.
+    fleet.carrier.carrier.reconfigure(
+        time_scale=0.1,
+        profile=QUICK_CALLS,
+        faults=Faults(duplicate_p=0.3, reorder_p=0.3, slow_p=1.0, slow_delay_s=1.5),
+    )
+    phones = numbers(40, 3000)
+    caller = "+14155550102"
+    began = time.monotonic()
+    with collecting_failures(fleet.processes):
+        campaign_id = create_and_start(
+            fleet, phones, caller=caller, max_concurrency=8, name="e2e-sigterm"
+        )
+
+        def dialing() -> list[int]:
+            return [
+                a.id
+                for a in attempts_of(fleet, campaign_id)
+                if a.status is AttemptStatus.DIALING and a.provider_call_id is None
+            ]
+
+        caught = wait_for("attempts in dialing", dialing, timeout_s=60, interval_s=0.02)
+        victim = max(fleet.workers(), key=lambda w: len(dial_tasks_unfinished(w.text())))
+        running = dial_tasks_unfinished(victim.text())
+        assert running, "the worker should be inside at least one dial task"
+        victim.kill_group(signal.SIGTERM)
+        victim.popen.wait(timeout=SOFT_SHUTDOWN_TIMEOUT_S + 15)
+        stopped_at = time.monotonic()
+        assert victim.popen.returncode == 0, victim.tail()
+        assert not dial_tasks_unfinished(victim.text()), "a started dial task did not finish"
+        print(
+            f"\n[e2e] SIGTERM to {victim.name} {stopped_at - began:.1f}s in, with "
+            f"{len(running)} dial task(s) running (attempts dialing then: {caught}); "
+            f"it exited 0 after finishing them"
+        )
+        fleet.start_worker("worker-4")
+        body = wait_completed(fleet, campaign_id, timeout_s=120)
+        figures = verify_campaign(
+            fleet, campaign_id, phones, caller=caller, max_concurrency=8, api_body=body
+        )
+        # Nothing was left for the recoveries: no ambiguous dial ended unknown, and no
+        # attempt of this campaign was re-sent from the outbox.
+        assert body["counts"]["outcomes"]["unknown"] == 0, body["counts"]
+        ids = {a.id for a in attempts_of(fleet, campaign_id)}
+        resent = [
+            line
+            for line in fleet.scheduler.text().splitlines()
+            if "found in the outbox" in line
+            and ids & {int(n) for n in re.findall(r"\d+", line.rsplit("[", 1)[-1])}
+        ]
+        assert not resent, resent
+    print(f"[e2e] SIGTERM campaign completed: {figures}")
 
 
 def test_forged_callback_is_rejected(fleet: Fleet) -> None:

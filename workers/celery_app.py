@@ -85,13 +85,30 @@ def create_celery(settings: Settings) -> Celery:
 
     @celery.task(name="dialer.dispatch_campaign", acks_late=True)
     def dispatch_campaign(campaign_id: str) -> int:
-        """A slot of the campaign freed: dispatch into it now."""
+        """A slot of the campaign freed: dispatch into it now.
+
+        The first call claimed is dialed right here, a queue hop sooner (the freed slot is
+        refilled as fast as this worker can place a call); the rest go to the dial queue. The
+        kept one is marked handed off like the others, so if this worker dies before dialing
+        it, the lost-task recovery re-sends it.
+        """
         rt = runtime()
         queue = celery_queue(celery, settings)
         if queue.redis is not None:
             # Cleared as the dispatch starts: a slot freed from now on asks for another.
             queue.redis.delete(PENDING_DISPATCH_KEY.format(campaign_id=campaign_id))
-        result = rt.dispatcher.tick(utc_now(), campaign_ids=[str(campaign_id)])
+        kept: list[int] = []
+
+        def keep_first(attempt_ids: Sequence[int]) -> None:
+            rest = list(attempt_ids)
+            if not kept and rest:
+                kept.append(rest.pop(0))
+            queue.dial(rest)
+
+        result = rt.dispatcher.tick(utc_now(), campaign_ids=[str(campaign_id)], enqueue=keep_first)
+        for attempt_id in kept:
+            log.debug("dialing attempt %s in the dispatch that claimed it", attempt_id)
+            rt.dialer.dial(attempt_id)
         return len(result.dispatched)
 
     @signals.worker_process_shutdown.connect(weak=False)  # each process of a prefork pool

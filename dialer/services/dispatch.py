@@ -86,8 +86,17 @@ class Dispatcher:
         #: the window the outbox covers (tests use it to kill the process right there).
         self.after_commit: Callable[[Sequence[int]], None] | None = None
 
-    def tick(self, now: datetime, *, campaign_ids: Sequence[str] | None = None) -> TickResult:
+    def tick(
+        self,
+        now: datetime,
+        *,
+        campaign_ids: Sequence[str] | None = None,
+        enqueue: Callable[[Sequence[int]], None] | None = None,
+    ) -> TickResult:
         """Dispatch what the free slots allow, round-robin over running campaigns.
+
+        ``enqueue`` replaces the dispatcher's hand-off for this tick (a worker keeps a call to
+        dial itself); the attempts are marked handed off either way.
 
         Each round gives every campaign that still has free slots and due recipients up to
         ``round_size`` claims, starting one campaign further each tick, so a huge campaign
@@ -116,7 +125,7 @@ class Dispatcher:
                 if claimed:
                     if self.after_commit is not None:
                         self.after_commit(claimed)
-                    self.enqueue(claimed)
+                    (enqueue or self.enqueue)(claimed)
                     self._mark_enqueued(claimed, now)
                     result.dispatched.extend(claimed)
                 if more:

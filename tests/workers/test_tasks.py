@@ -1,0 +1,105 @@
+"""The Celery task bodies, run in this process on real Redis (broker and semaphore)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+from celery import Celery
+
+from dialer.clock import utc_now
+from dialer.db.engine import make_engine, session_factory
+from dialer.db.migrate import upgrade
+from dialer.db.models import CallAttempt
+from dialer.policy.attempt_state import AttemptStatus
+from dialer.policy.campaign_state import CampaignAction
+from dialer.services import campaigns, tenancy
+from dialer.settings import Settings
+from tests.e2e.fleet import claim_redis_db, zone_open_now
+from workers.celery_app import create_celery
+from workers.celery_config import DIAL_QUEUE
+
+#: Redis databases this module may take for its broker (the e2e fleet scans from 14 down).
+BROKER_DBS = range(1, 15)
+
+
+class _Row:
+    def __init__(self, number: str, zone: str) -> None:
+        self.phone_number = number
+        self.metadata: dict[str, Any] = {}
+        self.assistant_overrides: dict[str, Any] = {}
+        self.time_zone = zone
+
+
+@pytest.fixture
+def worker_app(redis_url: str, tmp_path: Path) -> Iterator[tuple[Celery, str, redis.Redis]]:
+    broker_url = claim_redis_db(redis_url, BROKER_DBS)
+    broker = redis.Redis.from_url(broker_url, socket_timeout=5)
+    database_url = f"sqlite:///{tmp_path / 'dialer.db'}"
+    upgrade(database_url)
+    settings = Settings(
+        database_url=database_url,
+        redis_url=broker_url,
+        provider="simulator",
+        calls_per_second=1000,
+        # Calls ring only after a minute: each stays where its dial left it during the test.
+        simulator_profile="weights=human=1;setup=fixed:60",
+    )
+    celery = create_celery(settings)
+    try:
+        yield celery, database_url, broker
+    finally:
+        celery.runtime().close()
+        broker.flushdb()
+        broker.close()
+
+
+def test_a_slot_freed_dispatch_dials_its_first_claim_and_queues_the_rest(
+    worker_app: tuple[Celery, str, redis.Redis],
+) -> None:
+    celery, database_url, broker = worker_app
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    zone = zone_open_now()
+    with sessions() as session, session.begin():
+        owner = tenancy.ensure_tenant(session, "workers", now=utc_now())
+        campaign, _ = campaigns.create(
+            session,
+            owner.id,
+            {
+                "name": "tasks",
+                "assistant_id": "a",
+                "phone_number_id": "+14155550100",
+                "max_concurrency": 3,
+                "retry_policy": {"max_attempts": 1},
+                "speech_settings": {},
+            },
+            now=utc_now(),
+            recipients=[_Row(f"+1212555{7000 + i}", zone) for i in range(5)],
+        )
+        campaigns.act(session, owner.id, campaign.id, CampaignAction.START, now=utc_now())
+        campaign_id = campaign.id
+    broker.delete(DIAL_QUEUE)
+
+    dispatched = celery.tasks["dialer.dispatch_campaign"](campaign_id)
+
+    assert dispatched == 3  # the free slots
+    with sessions() as session:
+        attempts = list(session.scalars(sa.select(CallAttempt).order_by(CallAttempt.id)))
+    assert len(attempts) == 3
+    dialed = [a for a in attempts if a.provider_call_id is not None]
+    queued = [a for a in attempts if a.status is AttemptStatus.QUEUED]
+    # The first claim was dialed here, without a trip through the queue...
+    assert [a.id for a in dialed] == [attempts[0].id]
+    assert dialed[0].status is AttemptStatus.DIALING
+    # ...and the others wait in the dial queue, one task each.
+    assert [a.id for a in queued] == [a.id for a in attempts[1:]]
+    assert broker.llen(DIAL_QUEUE) == 2
+    # All are marked handed off: had this worker died before its dial, the lost-task
+    # recovery would re-send it.
+    assert all(a.enqueued_at is not None for a in attempts)
+    engine.dispose()

@@ -15,7 +15,12 @@ def insert_ignoring_conflicts(session: Session, table: sa.Table) -> Any:
     Used where a unique constraint is the arbiter (a number once per campaign or list), so
     concurrent writers cannot both insert and no read-then-write race exists.
     """
-    dialect = session.get_bind().dialect.name
+    return insert_ignoring_conflicts_on(session.get_bind().dialect.name, table)
+
+
+def insert_ignoring_conflicts_on(dialect: str, table: sa.Table) -> Any:
+    """:func:`insert_ignoring_conflicts` for the database ``dialect`` names (a statement
+    built once and kept, for a hot path)."""
     module: Any = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table).on_conflict_do_nothing()
 

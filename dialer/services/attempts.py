@@ -14,12 +14,11 @@ from functools import cache
 from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dialer.concurrency.keys import SlotScope, layered_limits
 from dialer.concurrency.semaphore.base import Limit
-from dialer.db.bulk import for_update
+from dialer.db.bulk import for_update, insert_ignoring_conflicts_on
 from dialer.db.models import CallAttempt, CallerNumber, CallEvent, Campaign, Recipient, Tenant
 from dialer.policy.attempt_state import (
     AttemptState,
@@ -418,10 +417,7 @@ def ingest(
     changes: dict[str, Any] = {}
     result = _apply(session, row, event, changes, now, unknown_is_machine, ask_verdict, postgres)
     if changes:
-        session.execute(
-            sa.update(_ATTEMPTS).where(_ATTEMPTS.c.id == row.id).values(**changes),
-            execution_options={"synchronize_session": False},
-        )
+        session.execute(sa.update(_ATTEMPTS).where(_ATTEMPTS.c.id == row.id).values(**changes))
     if result is not None:
         return result
     assert changes.get("outcome") is not None
@@ -452,8 +448,8 @@ _INGEST_LOCK = _INGEST_READ.with_for_update()
 @cache
 def _event_insert(postgres: bool) -> Any:
     """``INSERT`` of one callback into the log, doing nothing if it is there already."""
-    module: Any = postgresql if postgres else sqlite
-    return module.insert(_EVENTS).on_conflict_do_nothing().returning(_EVENTS.c.id)
+    dialect = "postgresql" if postgres else "sqlite"
+    return insert_ignoring_conflicts_on(dialect, _EVENTS).returning(_EVENTS.c.id)
 
 
 def _apply(

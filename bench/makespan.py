@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from _shared import REDIS, callable_zone, scratch_database
 from sqlalchemy.orm import Session
 
+from dialer.api.schemas.recipients import RecipientIn
 from dialer.clock import utc_now
 from dialer.concurrency.keys import SlotScope
 from dialer.concurrency.stores import open_stores
@@ -71,14 +72,6 @@ POLL_S = 0.1
 #: The workers' Celery pool (``dialer worker --pool``); unset: the default.
 POOL = os.environ.get("MAKESPAN_POOL")
 WORKER_THREADS = os.environ.get("MAKESPAN_WORKER_CONCURRENCY", "6")
-
-
-class _Row:
-    def __init__(self, number: str, zone: str) -> None:
-        self.phone_number = number
-        self.metadata: dict[str, Any] = {}
-        self.assistant_overrides: dict[str, Any] = {}
-        self.time_zone = zone
 
 
 class _ConcurrentSink:
@@ -127,7 +120,10 @@ def _create_campaign(url: str) -> tuple[str, str]:
                 "speech_settings": {},
             },
             now=now,
-            recipients=[_Row(f"+1212{2000000 + i}", zone) for i in range(RECIPIENTS)],
+            recipients=[
+                RecipientIn(phone_number=f"+1212{2000000 + i}", time_zone=zone)
+                for i in range(RECIPIENTS)
+            ],
         )
         ids = campaign.id, tenant.id
     engine.dispose()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 import sqlalchemy as sa
 from celery import Celery
 
+from dialer.api.schemas.recipients import RecipientIn
 from dialer.clock import utc_now
 from dialer.db.engine import make_engine, session_factory
 from dialer.db.migrate import upgrade
@@ -25,14 +25,6 @@ from workers.celery_config import DIAL_QUEUE
 
 #: Redis databases this module may take for its broker (the e2e fleet scans from 14 down).
 BROKER_DBS = range(1, 15)
-
-
-class _Row:
-    def __init__(self, number: str, zone: str) -> None:
-        self.phone_number = number
-        self.metadata: dict[str, Any] = {}
-        self.assistant_overrides: dict[str, Any] = {}
-        self.time_zone = zone
 
 
 @pytest.fixture
@@ -79,7 +71,9 @@ def test_a_slot_freed_dispatch_dials_its_first_claim_and_queues_the_rest(
                 "speech_settings": {},
             },
             now=utc_now(),
-            recipients=[_Row(f"+1212555{7000 + i}", zone) for i in range(5)],
+            recipients=[
+                RecipientIn(phone_number=f"+1212555{7000 + i}", time_zone=zone) for i in range(5)
+            ],
         )
         campaigns.act(session, owner.id, campaign.id, CampaignAction.START, now=utc_now())
         campaign_id = campaign.id

@@ -12,8 +12,6 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from dialer.clock import utc_now
-
 log = logging.getLogger(__name__)
 
 
@@ -101,7 +99,4 @@ def bind_runtime(queue: InProcessQueue, runtime: object) -> None:
     from dialer.runtime import Runtime
 
     assert isinstance(runtime, Runtime)
-    queue.bind(
-        runtime.dialer.dial,
-        lambda campaign_id: runtime.dispatcher.tick(utc_now(), campaign_ids=[campaign_id]),
-    )
+    queue.bind(runtime.dialer.dial, runtime.refill)

@@ -6,6 +6,7 @@ with the task queue that fits them and pass it down; nothing below reads the env
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from dialer.clock import utc_now
 from dialer.concurrency.stores import ConcurrencyStores, open_stores
 from dialer.db.engine import make_engine, session_factory
 from dialer.services.attempts import Ended
-from dialer.services.dialing import DialConfig, Dialer, WebhookUrls
+from dialer.services.dialing import REQUEUED, DialConfig, Dialer, WebhookUrls
 from dialer.services.dispatch import DispatchConfig, Dispatcher
 from dialer.settings import ProviderName, Settings
 from dialer.telephony.base import TelephonyProvider
@@ -49,10 +50,44 @@ class Runtime:
     clock: Callable[[], datetime]
     closers: list[Callable[[], None]] = field(default_factory=list)
 
+    def refill(self, campaign_id: str) -> int:
+        """A slot of the campaign freed: dispatch into it, and dial the first call claimed in
+        this thread, a queue hop sooner than a dial task (the rest go to the queue).
+
+        If this process dies before dialing the kept call, the outbox re-sends it; if its dial
+        has to wait (no slot, the pace, the provider busy), it is marked handed off like the
+        others. Returns how many calls were dispatched.
+        """
+        result = self.dispatcher.tick(self.clock(), campaign_ids=[campaign_id], keep=1)
+        for attempt_id in result.kept:
+            if self.dialer.dial(attempt_id) in REQUEUED:
+                self.dispatcher.mark_handed_off([attempt_id], self.clock())
+        return len(result.dispatched)
+
+    def warm(self, connections: int) -> None:
+        """Pay the first-use costs now, so that the first calls do not wait for them.
+
+        Opens up to ``connections`` database connections at once (as many as the pool keeps),
+        compiles the first statements of the dial and the dispatch paths and loads the
+        semaphore's scripts. Nothing is read but rows that cannot exist, nothing is written.
+        """
+        with contextlib.ExitStack() as held:
+            for _ in range(min(connections, _pool_size(self.engine))):
+                # Connected, not in a transaction (SQLite's would take the write lock).
+                held.enter_context(contextlib.closing(self.engine.raw_connection()))
+        self.dialer.warm()
+        self.dispatcher.warm(self.clock())
+
     def close(self) -> None:
         for close in reversed(self.closers):
             close()
         self.engine.dispose()
+
+
+def _pool_size(engine: Engine) -> int:
+    """Connections ``engine``'s pool keeps open (SQLite's own pools: one)."""
+    size = getattr(engine.pool, "size", None)
+    return size() if callable(size) else 1
 
 
 def dial_config(settings: Settings) -> DialConfig:

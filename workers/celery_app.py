@@ -6,20 +6,15 @@ semaphore, provider) is built once per worker process, after the fork.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery, signals
 
-from dialer.clock import utc_now
-from dialer.runtime import Runtime, build_runtime
+from dialer.runtime import SIMULATED_WEBHOOK_LANES, Runtime, build_runtime
 from dialer.settings import Settings
 from workers.celery_config import DIAL_QUEUE, EVENTS_QUEUE, MAX_COUNTDOWN_S, celery_config
-
-log = logging.getLogger(__name__)
-
 
 #: While set, a dispatch of the campaign is queued and not started: more requests coalesce.
 PENDING_DISPATCH_KEY = "dialer:dispatch-pending:{campaign_id}"
@@ -78,38 +73,39 @@ def create_celery(settings: Settings) -> Celery:
                     state["rt"] = build_runtime(settings, celery_queue(celery, settings))
         return state["rt"]
 
-    @celery.task(name="dialer.dial", acks_late=True)
+    # Not shared: a shared task is added to every app created later in the process, so a
+    # second app (tests make several) would run the first one's task, with its runtime.
+    @celery.task(name="dialer.dial", acks_late=True, shared=False)
     def dial(attempt_id: int) -> str:
         """Place the call of one queued attempt, at most once (see dialer.services.dialing)."""
         return runtime().dialer.dial(int(attempt_id))
 
-    @celery.task(name="dialer.dispatch_campaign", acks_late=True)
+    @celery.task(name="dialer.dispatch_campaign", acks_late=True, shared=False)
     def dispatch_campaign(campaign_id: str) -> int:
         """A slot of the campaign freed: dispatch into it now.
 
-        The first call claimed is dialed right here, a queue hop sooner (the freed slot is
-        refilled as fast as this worker can place a call); the rest go to the dial queue. The
-        kept one is marked handed off like the others, so if this worker dies before dialing
-        it, the lost-task recovery re-sends it.
+        The first call claimed is dialed right here (see :meth:`Runtime.refill`).
         """
         rt = runtime()
         queue = celery_queue(celery, settings)
         if queue.redis is not None:
             # Cleared as the dispatch starts: a slot freed from now on asks for another.
             queue.redis.delete(PENDING_DISPATCH_KEY.format(campaign_id=campaign_id))
-        kept: list[int] = []
+        return rt.refill(str(campaign_id))
 
-        def keep_first(attempt_ids: Sequence[int]) -> None:
-            rest = list(attempt_ids)
-            if not kept and rest:
-                kept.append(rest.pop(0))
-            queue.dial(rest)
+    @signals.worker_ready.connect(weak=False)
+    def _warm_threads(sender: Any, **_: Any) -> None:
+        """A pool of threads runs tasks in this process: get its runtime ready before the first
+        task instead of during it (the worker answers pings once this is done)."""
+        from celery.concurrency.prefork import TaskPool as Prefork
 
-        result = rt.dispatcher.tick(utc_now(), campaign_ids=[str(campaign_id)], enqueue=keep_first)
-        for attempt_id in kept:
-            log.debug("dialing attempt %s in the dispatch that claimed it", attempt_id)
-            rt.dialer.dial(attempt_id)
-        return len(result.dispatched)
+        if not isinstance(sender.pool, Prefork):
+            runtime().warm(connections=sender.controller.concurrency + SIMULATED_WEBHOOK_LANES)
+
+    @signals.worker_process_init.connect(weak=False)
+    def _warm_process(**_: Any) -> None:
+        """Each process of a prefork pool runs one task at a time, with its own runtime."""
+        runtime().warm(connections=1 + SIMULATED_WEBHOOK_LANES)
 
     @signals.worker_process_shutdown.connect(weak=False)  # each process of a prefork pool
     @signals.worker_shutdown.connect(weak=False)  # the worker itself (a pool of threads)

@@ -39,7 +39,7 @@ from dialer.errors import (
 from dialer.policy.attempt_state import AttemptStatus, Outcome
 from dialer.services import attempts
 from dialer.services.attempts import Claimed, DialJob, Ended
-from dialer.telephony.base import CallInfo, CallRequest, TelephonyProvider
+from dialer.telephony.base import CallInfo, CallRequest, CallStatus, TelephonyProvider
 from dialer.telephony.events import (
     MACHINE_ANSWERS,
     EventKind,
@@ -87,6 +87,13 @@ class WebhookUrls:
         return f"{root}/twiml{query}", f"{root}/status{query}", f"{root}/amd{query}"
 
 
+#: What :meth:`Dialer.dial` returns when the attempt stays queued and a dial task was sent
+#: for it, with a countdown (no slot yet, the pace, the provider busy).
+REQUEUED = frozenset({"waiting-for-slot", "paced", "provider-busy"})
+#: An attempt id no row has (ids start at 1): what :meth:`Dialer.warm` works on.
+NO_ATTEMPT = 0
+_WARM_EVENT = ProviderEvent(kind="status", provider_call_id="", call_status=CallStatus.INITIATED)
+
 #: Re-send a dial task for ``attempt_id`` after ``countdown_s`` seconds.
 Redial = Callable[[int, float], None]
 #: Called after commit for every attempt that ended (release is done already).
@@ -118,6 +125,13 @@ class Dialer:
         self.config = config or DialConfig()
 
     # -- dialing -------------------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Compile the statements a dial and a callback start with, and load the semaphore's
+        scripts, against an attempt that cannot exist (nothing is written)."""
+        self.dial(NO_ATTEMPT)
+        self._ingest_once(NO_ATTEMPT, _WARM_EVENT, ask_verdict=False)
+        self.semaphore.count(SlotScope("", "").campaign_key(self.semaphore.prefix))
 
     def dial(self, attempt_id: int) -> str:
         """Run one dial task; returns what happened, for logs and tests.

@@ -16,10 +16,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from dialer.concurrency.keys import SlotScope, holder_id, layered_limits
 from dialer.concurrency.semaphore.base import LeaseSemaphore
@@ -59,6 +59,29 @@ class TickResult:
     completed: list[str] = field(default_factory=list)
     window_closed: list[str] = field(default_factory=list)
     resent: list[int] = field(default_factory=list)
+    #: Claimed and left to the caller to dial (see ``keep``).
+    kept: list[int] = field(default_factory=list)
+
+
+_ATTEMPTS = cast(sa.Table, CallAttempt.__table__)
+_HANDED_OFF = (
+    sa.update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(enqueued_at=sa.bindparam("at"))
+)
+
+
+#: What a dispatch reads of its campaign (anything else loads on first use: closing a window).
+_DISPATCH_COLUMNS = load_only(
+    Campaign.id,
+    Campaign.tenant_id,
+    Campaign.status,
+    Campaign.max_concurrency,
+    Campaign.caller_id_number,
+    Campaign.phone_number_id,
+    Campaign.current_run_id,
+    *windows.CAMPAIGN_WINDOW_COLUMNS,
+)
 
 
 def _skip_locked(session: Session, stmt: sa.Select[Any]) -> sa.Select[Any]:
@@ -86,17 +109,23 @@ class Dispatcher:
         #: the window the outbox covers (tests use it to kill the process right there).
         self.after_commit: Callable[[Sequence[int]], None] | None = None
 
+    def warm(self, now: datetime) -> None:
+        """Compile the statements a dispatch starts with (for a campaign that cannot exist)."""
+        self._claim_round("", now, TickResult())
+
     def tick(
         self,
         now: datetime,
         *,
         campaign_ids: Sequence[str] | None = None,
-        enqueue: Callable[[Sequence[int]], None] | None = None,
+        keep: int = 0,
     ) -> TickResult:
         """Dispatch what the free slots allow, round-robin over running campaigns.
 
-        ``enqueue`` replaces the dispatcher's hand-off for this tick (a worker keeps a call to
-        dial itself); the attempts are marked handed off either way.
+        The first ``keep`` attempts claimed are not handed to the queue: they are in
+        ``result.kept`` for the caller to dial itself, at once. They are not marked handed off,
+        so if the caller dies first the outbox re-sends them (``outbox_timeout_s`` after the
+        claim); see :meth:`mark_handed_off` for one the caller could not dial at once.
 
         Each round gives every campaign that still has free slots and due recipients up to
         ``round_size`` claims, starting one campaign further each tick, so a huge campaign
@@ -125,8 +154,12 @@ class Dispatcher:
                 if claimed:
                     if self.after_commit is not None:
                         self.after_commit(claimed)
-                    (enqueue or self.enqueue)(claimed)
-                    self._mark_enqueued(claimed, now)
+                    kept = claimed[: max(keep - len(result.kept), 0)]
+                    sent = claimed[len(kept) :]
+                    result.kept.extend(kept)
+                    if sent:
+                        self.enqueue(sent)
+                        self.mark_handed_off(sent, now)
                     result.dispatched.extend(claimed)
                 if more:
                     still.append(campaign_id)
@@ -143,6 +176,7 @@ class Dispatcher:
                 sa.select(Campaign, Tenant.max_concurrency)
                 .join(Tenant, Tenant.id == Campaign.tenant_id)
                 .where(Campaign.id == campaign_id)
+                .options(_DISPATCH_COLUMNS)
             ).one_or_none()
             if found is None or found[0].status is not CampaignStatus.RUNNING:
                 return [], False
@@ -300,13 +334,11 @@ class Dispatcher:
         counters.bump(session, campaign.id, deltas)
         return admitted, bool(refused)
 
-    def _mark_enqueued(self, attempt_ids: Sequence[int], now: datetime) -> None:
+    def mark_handed_off(self, attempt_ids: Sequence[int], now: datetime) -> None:
+        """Record that dial tasks for ``attempt_ids`` were sent (the outbox's second rule:
+        re-sent only if still queued ``lost_task_timeout_s`` later)."""
         with self.sessions() as session, session.begin():
-            session.execute(
-                sa.update(CallAttempt)
-                .where(CallAttempt.id.in_(attempt_ids))
-                .values(enqueued_at=now)
-            )
+            session.execute(_HANDED_OFF, {"ids": list(attempt_ids), "at": now})
 
     def recover_outbox(self, now: datetime) -> list[int]:
         """Re-send dial tasks a crash left unsent, or that no worker ever started.
@@ -334,7 +366,7 @@ class Dispatcher:
         if ids:
             log.warning("re-sending %d dial task(s) found in the outbox: %s", len(ids), ids[:20])
             self.enqueue(ids)
-            self._mark_enqueued(ids, now)
+            self.mark_handed_off(ids, now)
         return ids
 
 

@@ -12,6 +12,14 @@ from dialer.policy.calling_hours import (
 )
 from dialer.policy.windows import AllOf
 
+#: The columns :func:`of_campaign` reads: hot paths load these rather than the whole campaign
+#: (whose context and speech settings may be large documents).
+CAMPAIGN_WINDOW_COLUMNS = (
+    Campaign.schedule_start_time,
+    Campaign.schedule_end_time,
+    Campaign.weekly_schedule,
+)
+
 
 def of_campaign(campaign: Campaign) -> AllOf:
     weekly = (

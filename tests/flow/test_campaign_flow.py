@@ -276,13 +276,13 @@ def test_outbox_resends_what_a_crash_left_unsent(engine: Engine) -> None:
     h.act(cid, CampaignAction.START)
     lost: list[int] = []
     dispatcher = h.runtime.dispatcher
-    real_enqueue, real_mark = dispatcher.enqueue, dispatcher._mark_enqueued
+    real_enqueue, real_mark = dispatcher.enqueue, dispatcher.mark_handed_off
     dispatcher.enqueue = lost.extend  # the process "dies" after commit, before sending
-    dispatcher._mark_enqueued = lambda ids, now: None  # type: ignore[method-assign]
+    dispatcher.mark_handed_off = lambda ids, now: None  # type: ignore[method-assign]
     dispatcher.tick(h.clock.now)
     assert len(lost) == 3
     assert not h.queue.dials
-    dispatcher.enqueue, dispatcher._mark_enqueued = real_enqueue, real_mark  # type: ignore[method-assign]
+    dispatcher.enqueue, dispatcher.mark_handed_off = real_enqueue, real_mark  # type: ignore[method-assign]
     assert dispatcher.recover_outbox(h.clock.now) == [], "not before the timeout"
     h.clock.advance(dispatcher.config.outbox_timeout_s + 1)
     assert sorted(dispatcher.recover_outbox(h.clock.now)) == sorted(lost)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from celery import Celery
 
 from dialer.api.schemas.recipients import RecipientIn
 from dialer.clock import utc_now
+from dialer.concurrency.keys import cps_rates
 from dialer.db.engine import make_engine, session_factory
 from dialer.db.migrate import upgrade
 from dialer.db.models import CallAttempt
@@ -50,14 +53,11 @@ def worker_app(redis_url: str, tmp_path: Path) -> Iterator[tuple[Celery, str, re
         broker.close()
 
 
-def test_a_slot_freed_dispatch_dials_its_first_claim_and_queues_the_rest(
-    worker_app: tuple[Celery, str, redis.Redis],
-) -> None:
-    celery, database_url, broker = worker_app
+def _running_campaign(database_url: str) -> str:
+    """A started campaign of 5 recipients and 3 slots; the dial queue emptied."""
     engine = make_engine(database_url)
-    sessions = session_factory(engine)
     zone = zone_open_now()
-    with sessions() as session, session.begin():
+    with session_factory(engine)() as session, session.begin():
         owner = tenancy.ensure_tenant(session, "workers", now=utc_now())
         campaign, _ = campaigns.create(
             session,
@@ -77,23 +77,87 @@ def test_a_slot_freed_dispatch_dials_its_first_claim_and_queues_the_rest(
         )
         campaigns.act(session, owner.id, campaign.id, CampaignAction.START, now=utc_now())
         campaign_id = campaign.id
+    engine.dispose()
+    return campaign_id
+
+
+def _attempts(database_url: str) -> list[CallAttempt]:
+    engine = make_engine(database_url)
+    with session_factory(engine)() as session:
+        found = list(session.scalars(sa.select(CallAttempt).order_by(CallAttempt.id)))
+    engine.dispose()
+    return found
+
+
+def test_a_slot_freed_dispatch_dials_its_first_claim_and_queues_the_rest(
+    worker_app: tuple[Celery, str, redis.Redis],
+) -> None:
+    celery, database_url, broker = worker_app
+    campaign_id = _running_campaign(database_url)
     broker.delete(DIAL_QUEUE)
 
     dispatched = celery.tasks["dialer.dispatch_campaign"](campaign_id)
 
     assert dispatched == 3  # the free slots
-    with sessions() as session:
-        attempts = list(session.scalars(sa.select(CallAttempt).order_by(CallAttempt.id)))
+    attempts = _attempts(database_url)
     assert len(attempts) == 3
     dialed = [a for a in attempts if a.provider_call_id is not None]
     queued = [a for a in attempts if a.status is AttemptStatus.QUEUED]
     # The first claim was dialed here, without a trip through the queue...
     assert [a.id for a in dialed] == [attempts[0].id]
     assert dialed[0].status is AttemptStatus.DIALING
-    # ...and the others wait in the dial queue, one task each.
+    # ...and the others wait in the dial queue, one task each, marked handed off (the
+    # lost-task recovery re-sends them if no worker ever starts them).
     assert [a.id for a in queued] == [a.id for a in attempts[1:]]
     assert broker.llen(DIAL_QUEUE) == 2
-    # All are marked handed off: had this worker died before its dial, the lost-task
-    # recovery would re-send it.
+    assert all(a.enqueued_at is not None for a in queued)
+
+
+def test_a_dispatch_that_dies_before_its_own_dial_leaves_the_call_to_the_outbox(
+    worker_app: tuple[Celery, str, redis.Redis], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    celery, database_url, broker = worker_app
+    campaign_id = _running_campaign(database_url)
+    broker.delete(DIAL_QUEUE)
+    rt = celery.runtime()
+
+    def die(attempt_id: int) -> str:
+        raise SystemExit("the worker died before dialing")
+
+    monkeypatch.setattr(rt.dialer, "dial", die)
+    with pytest.raises(SystemExit):
+        celery.tasks["dialer.dispatch_campaign"](campaign_id)
+    monkeypatch.undo()
+
+    attempts = _attempts(database_url)
+    kept = attempts[0]
+    assert kept.status is AttemptStatus.QUEUED
+    assert kept.enqueued_at is None
+    assert broker.llen(DIAL_QUEUE) == 2  # the others were sent
+    later = utc_now() + timedelta(seconds=rt.dispatcher.config.outbox_timeout_s + 1)
+    assert rt.dispatcher.recover_outbox(later) == [kept.id]
+    assert broker.llen(DIAL_QUEUE) == 3
+    assert rt.dispatcher.recover_outbox(later) == [], "re-sent once, then marked handed off"
+
+
+def test_a_kept_call_that_must_wait_for_its_pace_is_marked_handed_off(
+    worker_app: tuple[Celery, str, redis.Redis],
+) -> None:
+    celery, database_url, broker = worker_app
+    campaign_id = _running_campaign(database_url)
+    broker.delete(DIAL_QUEUE)
+    rt = celery.runtime()
+    rt.dialer.config = replace(rt.dialer.config, account_cps=1.0)
+    # Another call took this second's pace: the kept call's dial must wait for the next one.
+    assert rt.dialer.pacer.try_acquire(cps_rates(rt.dialer.config.account, account_cps=1.0)) == 0
+
+    celery.tasks["dialer.dispatch_campaign"](campaign_id)
+
+    attempts = _attempts(database_url)
+    assert all(a.status is AttemptStatus.QUEUED for a in attempts)
+    # Its dial task went out with a countdown, after the other two; marked handed off, the
+    # outbox does not send a second one after outbox_timeout_s.
     assert all(a.enqueued_at is not None for a in attempts)
-    engine.dispose()
+    assert broker.llen(DIAL_QUEUE) == 3
+    later = utc_now() + timedelta(seconds=rt.dispatcher.config.outbox_timeout_s + 1)
+    assert rt.dispatcher.recover_outbox(later) == []

@@ -72,6 +72,8 @@ POLL_S = 0.1
 #: The workers' Celery pool (``dialer worker --pool``); unset: the default.
 POOL = os.environ.get("MAKESPAN_POOL")
 WORKER_THREADS = os.environ.get("MAKESPAN_WORKER_CONCURRENCY", "6")
+#: How many ``dialer worker`` processes.
+WORKERS = int(os.environ.get("MAKESPAN_WORKERS", "2"))
 
 
 class _ConcurrentSink:
@@ -169,13 +171,13 @@ def run_distributed(url: str) -> dict[str, Any]:
             env=env,
             start_new_session=True,
         )
-        for _ in range(2)
+        for _ in range(WORKERS)
     ]
     procs.append(subprocess.Popen([*command, "scheduler"], env=env, start_new_session=True))
     try:
         celery = create_celery(Settings(database_url=url, redis_url=redis_url))
         deadline = time.monotonic() + 60
-        while len(celery.control.ping(timeout=1.0)) < 2:
+        while len(celery.control.ping(timeout=1.0)) < WORKERS:
             if time.monotonic() > deadline:
                 raise RuntimeError("workers did not come up")
         semaphore = RedisSemaphore(client)
@@ -210,7 +212,8 @@ def run_distributed(url: str) -> dict[str, Any]:
         client.flushdb()
     ideal_s = math.ceil(RECIPIENTS / MAX_CONCURRENCY) * CALL_S
     return {
-        "deployment": f"2 Celery workers ({POOL or 'default pool'}, 6 each) + 1 scheduler, "
+        "deployment": f"{WORKERS} Celery workers ({POOL or 'default pool'}, {WORKER_THREADS} "
+        "each) + 1 scheduler, "
         "Redis, PostgreSQL",
         "recipients": RECIPIENTS,
         "max_concurrency": MAX_CONCURRENCY,

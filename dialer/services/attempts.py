@@ -109,7 +109,7 @@ def _ended(session: Session, attempt: _Ending, campaign: Campaign | None = None)
     """The record of ``attempt``'s end; pass its campaign when this transaction loaded it."""
     assert attempt.outcome is not None
     if campaign is None:
-        campaign = session.get_one(Campaign, attempt.campaign_id)
+        campaign = session.get_one(Campaign, attempt.campaign_id, options=[_END_COLUMNS])
     scope = SlotScope(attempt.campaign_id, campaign.tenant_id, attempt.from_number)
     return Ended(attempt.id, attempt.campaign_id, attempt.outcome, scope)
 
@@ -132,6 +132,17 @@ _DIAL_COLUMNS = load_only(
     Campaign.status,
     Campaign.max_concurrency,
     Campaign.machine_detection_timeout_seconds,
+    *windows.CAMPAIGN_WINDOW_COLUMNS,
+)
+
+
+#: What an attempt's end reads of the campaign: its retry policy, state and windows.
+_END_COLUMNS = load_only(
+    Campaign.id,
+    Campaign.tenant_id,
+    Campaign.status,
+    Campaign.ended_reason,
+    Campaign.retry_policy,
     *windows.CAMPAIGN_WINDOW_COLUMNS,
 )
 
@@ -354,7 +365,7 @@ def _after_end(session: Session, attempt: _Ending, *, now: datetime) -> Campaign
     ):
         recipient.last_outcome = outcome
         return None  # already ended by a stop or window close while the call was live
-    campaign = session.get_one(Campaign, attempt.campaign_id)
+    campaign = session.get_one(Campaign, attempt.campaign_id, options=[_END_COLUMNS])
     recipient.last_outcome = outcome  # after the load, whose autoflush would write it alone
     policy = RetryPolicy.model_validate(campaign.retry_policy)
     retry_at = next_attempt(

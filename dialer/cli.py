@@ -182,6 +182,8 @@ def scheduler(
         runtime,
         interval_s=interval or settings.scheduler_interval_s,
         reconcile_interval_s=settings.reconcile_interval_s,
+        # Embedded: the API records callbacks, this process frees their calls' slots.
+        free_ended_each_tick=settings.redis_url is None,
     )
     try:
         loop.run(stop)

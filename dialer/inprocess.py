@@ -94,6 +94,24 @@ class InProcessQueue:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
+class RecordOnlyQueue:
+    """The task queue of an embedded deployment's API process: nothing is dialed or dispatched
+    from it.
+
+    The embedded semaphore lives in the scheduler process, which is the only one that may
+    dial. The API records the provider's callbacks; the slot of a call they end is freed by the
+    scheduler at its next tick, which then refills it (see ``SchedulerLoop``). Were the API to
+    dispatch, it would count slots in a semaphore of its own, empty, and place calls beyond
+    ``max_concurrency``.
+    """
+
+    def dial(self, attempt_ids: Sequence[int], countdown_s: float = 0.0) -> None:
+        log.debug("embedded API: dial of %s left to the scheduler process", list(attempt_ids))
+
+    def dispatch(self, campaign_id: str) -> None:
+        log.debug("embedded API: campaign %s is refilled by the scheduler process", campaign_id)
+
+
 def bind_runtime(queue: InProcessQueue, runtime: object) -> None:
     """Point the queue at a runtime's dialer and dispatcher."""
     from dialer.runtime import Runtime

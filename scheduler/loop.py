@@ -15,7 +15,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from dialer.concurrency.semaphore.base import Truth, reconcile_from
+from dialer.concurrency.semaphore.base import ReconcileResult, Truth, reconcile_from
 from dialer.concurrency.truth import database_truth
 from dialer.db.models import Campaign
 from dialer.policy.campaign_state import CampaignStatus
@@ -36,8 +36,19 @@ class LoopStats:
 
 
 class SchedulerLoop:
-    def __init__(self, runtime: Runtime, *, interval_s: float, reconcile_interval_s: float) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        interval_s: float,
+        reconcile_interval_s: float,
+        free_ended_each_tick: bool = False,
+    ) -> None:
+        """``free_ended_each_tick``: this process's semaphore is the only one (embedded mode),
+        and callbacks recorded by another process (the API) end calls without freeing their
+        slots here; each tick frees them before dispatching (one query over the holders)."""
         self.runtime = runtime
+        self.free_ended_each_tick = free_ended_each_tick
         self.interval_s = interval_s
         self.reconcile_interval_s = reconcile_interval_s
         self.stats = LoopStats()
@@ -55,6 +66,11 @@ class SchedulerLoop:
             except Exception:
                 # One bad attempt must not stop dispatching for every campaign.
                 log.exception("reconcile failed; dispatching anyway")
+        elif self.free_ended_each_tick:
+            try:
+                self.free_ended()
+            except Exception:
+                log.exception("freeing the slots of ended calls failed; dispatching anyway")
         self.runtime.dispatcher.recover_outbox(now)
         result = self.runtime.dispatcher.tick(now)
         self.stats.ticks += 1
@@ -62,18 +78,24 @@ class SchedulerLoop:
         self.stats.last = result
         return result
 
-    def reconcile(self, now: datetime) -> None:
-        """Slots from the database truth, stuck attempts from the provider, counters from rows."""
+    def free_ended(self) -> ReconcileResult:
+        """Reconcile the semaphore with the database: free the slots of ended attempts, restore
+        those of placed calls (see :func:`reconcile_from`)."""
         rt = self.runtime
         semaphore = rt.stores.semaphore
-        semaphore.reap()
 
         def truth(observed: AbstractSet[str]) -> Truth:
             with rt.sessions() as session:
                 return database_truth(session, observed, prefix=semaphore.prefix)
 
-        result = reconcile_from(semaphore, truth, rt.dialer.config.call_lease_s)
-        if result.changed:
+        return reconcile_from(semaphore, truth, rt.dialer.config.call_lease_s)
+
+    def reconcile(self, now: datetime) -> None:
+        """Slots from the database truth, stuck attempts from the provider, counters from rows."""
+        rt = self.runtime
+        rt.stores.semaphore.reap()
+        result = self.free_ended()
+        if result.changed and not self.free_ended_each_tick:
             log.warning("semaphore reconciled with the database: %s", result.summary())
         reap_stuck(rt.dialer, now, unplaced_after_s=rt.settings.reap_unplaced_after_s)
         with rt.sessions() as session:

@@ -76,7 +76,8 @@ def create_app(
 def _default_runtime(
     settings: Settings, engine: Engine, clock: Callable[[], datetime]
 ) -> Callable[[], Runtime]:
-    """Webhooks free slots and trigger dispatch through the same queue as the workers."""
+    """Webhooks free slots and trigger dispatch through the same queue as the workers; in
+    embedded mode (no Redis) they only record, and the scheduler process frees and refills."""
 
     def build() -> Runtime:
         if settings.redis_url is not None:
@@ -88,12 +89,9 @@ def _default_runtime(
                 engine=engine,
                 clock=clock,
             )
-        from dialer.inprocess import InProcessQueue, bind_runtime
+        from dialer.inprocess import RecordOnlyQueue
 
-        queue = InProcessQueue()
-        runtime = build_runtime(settings, queue, engine=engine, clock=clock)
-        bind_runtime(queue, runtime)
-        runtime.closers.append(queue.close)
-        return runtime
+        # Embedded mode: only the scheduler process dials (it holds the semaphore).
+        return build_runtime(settings, RecordOnlyQueue(), engine=engine, clock=clock)
 
     return build

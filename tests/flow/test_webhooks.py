@@ -15,6 +15,7 @@ from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction
 from dialer.settings import Settings
 from dialer.telephony.signature import sign
+from scheduler.loop import SchedulerLoop
 from tests.flow.harness import Harness, numbers
 
 TOKEN = "webhook-secret"
@@ -139,3 +140,50 @@ def test_bad_signature_is_403_and_changes_nothing(wired: tuple[Harness, TestClie
     with h.session() as session:
         assert session.get_one(CallAttempt, attempt.id).status is AttemptStatus.DIALING
     assert h.counts(cid)["recipients." + RecipientStatus.IN_FLIGHT.value] == 1
+
+
+def test_an_embedded_api_records_callbacks_and_leaves_the_refill_to_the_scheduler(
+    engine: Engine,
+) -> None:
+    """Embedded mode (no Redis): the semaphore lives in the scheduler process. The API's
+    default runtime must not dispatch: it would count slots in a semaphore of its own, empty,
+    and dial past ``max_concurrency``. The scheduler frees the slot at its next tick."""
+    h = Harness(engine, provider=_NoCalls())  # the scheduler process
+    loop = SchedulerLoop(
+        h.runtime, interval_s=1.0, reconcile_interval_s=3600.0, free_ended_each_tick=True
+    )
+    settings = Settings(
+        database_url=str(engine.url), twilio_auth_token=TOKEN, public_base_url=PUBLIC
+    )
+    app = create_app(settings, engine=engine, clock=h.clock)  # its own, default runtime
+    cid = h.campaign(numbers(3), max_concurrency=1)
+    h.act(cid, CampaignAction.START)
+    loop.run_once(h.clock.now)
+    h.run_tasks()
+    with h.session() as session:
+        first = session.scalars(sa.select(CallAttempt)).one()
+    assert first.status is AttemptStatus.DIALING
+    params = {
+        "CallSid": first.provider_call_id or "",
+        "CallStatus": "completed",
+        "SequenceNumber": "3",
+        "AnsweredBy": "human",
+    }
+    with TestClient(app, raise_server_exceptions=False) as client:
+        path = f"/webhooks/twilio/{first.id}/status?campaign={cid}"
+        assert _post(client, path, params).status_code == 204
+    # The API ended the attempt and dialed nothing in its place.
+    with h.session() as session:
+        rows = list(session.scalars(sa.select(CallAttempt)))
+    assert [(a.id, a.status) for a in rows] == [(first.id, AttemptStatus.ENDED)]
+    assert sum(len(v) for v in h.semaphore.snapshot().values()) > 0, "freed by the scheduler"
+
+    h.clock.advance(1.0)  # the next tick, past the pace of the first dial
+    loop.run_once(h.clock.now)
+    h.run_tasks()
+
+    with h.session() as session:
+        rows = list(session.scalars(sa.select(CallAttempt).order_by(CallAttempt.id)))
+    assert [a.status for a in rows] == [AttemptStatus.ENDED, AttemptStatus.DIALING]
+    assert max(h.peak.values()) == 1
+    assert h.counts(cid) == h.truth(cid)

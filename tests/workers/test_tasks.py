@@ -53,8 +53,10 @@ def worker_app(redis_url: str, tmp_path: Path) -> Iterator[tuple[Celery, str, re
         broker.close()
 
 
-def _running_campaign(database_url: str) -> str:
+def _running_campaign(worker_app: tuple[Celery, str, redis.Redis]) -> str:
     """A started campaign of 5 recipients and 3 slots; the dial queue emptied."""
+    _, database_url, broker = worker_app
+    broker.delete(DIAL_QUEUE)
     engine = make_engine(database_url)
     zone = zone_open_now()
     with session_factory(engine)() as session, session.begin():
@@ -93,8 +95,7 @@ def test_a_slot_freed_dispatch_dials_its_first_claim_and_queues_the_rest(
     worker_app: tuple[Celery, str, redis.Redis],
 ) -> None:
     celery, database_url, broker = worker_app
-    campaign_id = _running_campaign(database_url)
-    broker.delete(DIAL_QUEUE)
+    campaign_id = _running_campaign(worker_app)
 
     dispatched = celery.tasks["dialer.dispatch_campaign"](campaign_id)
 
@@ -117,8 +118,7 @@ def test_a_dispatch_that_dies_before_its_own_dial_leaves_the_call_to_the_outbox(
     worker_app: tuple[Celery, str, redis.Redis], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     celery, database_url, broker = worker_app
-    campaign_id = _running_campaign(database_url)
-    broker.delete(DIAL_QUEUE)
+    campaign_id = _running_campaign(worker_app)
     rt = celery.runtime()
 
     def die(attempt_id: int) -> str:
@@ -144,8 +144,7 @@ def test_a_kept_call_that_must_wait_for_its_pace_is_marked_handed_off(
     worker_app: tuple[Celery, str, redis.Redis],
 ) -> None:
     celery, database_url, broker = worker_app
-    campaign_id = _running_campaign(database_url)
-    broker.delete(DIAL_QUEUE)
+    campaign_id = _running_campaign(worker_app)
     rt = celery.runtime()
     rt.dialer.config = replace(rt.dialer.config, account_cps=1.0)
     # Another call took this second's pace: the kept call's dial must wait for the next one.

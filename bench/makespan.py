@@ -10,9 +10,9 @@ by the next tick. Two deployments are measured:
 
 - ``distributed`` (the figure): the production topology on this machine, two
   ``dialer worker`` processes (one per core; Celery's pool of threads, the default, with 6
-  threads each: MAKESPAN_POOL and MAKESPAN_WORKER_CONCURRENCY change them) and one
-  ``dialer scheduler`` on real Redis (DIALER_TEST_REDIS_URL's server, database 13, flushed),
-  the simulator inside the workers;
+  threads each: MAKESPAN_WORKERS, MAKESPAN_POOL and MAKESPAN_WORKER_CONCURRENCY change them)
+  and one ``dialer scheduler`` on real Redis (DIALER_TEST_REDIS_URL's server, database 13,
+  flushed), the simulator inside the workers;
 - ``embedded``: everything in this one process (in-memory semaphore, thread pools), which
   Python's GIL holds to one core.
 

@@ -69,7 +69,8 @@ class Runtime:
 
         Opens up to ``connections`` database connections at once (as many as the pool keeps),
         compiles the first statements of the dial and the dispatch paths and loads the
-        semaphore's scripts. Nothing is read but rows that cannot exist, nothing is written.
+        semaphore's scripts. Nothing is read but rows that cannot exist, and no row is written
+        (on SQLite each of its transactions still takes the write lock for an instant).
         """
         with contextlib.ExitStack() as held:
             for _ in range(min(connections, _pool_size(self.engine))):

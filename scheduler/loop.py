@@ -68,7 +68,9 @@ class SchedulerLoop:
                 log.exception("reconcile failed; dispatching anyway")
         elif self.free_ended_each_tick:
             try:
-                self.free_ended()
+                freed = self.free_ended()
+                if freed.changed:
+                    log.debug("slots of ended calls freed: %s", freed.summary())
             except Exception:
                 log.exception("freeing the slots of ended calls failed; dispatching anyway")
         self.runtime.dispatcher.recover_outbox(now)
@@ -97,6 +99,8 @@ class SchedulerLoop:
         result = self.free_ended()
         if result.changed and not self.free_ended_each_tick:
             log.warning("semaphore reconciled with the database: %s", result.summary())
+        else:
+            log.info("semaphore reconciled with the database: %s", result.summary())
         reap_stuck(rt.dialer, now, unplaced_after_s=rt.settings.reap_unplaced_after_s)
         with rt.sessions() as session:
             running = list(

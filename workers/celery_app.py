@@ -96,16 +96,13 @@ def create_celery(settings: Settings) -> Celery:
     @signals.worker_ready.connect(weak=False)
     def _warm_threads(sender: Any, **_: Any) -> None:
         """A pool of threads runs tasks in this process: get its runtime ready before the first
-        task instead of during it (the worker answers pings once this is done)."""
+        task instead of during it (the worker answers pings once this is done). A prefork
+        pool's processes build theirs at their first task: warming them at start would count
+        against the time Celery gives a new process to report itself up."""
         from celery.concurrency.prefork import TaskPool as Prefork
 
         if not isinstance(sender.pool, Prefork):
             runtime().warm(connections=sender.controller.concurrency + SIMULATED_WEBHOOK_LANES)
-
-    @signals.worker_process_init.connect(weak=False)
-    def _warm_process(**_: Any) -> None:
-        """Each process of a prefork pool runs one task at a time, with its own runtime."""
-        runtime().warm(connections=1 + SIMULATED_WEBHOOK_LANES)
 
     @signals.worker_process_shutdown.connect(weak=False)  # each process of a prefork pool
     @signals.worker_shutdown.connect(weak=False)  # the worker itself (a pool of threads)

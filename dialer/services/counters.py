@@ -81,6 +81,9 @@ def apply_pending(session: Session) -> None:
     pending: dict[tuple[str, str], int] | None = session.info.pop(_PENDING, None)
     if not pending:
         return
+    # The transaction's other rows first: the counter rows are locked last, for the instant
+    # before the commit (the Core UPDATE below does not flush the session by itself).
+    session.flush()
     shard = random.randrange(SHARDS)
     by_campaign: dict[str, dict[str, int]] = {}
     for (campaign_id, name), delta in sorted(pending.items()):

@@ -232,7 +232,8 @@ def plan_reconcile(truth: Truth, observed: Holders) -> dict[str, KeyPlan]:
 def reconcile_result(
     added: Iterable[tuple[str, str]], removed: Iterable[tuple[str, str]], reaped: Sequence[Reaped]
 ) -> ReconcileResult:
-    """Build the result from (key, holder) pairs and log one line saying what changed."""
+    """Build the result from (key, holder) pairs (the caller logs it: a scheduler that frees
+    ended calls' slots every tick must not log a line a tick)."""
     by_key_added: dict[str, set[str]] = {}
     for key, holder in added:
         by_key_added.setdefault(key, set()).add(holder)
@@ -243,17 +244,6 @@ def reconcile_result(
         added={key: frozenset(v) for key, v in by_key_added.items()},
         removed={key: frozenset(v) for key, v in by_key_removed.items()},
         reaped=tuple(reaped),
-    )
-    n_added = sum(len(v) for v in by_key_added.values())
-    n_removed = sum(len(v) for v in by_key_removed.values())
-    level = logging.WARNING if n_added or n_removed else logging.INFO
-    log.log(
-        level,
-        "semaphore reconciled: %d added, %d removed, %d expired: %s",
-        n_added,
-        n_removed,
-        len(reaped),
-        result.summary(),
     )
     return result
 

@@ -1,0 +1,61 @@
+"""The scheduler loop's reconcile of the semaphore with the database, and what it logs."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dialer.concurrency.keys import holder_id
+from dialer.db.models import CallAttempt
+from dialer.policy.attempt_state import AttemptStatus, Outcome
+from dialer.policy.campaign_state import CampaignAction
+from dialer.services import attempts
+from scheduler.loop import SchedulerLoop
+from tests.flow.harness import Harness, numbers
+
+
+def _call_ended_elsewhere(h: Harness) -> int:
+    """One call dialed, then ended by another process: its slot is still held here."""
+    cid = h.campaign(numbers(1), max_concurrency=1)
+    h.act(cid, CampaignAction.START)
+    h.step(0)
+    with h.session() as session, session.begin():
+        attempt = session.scalars(sa.select(CallAttempt)).one()
+        assert attempt.status is AttemptStatus.DIALING
+        attempts.end(session, attempt.id, Outcome.HUMAN, now=h.clock.now)
+    held = {holder for holders in h.semaphore.snapshot().values() for holder in holders}
+    assert held == {holder_id(attempt.id)}
+    return attempt.id
+
+
+def test_a_reconcile_that_frees_a_slot_says_which(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = Harness(engine)
+    attempt_id = _call_ended_elsewhere(h)
+    loop = SchedulerLoop(h.runtime, interval_s=1.0, reconcile_interval_s=60.0)
+    with caplog.at_level(logging.INFO):
+        loop.reconcile(h.clock.now)
+    assert h.semaphore.snapshot() == {}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("reconciled" in m and holder_id(attempt_id) in m for m in warnings)
+
+
+def test_freeing_ended_calls_each_tick_is_quiet(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Embedded mode frees the slots of calls the API saw end at every tick: that is the
+    normal course of things, not a repair, and a line a tick would drown the log."""
+    h = Harness(engine)
+    loop = SchedulerLoop(
+        h.runtime, interval_s=1.0, reconcile_interval_s=60.0, free_ended_each_tick=True
+    )
+    loop.run_once(h.clock.now)  # the first run reconciles in full
+    _call_ended_elsewhere(h)
+    with caplog.at_level(logging.INFO):
+        loop.run_once(h.clock.now)
+    assert h.semaphore.snapshot() == {}
+    assert not [r for r in caplog.records if "reconciled" in r.getMessage()]

@@ -33,7 +33,7 @@ from dialer.policy.calling_hours import NotCallable
 from dialer.policy.campaign_state import CampaignStatus, EndedReason
 from dialer.policy.retry import RetryPolicy, next_attempt
 from dialer.services import counters, windows
-from dialer.services.suppression import is_suppressed
+from dialer.services.suppression import suppressed_number
 from dialer.telephony.base import CallStatus
 from dialer.telephony.events import ProviderEvent, attempt_status_for, outcome_for
 
@@ -154,12 +154,20 @@ class Locked:
     attempt: CallAttempt
     campaign: Campaign
     job: DialJob
+    #: The recipient's number was on the tenant's do-not-call list when the row was locked.
+    suppressed: bool
 
 
 def _lock_with_job(session: Session, attempt_id: int) -> Locked | None:
     """Lock the attempt's row and read its campaign and limits, in one statement."""
     stmt = (
-        sa.select(CallAttempt, Campaign, Tenant.max_concurrency, CallerNumber.max_concurrency)
+        sa.select(
+            CallAttempt,
+            Campaign,
+            Tenant.max_concurrency,
+            CallerNumber.max_concurrency,
+            suppressed_number(Campaign.tenant_id, Recipient),
+        )
         .join(Campaign, Campaign.id == CallAttempt.campaign_id)
         .join(Tenant, Tenant.id == Campaign.tenant_id)
         .join(Recipient, Recipient.id == CallAttempt.recipient_id)
@@ -172,7 +180,7 @@ def _lock_with_job(session: Session, attempt_id: int) -> Locked | None:
     row = session.execute(stmt).one_or_none()
     if row is None:
         return None
-    attempt, campaign, tenant_limit, caller_limit = row
+    attempt, campaign, tenant_limit, caller_limit, suppressed = row
     job = DialJob(
         attempt_id=attempt.id,
         campaign_id=attempt.campaign_id,
@@ -185,7 +193,7 @@ def _lock_with_job(session: Session, attempt_id: int) -> Locked | None:
         caller_limit=caller_limit,
         machine_detection_timeout_s=campaign.machine_detection_timeout_seconds or 30,
     )
-    return Locked(attempt, campaign, job)
+    return Locked(attempt, campaign, job, bool(suppressed))
 
 
 def lock_queued(session: Session, attempt_id: int) -> Locked | None:
@@ -238,7 +246,7 @@ def claim_locked(session: Session, locked: Locked, *, now: datetime) -> Claimed 
             "campaign-not-running",
             _end_unstarted(session, attempt, recipient, RecipientStatus.PENDING, None, now),
         )
-    if is_suppressed(session, campaign.tenant_id, recipient.phone_number):
+    if locked.suppressed:
         return NotDialed(
             REASON_SUPPRESSED,
             _end_unstarted(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -49,11 +50,14 @@ def page(
     return list(session.scalars(stmt.order_by(Suppression.id).limit(limit)))
 
 
-def is_suppressed(session: Session, tenant_id: str, number: str) -> bool:
-    return bool(
-        session.scalar(
-            sa.select(sa.literal(True))
-            .where(Suppression.tenant_id == tenant_id, Suppression.phone_number == number)
-            .limit(1)
+def suppressed_number(tenant_id: Any, recipient: Any) -> sa.Label[bool]:
+    """A column for a query over recipients: whether the recipient's number is on the do-not-call
+    list of ``tenant_id`` (a value, or a column of the same query)."""
+    return (
+        sa.exists()
+        .where(
+            Suppression.tenant_id == tenant_id,
+            Suppression.phone_number == recipient.phone_number,
         )
+        .label("suppressed")
     )

@@ -196,6 +196,34 @@ def test_suppressed_before_dialing_is_never_called(engine: Engine) -> None:
     assert h.counts(cid) == h.truth(cid)
 
 
+def test_a_number_suppressed_before_its_claim_gets_no_attempt_in_that_tenant_only(
+    engine: Engine,
+) -> None:
+    from dialer.db.models import Campaign
+    from dialer.services import suppression
+
+    h = Harness(engine)
+    mine = h.campaign(numbers(2), max_concurrency=2)
+    theirs = h.campaign(numbers(2), user="other", max_concurrency=2)
+    with h.session() as session, session.begin():
+        tenant_id = session.get_one(Campaign, mine).tenant_id
+        suppression.add(session, tenant_id, numbers(1)[0], None, now=h.clock.now)
+    h.act(mine, CampaignAction.START)
+    h.act(theirs, CampaignAction.START)
+    h.runtime.dispatcher.tick(h.clock.now)
+    assert [a.to_number for a in _attempts(h, mine)] == [numbers(2)[1]]
+    assert len(_attempts(h, theirs)) == 2, "another tenant's list does not apply"
+    h.run_until_done(mine)
+    h.run_until_done(theirs)
+    assert [r.status for r in _recipients(h, mine)] == [
+        RecipientStatus.SUPPRESSED,
+        RecipientStatus.DONE,
+    ]
+    assert [r.status for r in _recipients(h, theirs)] == [RecipientStatus.DONE] * 2
+    assert h.counts(mine) == h.truth(mine)
+    assert h.counts(theirs) == h.truth(theirs)
+
+
 def test_schedule_end_closes_the_window(engine: Engine) -> None:
     h = Harness(engine, sim=profile(human=0.0, no_answer=1.0))
     end = h.clock.now + timedelta(minutes=2)

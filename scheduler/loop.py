@@ -97,10 +97,14 @@ class SchedulerLoop:
         rt = self.runtime
         rt.stores.semaphore.reap()
         result = self.free_ended()
-        if result.changed and not self.free_ended_each_tick:
-            log.warning("semaphore reconciled with the database: %s", result.summary())
-        else:
-            log.info("semaphore reconciled with the database: %s", result.summary())
+        # A change is a repair, except in embedded mode, where freeing ended calls' slots is
+        # the normal course of things.
+        repaired = result.changed and not self.free_ended_each_tick
+        log.log(
+            logging.WARNING if repaired else logging.INFO,
+            "semaphore reconciled with the database: %s",
+            result.summary(),
+        )
         reap_stuck(rt.dialer, now, unplaced_after_s=rt.settings.reap_unplaced_after_s)
         with rt.sessions() as session:
             running = list(

@@ -89,22 +89,16 @@ def apply_pending(session: Session) -> None:
     for (campaign_id, name), delta in sorted(pending.items()):
         if delta:
             by_campaign.setdefault(campaign_id, {})[name] = delta
-    rows = _COUNTERS.c
-    for campaign_id, deltas in by_campaign.items():
-        # A Core statement on the table: no ORM object holds a counter, so the ORM's
-        # synchronisation of an UPDATE (a sizeable part of a transition's cost) has no work.
-        session.execute(
-            sa.update(_COUNTERS)
-            .where(
-                rows.campaign_id == campaign_id,
-                rows.shard == shard,
-                rows.name.in_(list(deltas)),
-            )
-            .values(
-                value=rows.value
-                + sa.case(*((rows.name == name, delta) for name, delta in deltas.items()), else_=0)
-            )
-        )
+    # One prebuilt Core statement, run for each counter in (campaign, name) order: no ORM
+    # object holds a counter, and nothing is compiled per transaction.
+    session.execute(
+        _BUMP,
+        [
+            {"b_campaign": campaign_id, "b_shard": shard, "b_name": name, "b_delta": delta}
+            for campaign_id, deltas in by_campaign.items()
+            for name, delta in deltas.items()
+        ],
+    )
 
 
 @sa.event.listens_for(Session, "before_commit")
@@ -119,6 +113,15 @@ def _after_rollback(session: Session) -> None:
 
 _KNOWN = frozenset(COUNTER_NAMES)
 _COUNTERS = cast(sa.Table, CampaignCounter.__table__)
+_BUMP = (
+    sa.update(_COUNTERS)
+    .where(
+        _COUNTERS.c.campaign_id == sa.bindparam("b_campaign"),
+        _COUNTERS.c.shard == sa.bindparam("b_shard"),
+        _COUNTERS.c.name == sa.bindparam("b_name"),
+    )
+    .values(value=_COUNTERS.c.value + sa.bindparam("b_delta"))
+)
 
 
 def moved(source: RecipientStatus | None, target: RecipientStatus, n: int = 1) -> Counter[str]:

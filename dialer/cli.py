@@ -175,7 +175,7 @@ def scheduler(
         from dialer.inprocess import InProcessQueue, bind_runtime
 
         queue = InProcessQueue()
-        runtime = build_runtime(settings, queue)
+        runtime = build_runtime(settings, queue, refill_here=True)
         bind_runtime(queue, runtime)
         runtime.closers.append(queue.close)
     loop = SchedulerLoop(

@@ -113,7 +113,11 @@ def run_demo(
         _Sink(), profile=profile, seed=seed, time_scale=time_scale
     )
     runtime = build_runtime(
-        settings, queue, provider=provider, dispatch=DispatchConfig(round_size=10)
+        settings,
+        queue,
+        provider=provider,
+        dispatch=DispatchConfig(round_size=10),
+        refill_here=True,
     )
     holder["rt"] = runtime
     bind_runtime(queue, runtime)

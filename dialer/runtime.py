@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,8 +22,8 @@ from dialer.clock import utc_now
 from dialer.concurrency.stores import ConcurrencyStores, open_stores
 from dialer.db.engine import make_engine, session_factory
 from dialer.services.attempts import Ended
-from dialer.services.dialing import REQUEUED, DialConfig, Dialer, WebhookUrls
-from dialer.services.dispatch import DispatchConfig, Dispatcher
+from dialer.services.dialing import DialConfig, Dialer, WebhookUrls
+from dialer.services.dispatch import DispatchConfig, Dispatcher, StartHere
 from dialer.settings import ProviderName, Settings
 from dialer.telephony.base import TelephonyProvider
 from dialer.telephony.events import EventKind
@@ -48,21 +49,52 @@ class Runtime:
     dialer: Dialer
     dispatcher: Dispatcher
     clock: Callable[[], datetime]
+    #: Where this process sends dial and dispatch work.
+    queue: TaskQueue
     closers: list[Callable[[], None]] = field(default_factory=list)
+    _refilling: threading.local = field(default_factory=threading.local, repr=False)
 
-    def refill(self, campaign_id: str) -> int:
-        """A slot of the campaign freed: dispatch into it, and dial the first call claimed in
-        this thread, a queue hop sooner than a dial task (the rest go to the queue).
+    @property
+    def refilling(self) -> bool:
+        """True inside :meth:`refill` on this thread."""
+        return getattr(self._refilling, "active", False)
 
-        If this process dies before dialing the kept call, the outbox re-sends it; if its dial
-        has to wait (no slot, the pace, the provider busy), it is marked handed off like the
-        others. Returns how many calls were dispatched.
+    def refill(self, campaign_id: str, *, most: int | None = None) -> int:
+        """Slots of the campaign freed: dispatch into them (at most ``most`` claims).
+
+        The first call claimed is placed from this thread straight from its claim, before
+        anything else is claimed: no dial task, a queue hop and a transaction sooner. The rest
+        go to the queue. Under a tenant cap the slots go round-robin between the tenant's
+        running campaigns (see :meth:`Dispatcher.sharing_slots`).
+
+        If this process dies between that claim's commit and the provider, the reaper finds
+        the attempt dialing with no call id and asks the provider. Returns how many calls were
+        dispatched.
         """
-        result = self.dispatcher.tick(self.clock(), campaign_ids=[campaign_id], keep=1)
-        for attempt_id in result.kept:
-            if self.dialer.dial(attempt_id) in REQUEUED:
-                self.dispatcher.mark_handed_off([attempt_id], self.clock())
-        return len(result.dispatched)
+        outer = self.refilling
+        self._refilling.active = True
+        try:
+            return self._refill(campaign_id, most)
+        finally:
+            self._refilling.active = outer
+
+    def _refill(self, campaign_id: str, most: int | None) -> int:
+        targets = self.dispatcher.sharing_slots(campaign_id)
+        first = self.dispatcher.tick(
+            self.clock(),
+            campaign_ids=targets,
+            most=1,
+            start_here=StartHere(1, self.dialer.take_pace),
+        )
+        for job in first.started:
+            self.dialer.place_started(job)
+        dispatched = len(first.dispatched)
+        if dispatched and (most is None or most > 1):
+            # The call above went out first; now the rest of the free slots, for the queue.
+            rest = None if most is None else most - 1
+            more = self.dispatcher.tick(self.clock(), campaign_ids=targets, most=rest)
+            dispatched += len(more.dispatched)
+        return dispatched
 
     def warm(self, connections: int) -> None:
         """Pay the first-use costs now, so that the first calls do not wait for them.
@@ -117,17 +149,19 @@ def build_runtime(
     clock: Callable[[], datetime] = utc_now,
     dispatch: DispatchConfig | None = None,
     dialing: DialConfig | None = None,
+    refill_here: bool = False,
 ) -> Runtime:
-    """A runtime over ``settings``; tests pass their own engine, stores, provider and clock."""
+    """A runtime over ``settings``; tests pass their own engine, stores, provider and clock.
+
+    ``refill_here``: this process dials (a worker, the embedded scheduler), so the thread that
+    ends a call refills its slot itself (see :class:`_Refills`); elsewhere (the API) a freed
+    slot asks the queue for a dispatch.
+    """
     engine = engine or make_engine(settings.database_url)
     sessions = session_factory(engine)
     stores = stores or open_stores(settings.redis_url)
     closers: list[Callable[[], None]] = []
-
-    def on_ended(ended: Ended) -> None:
-        # A slot freed: fill it now rather than at the next tick.
-        queue.dispatch(ended.campaign_id)
-
+    on_ended = _Refills(queue, here=refill_here)
     sink = _LateSink()
     if provider is None:
         provider = _provider(settings, sink, clock, closers)
@@ -149,7 +183,37 @@ def build_runtime(
         queue.dial,
         dispatch or DispatchConfig(lost_task_timeout_s=settings.lost_task_timeout_s),
     )
-    return Runtime(settings, engine, sessions, stores, provider, dialer, dispatcher, clock, closers)
+    runtime = Runtime(
+        settings, engine, sessions, stores, provider, dialer, dispatcher, clock, queue, closers
+    )
+    on_ended.runtime = runtime
+    return runtime
+
+
+class _Refills:
+    """What a call's end sets off: its freed slot is filled now, not at the next tick.
+
+    Where calls are dialed (``here``), the thread that ended the call refills the slot itself,
+    claiming one call for it (the slot it freed), with no queue hop between one call's end and
+    the next call. Elsewhere, and for an end that happens inside a refill (a dial refused
+    outright), the queue is asked for a dispatch of the campaign instead, so refills never
+    nest; a refill that fails asks the queue too.
+    """
+
+    def __init__(self, queue: TaskQueue, *, here: bool) -> None:
+        self.queue = queue
+        self.here = here
+        self.runtime: Runtime | None = None
+
+    def __call__(self, ended: Ended) -> None:
+        if not self.here or self.runtime is None or self.runtime.refilling:
+            self.queue.dispatch(ended.campaign_id)
+            return
+        try:
+            self.runtime.refill(ended.campaign_id, most=1)
+        except Exception:
+            log.exception("refill of campaign %s failed; asking the queue", ended.campaign_id)
+            self.queue.dispatch(ended.campaign_id)
 
 
 #: Simulated callbacks ingested at once. A real provider's callbacks for different calls

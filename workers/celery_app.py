@@ -70,7 +70,9 @@ def create_celery(settings: Settings) -> Celery:
         if "rt" not in state:
             with building:  # a pool of threads shares one runtime: build it once
                 if "rt" not in state:
-                    state["rt"] = build_runtime(settings, celery_queue(celery, settings))
+                    state["rt"] = build_runtime(
+                        settings, celery_queue(celery, settings), refill_here=True
+                    )
         return state["rt"]
 
     # Not shared: a shared task is added to every app created later in the process, so a
@@ -82,7 +84,8 @@ def create_celery(settings: Settings) -> Celery:
 
     @celery.task(name="dialer.dispatch_campaign", acks_late=True, shared=False)
     def dispatch_campaign(campaign_id: str) -> int:
-        """A slot of the campaign freed: dispatch into it now.
+        """Slots of the campaign freed (a callback the API took ended a call, a dial failed
+        in a refill, the campaign started): dispatch into them now.
 
         The first call claimed is dialed right here (see :meth:`Runtime.refill`).
         """

@@ -303,6 +303,14 @@ def _move(
     counters.bump(session, recipient.campaign_id, counters.moved(source, target))
 
 
+def start_dialing(session: Session, attempt_ids: list[int], *, now: datetime) -> None:
+    """Attempts this transaction claimed go straight to dialing: their caller places the calls
+    right after the commit (no dial task, no second lock). The compare-and-set of
+    :func:`claim`, for rows no other transaction can see yet."""
+    if attempt_ids:
+        session.execute(_CLAIM, [{"attempt_id": i, "at": now} for i in attempt_ids])
+
+
 def record_dial(
     session: Session, attempt_id: int, provider: str, provider_call_id: str, *, now: datetime
 ) -> None:
@@ -313,21 +321,25 @@ def record_dial(
     )
 
 
-def requeue(session: Session, attempt_id: int, *, now: datetime) -> bool:
-    """Put a dialing attempt whose call was refused retryably (no call exists) back in queue.
+def requeue(session: Session, attempt_id: int, *, now: datetime, refused: bool = True) -> bool:
+    """Put a dialing attempt whose call was not placed (no call exists) back in queue.
 
-    Returns False when it has been refused too often: it then ends as failed (caller releases).
+    ``refused``: the provider refused it retryably, which counts; after too many refusals it
+    returns False and the caller ends it as failed (and releases). Without ``refused`` (the
+    call never went out: its slot was lost before the dial) nothing counts.
     """
     attempt = _attempt(session, attempt_id, lock=True)
     if attempt is None or attempt.status is not AttemptStatus.DIALING:
         return False
     if attempt.provider_call_id is not None:
         raise AssertionError("a call exists for this attempt; it must not be dialed again")
-    attempt.provider_retries += 1
-    if attempt.provider_retries > MAX_PROVIDER_RETRIES:
-        return False
+    if refused:
+        attempt.provider_retries += 1
+        if attempt.provider_retries > MAX_PROVIDER_RETRIES:
+            return False
     attempt.status = AttemptStatus.QUEUED
     attempt.dialed_at = None
+    attempt.enqueued_at = now  # the caller sends its dial task again
     recipient = _recipient(session, attempt.recipient_id)
     source = recipient.status
     recipient.status = RecipientStatus.QUEUED  # the one backward move: no call ever existed

@@ -19,6 +19,7 @@ routes only call into it. Order of operations for a dial, and why:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -27,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialer.concurrency.keys import SlotScope, cps_rates, holder_id
-from dialer.concurrency.rate.base import CallRateLimiter
+from dialer.concurrency.rate.base import CallRateLimiter, Rate
 from dialer.concurrency.semaphore.base import LeaseSemaphore
 from dialer.db.models import CallAttempt, Campaign
 from dialer.errors import (
@@ -67,6 +68,9 @@ class DialConfig:
     provider_backoff_s: float = 2.0
     #: Seconds before a dial that found no free slot looks again.
     slot_retry_s: float = 1.0
+    #: A pace wait up to this long (seconds) is waited out in the dial's thread, not by
+    #: sending its task again with a countdown.
+    pace_wait_here_s: float = 0.05
     #: Count an AMD verdict of ``unknown`` as voicemail instead of human.
     amd_unknown_as_voicemail: bool = False
 
@@ -87,9 +91,6 @@ class WebhookUrls:
         return f"{root}/twiml{query}", f"{root}/status{query}", f"{root}/amd{query}"
 
 
-#: What :meth:`Dialer.dial` returns when the attempt stays queued and a dial task was sent
-#: for it, with a countdown (no slot yet, the pace, the provider busy).
-REQUEUED = frozenset({"waiting-for-slot", "paced", "provider-busy"})
 #: An attempt id no row has (ids start at 1): what :meth:`Dialer.warm` works on.
 NO_ATTEMPT = 0
 _WARM_EVENT = ProviderEvent(kind="status", provider_call_id="", call_status=CallStatus.INITIATED)
@@ -113,6 +114,7 @@ class Dialer:
         on_ended: OnEnded,
         clock: Callable[[], datetime],
         config: DialConfig | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.sessions = sessions
         self.semaphore = semaphore
@@ -123,6 +125,7 @@ class Dialer:
         self.on_ended = on_ended
         self.clock = clock
         self.config = config or DialConfig()
+        self.sleep = sleep
 
     # -- dialing -------------------------------------------------------------------------
 
@@ -162,22 +165,64 @@ class Dialer:
 
         None when the call may go now, else (why not, seconds until the task tries again).
         """
+        if not self._hold_slot(job):
+            return "waiting-for-slot", self.config.slot_retry_s
+        wait_s = self._pace(job)
+        if wait_s > 0:
+            return "paced", wait_s
+        return None
+
+    def _pace(self, job: DialJob) -> float:
+        """Take the job's pace: 0.0 when taken, else the seconds to wait.
+
+        A wait of up to ``pace_wait_here_s`` is waited out here, once: at a high pace calls
+        that start together are spaced by milliseconds, far less than a task sent again.
+        """
+        rates = self._rates(job)
+        wait_s = self.pacer.try_acquire(rates)
+        if 0 < wait_s <= self.config.pace_wait_here_s:
+            self.sleep(wait_s)
+            wait_s = self.pacer.try_acquire(rates)
+        return wait_s
+
+    def _hold_slot(self, job: DialJob) -> bool:
+        """Extend the job's slot lease to the whole call, or take the slot again if the lease
+        lapsed (all layers or none); False when no slot is free."""
         holder = holder_id(job.attempt_id)
         keys = job.scope.keys(self.semaphore.prefix)
-        if not self.semaphore.renew(holder, keys, self.config.call_lease_s):
-            admission = self.semaphore.acquire(holder, job.limits(), self.config.call_lease_s)
-            if not admission:
-                return "waiting-for-slot", self.config.slot_retry_s
-        rates = cps_rates(
+        if self.semaphore.renew(holder, keys, self.config.call_lease_s):
+            return True
+        return bool(self.semaphore.acquire(holder, job.limits(), self.config.call_lease_s))
+
+    def _rates(self, job: DialJob) -> tuple[Rate, ...]:
+        return cps_rates(
             self.config.account,
             job.from_,
             account_cps=self.config.account_cps,
             caller_cps=self.config.caller_cps,
         )
-        wait_s = self.pacer.try_acquire(rates)
-        if wait_s > 0:
-            return "paced", wait_s
-        return None
+
+    def take_pace(self, job: DialJob) -> bool:
+        """Take the pace of a call about to start; False (nothing taken) when it must wait."""
+        return self._pace(job) == 0
+
+    def place_started(self, job: DialJob) -> str:
+        """Place the call of an attempt a dispatch claimed straight into dialing (its pace
+        taken, see :class:`~dialer.services.dispatch.StartHere`), right after that commit.
+
+        Its slot is still on the queue lease: extended to the call's first. If the slot was
+        lost in between (Redis restarted) and none is free, no call goes out: the attempt goes
+        back to the queue, and its dial task waits for a slot.
+        """
+        if not self._hold_slot(job):
+            with self.sessions() as session, session.begin():
+                requeued = attempts.requeue(
+                    session, job.attempt_id, now=self.clock(), refused=False
+                )
+            if requeued:
+                self.redial(job.attempt_id, self.config.slot_retry_s)
+            return "waiting-for-slot"
+        return self._place(job)
 
     def _place(self, job: DialJob) -> str:
         answer, status, amd = self.urls.for_attempt(job.attempt_id, job.campaign_id)

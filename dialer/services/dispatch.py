@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -28,11 +28,18 @@ from dialer.policy.attempt_state import (
     CLAIMABLE_RECIPIENT,
     AttemptStatus,
     RecipientStatus,
+    move_recipient,
 )
 from dialer.policy.calling_hours import UNKNOWN_TIME_ZONE, NotCallable
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus, apply_action
 from dialer.services import counters, windows
-from dialer.services.attempts import REASON_NO_WINDOW_LEFT, REASON_SUPPRESSED, REASON_WINDOW_CLOSED
+from dialer.services.attempts import (
+    REASON_NO_WINDOW_LEFT,
+    REASON_SUPPRESSED,
+    REASON_WINDOW_CLOSED,
+    DialJob,
+    start_dialing,
+)
 from dialer.services.campaigns import end_unreached
 from dialer.services.suppression import suppressed_number
 
@@ -59,8 +66,33 @@ class TickResult:
     completed: list[str] = field(default_factory=list)
     window_closed: list[str] = field(default_factory=list)
     resent: list[int] = field(default_factory=list)
-    #: Claimed and left to the caller to dial (see ``keep``).
-    kept: list[int] = field(default_factory=list)
+    #: Claimed straight into dialing, for the caller to place at once (see ``StartHere``).
+    started: list[DialJob] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StartHere:
+    """Claims a tick starts itself instead of handing them to the queue.
+
+    Up to ``count`` of the attempts claimed go from the claim straight to dialing, in the
+    claim's transaction: the caller places their calls right after the commit (a dial task's
+    queue hop, its second lock and its second commit saved). ``pace`` takes a call's pace and
+    says whether it may start now; one that must wait goes through the queue, as any other.
+    """
+
+    count: int
+    pace: Callable[[DialJob], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """What one round's screening and slot taking left: the admitted attempts (with their
+    recipients, not moved yet), whether a slot was refused, and the counter deltas so far."""
+
+    campaign_id: str
+    admitted: list[tuple[DialJob, Recipient]]
+    full: bool
+    deltas: Counter[str]
 
 
 _ATTEMPTS = cast(sa.Table, CallAttempt.__table__)
@@ -80,6 +112,7 @@ _DISPATCH_COLUMNS = load_only(
     Campaign.caller_id_number,
     Campaign.phone_number_id,
     Campaign.current_run_id,
+    Campaign.machine_detection_timeout_seconds,
     *windows.CAMPAIGN_WINDOW_COLUMNS,
 )
 
@@ -114,21 +147,22 @@ class Dispatcher:
 
     def warm(self, now: datetime) -> None:
         """Compile the statements a dispatch starts with (for a campaign that cannot exist)."""
-        self._claim_round("", now, TickResult())
+        self._claim_round("", now, TickResult(), None, None)
 
     def tick(
         self,
         now: datetime,
         *,
         campaign_ids: Sequence[str] | None = None,
-        keep: int = 0,
+        most: int | None = None,
+        start_here: StartHere | None = None,
     ) -> TickResult:
         """Dispatch what the free slots allow, round-robin over running campaigns.
 
-        The first ``keep`` attempts claimed are not handed to the queue: they are in
-        ``result.kept`` for the caller to dial itself, at once. They are not marked handed off,
-        so if the caller dies first the outbox re-sends them (``outbox_timeout_s`` after the
-        claim); see :meth:`mark_handed_off` for one the caller could not dial at once.
+        ``most`` caps the claims of this tick (a freed slot's refill claims one). With
+        ``start_here``, the first claims are started by the caller (``result.started``); if it
+        dies before placing one, the reaper finds that attempt dialing with no call id and asks
+        the provider, as for a dial task that died at the same point.
 
         Each round gives every campaign that still has free slots and due recipients up to
         ``round_size`` claims, starting one campaign further each tick, so a huge campaign
@@ -153,13 +187,21 @@ class Dispatcher:
         while active:
             still: list[str] = []
             for campaign_id in active:
-                claimed, more = self._claim_round(campaign_id, now, result)
+                budget = None if most is None else most - len(result.dispatched)
+                if budget is not None and budget <= 0:
+                    return result
+                starting = None
+                if start_here is not None and len(result.started) < start_here.count:
+                    starting = replace(start_here, count=start_here.count - len(result.started))
+                claimed, started, more = self._claim_round(
+                    campaign_id, now, result, budget, starting
+                )
                 if claimed:
                     if self.after_commit is not None:
                         self.after_commit(claimed)
-                    kept = claimed[: max(keep - len(result.kept), 0)]
-                    sent = claimed[len(kept) :]
-                    result.kept.extend(kept)
+                    begun = {job.attempt_id for job in started}
+                    sent = [attempt_id for attempt_id in claimed if attempt_id not in begun]
+                    result.started.extend(started)
                     if sent:
                         self.enqueue(sent)
                         self.mark_handed_off(sent, now)
@@ -170,10 +212,16 @@ class Dispatcher:
         return result
 
     def _claim_round(
-        self, campaign_id: str, now: datetime, result: TickResult
-    ) -> tuple[list[int], bool]:
-        """One transaction for one campaign: (attempts claimed, whether to come back)."""
-        size = self.config.round_size
+        self,
+        campaign_id: str,
+        now: datetime,
+        result: TickResult,
+        budget: int | None,
+        start_here: StartHere | None,
+    ) -> tuple[list[int], list[DialJob], bool]:
+        """One transaction for one campaign: (attempts claimed, those started, whether to come
+        back)."""
+        size = self.config.round_size if budget is None else min(self.config.round_size, budget)
         with self.sessions() as session, session.begin():
             found = session.execute(
                 sa.select(Campaign, Tenant.max_concurrency)
@@ -182,20 +230,20 @@ class Dispatcher:
                 .options(_DISPATCH_COLUMNS)
             ).one_or_none()
             if found is None or found[0].status is not CampaignStatus.RUNNING:
-                return [], False
+                return [], [], False
             campaign, tenant_limit = found
             if campaign.schedule_end_time is not None and now >= campaign.schedule_end_time:
                 close_window(session, campaign, now=now)
                 result.window_closed.append(campaign.id)
-                return [], False
+                return [], [], False
             window = windows.of_campaign(campaign)
             if not window.allows(now):
-                return [], False
+                return [], [], False
             free = campaign.max_concurrency - self.semaphore.count(
                 SlotScope(campaign.id, campaign.tenant_id).campaign_key(self.semaphore.prefix)
             )
             if free <= 0:
-                return [], False
+                return [], [], False
             want = min(size, free)
             # Each due recipient with whether its number is on the tenant's do-not-call list
             # now (read with the rows, one round trip fewer).
@@ -218,11 +266,14 @@ class Dispatcher:
                 if _is_finished(session, campaign.id):
                     finish(session, campaign, now=now)
                     result.completed.append(campaign.id)
-                return [], False
-            claimed, full = self._claim(session, campaign, tenant_limit, due, blocked, want, now)
-        # Come back while slots may be left: the round's size stopped it, or screening did.
-        left = want < free or len(claimed) < want
-        return claimed, not full and len(due) >= want and left
+                return [], [], False
+            claim = self._claim(session, campaign, tenant_limit, due, blocked, want, now)
+            started = self._start(session, claim, start_here, now)
+        # Come back while slots may be left: the round's size stopped it, or screening did;
+        # never past the tick's budget.
+        claimed = [job.attempt_id for job, _ in claim.admitted]
+        left = (want < free or len(claimed) < want) and (budget is None or len(claimed) < budget)
+        return claimed, started, not claim.full and len(due) >= want and left
 
     def _claim(
         self,
@@ -233,13 +284,14 @@ class Dispatcher:
         blocked: set[int],
         want: int,
         now: datetime,
-    ) -> tuple[list[int], bool]:
+    ) -> _Claim:
         """Screen ``due`` (``blocked``: the ids of those whose number is suppressed), then
         claim up to ``want`` in a fixed number of statements.
 
         One INSERT of the attempts, one round trip to the semaphore for all their slots, one
         DELETE of the attempts it refused, one UPDATE of the admitted recipients, one counter
         update: the cost of a tick follows the calls it dispatches, never the campaign's size.
+        The admitted recipients are left for :meth:`_start` to move (queued, or in flight).
         """
         callers = (
             {
@@ -287,8 +339,7 @@ class Dispatcher:
             )
             chosen.append((recipient, caller, from_number))
         if not chosen:
-            counters.bump(session, campaign.id, deltas)
-            return [], False
+            return _Claim(campaign.id, [], False, deltas)
         table = CallAttempt.__table__
         ids = list(
             session.scalars(
@@ -309,36 +360,96 @@ class Dispatcher:
                 ],
             )
         )
+        jobs = [
+            DialJob(
+                attempt_id=attempt_id,
+                campaign_id=campaign.id,
+                tenant_id=campaign.tenant_id,
+                recipient_id=recipient.id,
+                to=recipient.phone_number,
+                from_=from_number,
+                campaign_limit=campaign.max_concurrency,
+                tenant_limit=tenant_limit,
+                caller_limit=caller.max_concurrency if caller is not None else None,
+                machine_detection_timeout_s=campaign.machine_detection_timeout_seconds or 30,
+            )
+            for attempt_id, (recipient, caller, from_number) in zip(ids, chosen, strict=True)
+        ]
         requests = [
             (
-                holder_id(attempt_id),
+                holder_id(job.attempt_id),
                 layered_limits(
-                    SlotScope(campaign.id, campaign.tenant_id, from_number),
-                    campaign.max_concurrency,
-                    tenant_limit,
-                    caller.max_concurrency if caller is not None else None,
+                    job.scope,
+                    job.campaign_limit,
+                    job.tenant_limit,
+                    job.caller_limit,
                     prefix=self.semaphore.prefix,
                 ),
             )
-            for attempt_id, (_, caller, from_number) in zip(ids, chosen, strict=True)
+            for job in jobs
         ]
         admissions = self.semaphore.acquire_many(requests, self.config.queue_lease_s)
-        admitted = [i for i, a in zip(ids, admissions, strict=True) if a]
-        refused = [i for i, a in zip(ids, admissions, strict=True) if not a]
+        refused = [job.attempt_id for job, a in zip(jobs, admissions, strict=True) if not a]
         if refused:
             session.execute(sa.delete(CallAttempt).where(CallAttempt.id.in_(refused)))
-        claimed_recipients = [
-            recipient for (recipient, _, _), a in zip(chosen, admissions, strict=True) if a
+        admitted = [
+            (job, recipient)
+            for job, (recipient, _, _), a in zip(jobs, chosen, admissions, strict=True)
+            if a
         ]
-        for recipient in claimed_recipients:
-            deltas.update(counters.moved(recipient.status, RecipientStatus.QUEUED))
-            recipient.status = RecipientStatus.QUEUED
+        return _Claim(campaign.id, admitted, bool(refused), deltas)
+
+    def _start(
+        self, session: Session, claim: _Claim, start_here: StartHere | None, now: datetime
+    ) -> list[DialJob]:
+        """Move the admitted recipients on and count them: the first ``start_here.count``,
+        while their pace allows, go in flight with their attempts dialing; the rest are
+        queued for dial tasks."""
+        started: list[DialJob] = []
+        may_start = start_here is not None
+        deltas = claim.deltas
+        for job, recipient in claim.admitted:
+            source = recipient.status
+            recipient.status = move_recipient(source, RecipientStatus.QUEUED)
+            if start_here is not None and may_start and len(started) < start_here.count:
+                if start_here.pace(job):
+                    recipient.status = move_recipient(recipient.status, RecipientStatus.IN_FLIGHT)
+                    started.append(job)
+                else:
+                    may_start = False  # this call must wait: it and the rest go to the queue
+            deltas.update(counters.moved(source, recipient.status))
             recipient.reason = None
             recipient.attempt_count += 1
             recipient.run_attempts += 1
             recipient.updated_at = now
-        counters.bump(session, campaign.id, deltas)
-        return admitted, bool(refused)
+        start_dialing(session, [job.attempt_id for job in started], now=now)
+        counters.bump(session, claim.campaign_id, deltas)
+        return started
+
+    def sharing_slots(self, campaign_id: str) -> list[str]:
+        """The campaigns a freed slot of ``campaign_id`` goes round-robin between.
+
+        With a tenant cap, the slot that freed is also the tenant's, and every running campaign
+        of the tenant may want it: all of them, so a huge campaign whose calls keep ending
+        cannot keep the tenant's slots from a small one that started after it. Without one,
+        the campaign alone (its own slot freed; the others are the scheduler's to fill).
+        """
+        mine = sa.orm.aliased(Campaign)
+        with self.sessions() as session:
+            shared = list(
+                session.scalars(
+                    sa.select(Campaign.id)
+                    .join(mine, mine.tenant_id == Campaign.tenant_id)
+                    .join(Tenant, Tenant.id == mine.tenant_id)
+                    .where(
+                        mine.id == campaign_id,
+                        Tenant.max_concurrency.is_not(None),
+                        Campaign.status == CampaignStatus.RUNNING,
+                    )
+                    .order_by(Campaign.created_at, Campaign.id)
+                )
+            )
+        return shared or [campaign_id]
 
     def mark_handed_off(self, attempt_ids: Sequence[int], now: datetime) -> None:
         """Record that dial tasks for ``attempt_ids`` were sent (the outbox's second rule:

@@ -102,6 +102,7 @@ class Harness:
         provider: Any | None = None,
         seed: int = 1,
         cps: float = 100.0,
+        refill_here: bool = False,
     ) -> None:
         self.clock = Clock()
         self.queue = RecordingQueue(self.clock)
@@ -119,6 +120,7 @@ class Harness:
             clock=self.clock,
             dispatch=DispatchConfig(round_size=10),
             dialing=DialConfig(account="test", account_cps=cps, time_limit_s=600),
+            refill_here=refill_here,
         )
         self.sink.runtime = self.runtime
         self.sessions = session_factory(engine)
@@ -168,8 +170,9 @@ class Harness:
                 self.dial_results.append(self.runtime.dialer.dial(item[1]))
                 self._observe()
             while self.queue.dispatches:
-                campaign_id = self.queue.dispatches.pop(0)
-                self.runtime.dispatcher.tick(self.clock.now, campaign_ids=[campaign_id])
+                # As the worker's dispatch task does: the first claim is placed at once.
+                self.runtime.refill(self.queue.dispatches.pop(0))
+                self._observe()
 
     def step(self, seconds: float = 1.0) -> None:
         self.runtime.dispatcher.tick(self.clock.now)

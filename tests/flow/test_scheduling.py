@@ -89,6 +89,45 @@ def test_a_huge_campaign_does_not_starve_a_small_one_sharing_the_tenant_cap(
     assert per_campaign[big] == 16
 
 
+def test_a_small_campaign_started_after_a_huge_one_filled_the_tenant_cap_gets_its_share(
+    engine: Engine,
+) -> None:
+    h = Harness(engine)
+    big = h.campaign(numbers(200, 1000), max_concurrency=50, name="big")
+    small = h.campaign(numbers(6, 5000), max_concurrency=6, name="small")
+    with h.session() as session, session.begin():
+        session.scalars(sa.select(Tenant)).one().max_concurrency = 10
+    h.act(big, CampaignAction.START)
+    h.step()
+    assert h.peak_of(big) == 10, "the big campaign holds every slot of the tenant"
+    h.act(small, CampaignAction.START)
+    # Each slot the big campaign's calls free is refilled at once, before any scheduler
+    # tick could see it: the refill hands it round-robin to the tenant's running campaigns.
+    for _ in range(120):
+        h.step()
+        with h.session() as session:
+            per_campaign = dict(
+                session.execute(
+                    sa.select(CallAttempt.campaign_id, sa.func.count())
+                    .where(CallAttempt.status == AttemptStatus.ENDED)
+                    .group_by(CallAttempt.campaign_id)
+                ).all()
+            )
+        if per_campaign.get(big, 0) >= 10:
+            break
+    with h.session() as session:
+        small_calls = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(CallAttempt)
+            .where(CallAttempt.campaign_id == small)
+        )
+    # The big campaign's first 10 ends freed 10 tenant slots: about half went to the small one.
+    assert per_campaign.get(big, 0) >= 10
+    assert small_calls is not None
+    assert 3 <= small_calls <= 7, small_calls
+    assert max(h.peak.get(k, 0) for k in h.peak if ":tenant:" in k) == 10
+
+
 class LostCallbacks:
     """A provider whose calls end but whose callbacks never arrive."""
 

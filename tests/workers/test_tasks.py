@@ -14,17 +14,20 @@ from celery import Celery
 
 from dialer.api.schemas.recipients import RecipientIn
 from dialer.clock import utc_now
-from dialer.concurrency.keys import cps_rates
+from dialer.concurrency.keys import SlotScope, cps_rates
 from dialer.db.engine import make_engine, session_factory
 from dialer.db.migrate import upgrade
-from dialer.db.models import CallAttempt
-from dialer.policy.attempt_state import AttemptStatus
+from dialer.db.models import CallAttempt, Campaign
+from dialer.errors import TerminalProviderError
+from dialer.policy.attempt_state import AttemptStatus, Outcome
 from dialer.policy.campaign_state import CampaignAction
+from dialer.runtime import Runtime
 from dialer.services import campaigns, tenancy
+from dialer.services.reaper import reap_stuck
 from dialer.settings import Settings
 from tests.e2e.fleet import claim_redis_db, zone_open_now
 from workers.celery_app import create_celery
-from workers.celery_config import DIAL_QUEUE
+from workers.celery_config import DIAL_QUEUE, EVENTS_QUEUE
 
 #: Redis databases this module may take for its broker (the e2e fleet scans from 14 down).
 BROKER_DBS = range(1, 15)
@@ -114,30 +117,99 @@ def test_a_slot_freed_dispatch_dials_its_first_claim_and_queues_the_rest(
     assert all(a.enqueued_at is not None for a in queued)
 
 
-def test_a_dispatch_that_dies_before_its_own_dial_leaves_the_call_to_the_outbox(
+def test_a_dispatch_that_dies_between_its_claim_and_the_provider_leaves_the_call_to_the_reaper(
     worker_app: tuple[Celery, str, redis.Redis], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     celery, database_url, broker = worker_app
     campaign_id = _running_campaign(worker_app)
     rt = celery.runtime()
 
-    def die(attempt_id: int) -> str:
-        raise SystemExit("the worker died before dialing")
+    def die(request: object) -> object:
+        raise SystemExit("the worker died before the provider took the call")
 
-    monkeypatch.setattr(rt.dialer, "dial", die)
+    monkeypatch.setattr(rt.provider, "place_call", die)
     with pytest.raises(SystemExit):
         celery.tasks["dialer.dispatch_campaign"](campaign_id)
     monkeypatch.undo()
 
+    # The first claim went straight to dialing and died there: nothing else was claimed yet.
+    [started] = _attempts(database_url)
+    assert started.status is AttemptStatus.DIALING
+    assert started.provider_call_id is None
+    assert broker.llen(DIAL_QUEUE) == 0
+    # A dialing attempt is no task to send again (a second dial could call twice)...
+    later = utc_now() + timedelta(seconds=rt.settings.reap_unplaced_after_s + 1)
+    assert rt.dispatcher.recover_outbox(later) == []
+    # ...the reaper asks the provider, which has no such call: it ends, its slot is freed.
+    report = reap_stuck(rt.dialer, later, unplaced_after_s=rt.settings.reap_unplaced_after_s)
+    assert report.ended == [started.id]
+    [ended] = [a for a in _attempts(database_url) if a.id == started.id]
+    assert ended.status is AttemptStatus.ENDED
+    assert ended.outcome is Outcome.UNKNOWN
+    assert str(started.id) not in rt.stores.semaphore.holders(_campaign_key(rt, campaign_id))
+
+
+def test_a_callback_that_ends_a_call_in_a_worker_refills_its_slot_in_the_same_thread(
+    worker_app: tuple[Celery, str, redis.Redis],
+) -> None:
+    celery, database_url, broker = worker_app
+    campaign_id = _running_campaign(worker_app)
+    rt = celery.runtime()
+    celery.tasks["dialer.dispatch_campaign"](campaign_id)
+    first = _attempts(database_url)[0]
+    assert first.provider_call_id is not None
+    broker.delete(DIAL_QUEUE, EVENTS_QUEUE)
+
+    rt.dialer.deliver(str(first.id), "status", _completed(first.provider_call_id))
+
     attempts = _attempts(database_url)
-    kept = attempts[0]
-    assert kept.status is AttemptStatus.QUEUED
-    assert kept.enqueued_at is None
-    assert broker.llen(DIAL_QUEUE) == 2  # the others were sent
-    later = utc_now() + timedelta(seconds=rt.dispatcher.config.outbox_timeout_s + 1)
-    assert rt.dispatcher.recover_outbox(later) == [kept.id]
+    assert attempts[0].status is AttemptStatus.ENDED
+    # Its slot went to the next recipient, dialed from here: no dispatch task, no dial task.
+    [refill] = [a for a in attempts if a.id not in {x.id for x in attempts[:3]}]
+    assert refill.status is AttemptStatus.DIALING
+    assert refill.provider_call_id is not None
+    assert broker.llen(EVENTS_QUEUE) == 0
+    assert broker.llen(DIAL_QUEUE) == 0
+    assert len(rt.stores.semaphore.holders(_campaign_key(rt, campaign_id))) == 3
+
+
+def test_a_refill_whose_call_is_refused_asks_the_queue_instead_of_refilling_inside_itself(
+    worker_app: tuple[Celery, str, redis.Redis], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    celery, database_url, broker = worker_app
+    campaign_id = _running_campaign(worker_app)
+    rt = celery.runtime()
+    broker.delete(EVENTS_QUEUE)
+
+    def refuse(request: object) -> object:
+        raise TerminalProviderError("Invalid 'To' Phone Number", code="21211", status=400)
+
+    monkeypatch.setattr(rt.provider, "place_call", refuse)
+    celery.tasks["dialer.dispatch_campaign"](campaign_id)
+
+    attempts = _attempts(database_url)
+    # The first call failed at once. The slot it freed asked for a dispatch task rather than
+    # a refill nested in this one (a list of bad numbers must not recurse); the refill went on
+    # with the free slots, that one included, for the dial queue.
+    assert [a.outcome for a in attempts] == [Outcome.FAILED, None, None, None]
+    assert broker.llen(EVENTS_QUEUE) == 1
     assert broker.llen(DIAL_QUEUE) == 3
-    assert rt.dispatcher.recover_outbox(later) == [], "re-sent once, then marked handed off"
+
+
+def _completed(call_sid: str) -> dict[str, str]:
+    return {
+        "CallSid": call_sid,
+        "CallStatus": "completed",
+        "SequenceNumber": "3",
+        "CallDuration": "12",
+        "AnsweredBy": "human",
+    }
+
+
+def _campaign_key(rt: Runtime, campaign_id: str) -> str:
+    with rt.sessions() as session:
+        tenant_id = session.get_one(Campaign, campaign_id).tenant_id
+    return SlotScope(campaign_id, tenant_id).campaign_key(rt.stores.semaphore.prefix)
 
 
 def test_a_kept_call_that_must_wait_for_its_pace_is_marked_handed_off(

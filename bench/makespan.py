@@ -139,7 +139,7 @@ def run_distributed(url: str) -> dict[str, Any]:
     import redis
 
     from dialer.concurrency.semaphore.redis import RedisSemaphore
-    from workers.celery_app import create_celery
+    from workers.celery_app import CeleryQueue, create_celery
 
     redis_url = str(sa.make_url(REDIS.replace("redis://", "postgresql://")).set(database="13"))
     redis_url = redis_url.replace("postgresql://", "redis://")
@@ -184,9 +184,12 @@ def run_distributed(url: str) -> dict[str, Any]:
         key = SlotScope(campaign_id, tenant_id).campaign_key(semaphore.prefix)
         engine = sa.create_engine(url)
         sessions = session_factory(engine)
+        queue = CeleryQueue(celery, client)
+        started = time.perf_counter()
+        # Started as the API starts it: the commit, then a dispatch request to the workers.
         with sessions() as session, session.begin():
             campaigns.act(session, tenant_id, campaign_id, CampaignAction.START, now=utc_now())
-        started = time.perf_counter()
+        queue.dispatch(campaign_id)
         status, peak = CampaignStatus.RUNNING, 0
         while time.perf_counter() < started + 600 and status is not CampaignStatus.COMPLETED:
             peak = max(peak, semaphore.count(key))
@@ -305,6 +308,7 @@ def run(url: str) -> dict[str, Any]:
         provider=provider,
         stores=stores,
         dispatch=DispatchConfig(round_size=MAX_CONCURRENCY),
+        refill_here=True,  # as ``dialer scheduler`` in embedded mode
     )
     runtime.closers.append(provider.close)
     sink.target = runtime.dialer.deliver

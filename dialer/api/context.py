@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialer.errors import ConfigurationError
 from dialer.runtime import Runtime
 from dialer.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,6 +41,20 @@ class ApiContext:
                     raise ConfigurationError("this API process cannot ingest provider callbacks")
                 self._runtime = self.runtime_factory()
             return self._runtime
+
+    def request_dispatch(self, campaign_id: str) -> None:
+        """Ask the workers for a dispatch of the campaign now (after a start or a resume).
+
+        Best effort: should the queue be out of reach, the scheduler's next tick dispatches
+        it all the same. In embedded mode (no Redis) only the scheduler process dispatches: its
+        next tick does.
+        """
+        if self.settings.redis_url is None:
+            return
+        try:
+            self.runtime().queue.dispatch(campaign_id)
+        except Exception:
+            log.warning("dispatch of campaign %s left to the scheduler", campaign_id, exc_info=True)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

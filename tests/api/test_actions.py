@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 
-from tests.api.conftest import campaign_body
+from dialer.api.app import create_app
+from dialer.settings import Settings
+from tests.api.conftest import ManualClock, campaign_body, headers_for
 
 
 def _campaign(client: TestClient, n: int = 2) -> str:
@@ -98,3 +101,61 @@ def test_recipients_appended_while_running(client: TestClient) -> None:
     )
     assert response.json() == {"accepted": 1, "rejected": []}
     assert client.get(f"/campaign/{cid}").json()["counts"]["pending"] == 2
+
+
+class _Dispatches:
+    """A runtime stand-in whose queue records dispatch requests (or fails them)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.campaigns: list[str] = []
+        self.fail = fail
+        self.queue = self
+
+    def dispatch(self, campaign_id: str) -> None:
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.campaigns.append(campaign_id)
+
+
+def _client_with(engine: Engine, clock: ManualClock, runtime: object, redis_url: str | None):
+    settings = Settings(database_url=str(engine.url), redis_url=redis_url)
+    app = create_app(settings, engine=engine, clock=clock, runtime_factory=lambda: runtime)
+    client = TestClient(app, raise_server_exceptions=False)
+    client.headers.update(headers_for(engine, "alice"))
+    return client
+
+
+def test_start_and_resume_ask_the_workers_for_a_dispatch_at_once(
+    engine: Engine, clock: ManualClock
+) -> None:
+    runtime = _Dispatches()
+    with _client_with(engine, clock, runtime, "redis://127.0.0.1:6379/15") as client:
+        cid = _campaign(client)
+        assert client.post(f"/campaign/{cid}/start").status_code == 200
+        assert runtime.campaigns == [cid], "the first calls go out without waiting for a tick"
+        client.post(f"/campaign/{cid}/pause")
+        assert runtime.campaigns == [cid]
+        client.post(f"/campaign/{cid}/start")
+        assert runtime.campaigns == [cid, cid]
+        client.post(f"/campaign/{cid}/stop")
+        assert runtime.campaigns == [cid, cid]
+
+
+def test_a_start_succeeds_when_the_dispatch_request_cannot_be_sent(
+    engine: Engine, clock: ManualClock
+) -> None:
+    with _client_with(engine, clock, _Dispatches(fail=True), "redis://127.0.0.1:6379/15") as c:
+        cid = _campaign(c)
+        response = c.post(f"/campaign/{cid}/start")
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "running"  # the scheduler's tick dispatches it
+
+
+def test_an_embedded_api_leaves_the_first_dispatch_to_the_scheduler(
+    engine: Engine, clock: ManualClock
+) -> None:
+    runtime = _Dispatches()
+    with _client_with(engine, clock, runtime, None) as client:
+        cid = _campaign(client)
+        assert client.post(f"/campaign/{cid}/start").json()["status"] == "running"
+    assert runtime.campaigns == [], "only the scheduler process dispatches in embedded mode"

@@ -186,7 +186,12 @@ def delete_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> Response:
 def _act(ctx: Ctx, tenant: str, campaign_id: str, action: CampaignAction) -> CampaignOut:
     with ctx.transaction() as session:
         campaign = service.act(session, tenant, campaign_id, action, now=ctx.clock())
-        return views.campaign(session, campaign)
+        out = views.campaign(session, campaign)
+        running = campaign.status is CampaignStatus.RUNNING
+    if running:
+        # Started or resumed: its first calls go out now, not at the scheduler's next tick.
+        ctx.request_dispatch(campaign_id)
+    return out
 
 
 @router.post("/campaign/{campaign_id}/start", response_model=CampaignOut, responses=ERRORS)

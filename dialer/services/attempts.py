@@ -120,9 +120,19 @@ def _attempt(session: Session, attempt_id: int, *, lock: bool) -> CallAttempt | 
 
 
 def _recipient(session: Session, recipient_id: int) -> Recipient:
-    stmt = sa.select(Recipient).where(Recipient.id == recipient_id)
-    recipient: Recipient = session.scalars(for_update(session, stmt)).one()
+    stmt = _RECIPIENT_LOCK if _postgres(session) else _RECIPIENT_READ
+    recipient: Recipient = session.scalars(stmt, {"recipient_id": recipient_id}).one()
     return recipient
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+#: Statements of the hot paths, built once (building and keying one costs more than running
+#: it). SQLite has no row locks: it serialises writers on its own.
+_RECIPIENT_READ = sa.select(Recipient).where(Recipient.id == sa.bindparam("recipient_id"))
+_RECIPIENT_LOCK = _RECIPIENT_READ.with_for_update()
 
 
 #: What the dial path reads of the campaign (not its context or speech settings).
@@ -158,26 +168,28 @@ class Locked:
     suppressed: bool
 
 
+_JOB_READ = (
+    sa.select(
+        CallAttempt,
+        Campaign,
+        Tenant.max_concurrency,
+        CallerNumber.max_concurrency,
+        suppressed_number(Campaign.tenant_id, Recipient),
+    )
+    .join(Campaign, Campaign.id == CallAttempt.campaign_id)
+    .join(Tenant, Tenant.id == Campaign.tenant_id)
+    .join(Recipient, Recipient.id == CallAttempt.recipient_id)
+    .outerjoin(CallerNumber, CallerNumber.id == Recipient.caller_number_id)
+    .where(CallAttempt.id == sa.bindparam("attempt_id"))
+    .options(_DIAL_COLUMNS)
+)
+_JOB_LOCK = _JOB_READ.with_for_update(of=CallAttempt)  # the attempt only: the rest is read
+
+
 def _lock_with_job(session: Session, attempt_id: int) -> Locked | None:
     """Lock the attempt's row and read its campaign and limits, in one statement."""
-    stmt = (
-        sa.select(
-            CallAttempt,
-            Campaign,
-            Tenant.max_concurrency,
-            CallerNumber.max_concurrency,
-            suppressed_number(Campaign.tenant_id, Recipient),
-        )
-        .join(Campaign, Campaign.id == CallAttempt.campaign_id)
-        .join(Tenant, Tenant.id == Campaign.tenant_id)
-        .join(Recipient, Recipient.id == CallAttempt.recipient_id)
-        .outerjoin(CallerNumber, CallerNumber.id == Recipient.caller_number_id)
-        .where(CallAttempt.id == attempt_id)
-        .options(_DIAL_COLUMNS)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(of=CallAttempt)  # the attempt only: the rest is read
-    row = session.execute(stmt).one_or_none()
+    stmt = _JOB_LOCK if _postgres(session) else _JOB_READ
+    row = session.execute(stmt, {"attempt_id": attempt_id}).one_or_none()
     if row is None:
         return None
     attempt, campaign, tenant_limit, caller_limit, suppressed = row
@@ -455,7 +467,7 @@ def ingest(
     changes: dict[str, Any] = {}
     result = _apply(session, row, event, changes, now, unknown_is_machine, ask_verdict, postgres)
     if changes:
-        session.execute(sa.update(_ATTEMPTS).where(_ATTEMPTS.c.id == row.id).values(**changes))
+        session.execute(_ATTEMPT_UPDATE, {"b_attempt_id": row.id, **changes})
     if result is not None:
         return result
     assert changes.get("outcome") is not None
@@ -481,6 +493,8 @@ _INGEST_READ = sa.select(
     _ATTEMPTS.c.answered_at,
 ).where(_ATTEMPTS.c.id == sa.bindparam("attempt_id"))
 _INGEST_LOCK = _INGEST_READ.with_for_update()
+#: Sets the columns its parameters name (other than ``b_attempt_id``).
+_ATTEMPT_UPDATE = sa.update(_ATTEMPTS).where(_ATTEMPTS.c.id == sa.bindparam("b_attempt_id"))
 #: The claim's compare-and-set and the call id's record: Core statements built once (the ORM's
 #: synchronisation of an UPDATE with the session costs more than the statement itself here).
 _CLAIM = (

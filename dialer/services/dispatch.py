@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, load_only, sessionmaker
@@ -96,6 +96,21 @@ class _Claim:
 
 
 _ATTEMPTS = cast(sa.Table, CallAttempt.__table__)
+_CAMPAIGNS = cast(sa.Table, Campaign.__table__)
+_FREED = _CAMPAIGNS.alias("freed")
+#: The running campaigns of a campaign's tenant when the tenant has a cap (a Core statement
+#: built once: it runs at every refill).
+_SHARING = (
+    sa.select(_CAMPAIGNS.c.id)
+    .join(_FREED, _FREED.c.tenant_id == _CAMPAIGNS.c.tenant_id)
+    .join(Tenant.__table__, Tenant.__table__.c.id == _FREED.c.tenant_id)
+    .where(
+        _FREED.c.id == sa.bindparam("campaign_id"),
+        Tenant.__table__.c.max_concurrency.is_not(None),
+        _CAMPAIGNS.c.status == CampaignStatus.RUNNING,
+    )
+    .order_by(_CAMPAIGNS.c.created_at, _CAMPAIGNS.c.id)
+)
 _HANDED_OFF = (
     sa.update(_ATTEMPTS)
     .where(_ATTEMPTS.c.id.in_(sa.bindparam("ids", expanding=True)))
@@ -117,13 +132,31 @@ _DISPATCH_COLUMNS = load_only(
 )
 
 
-_Select = TypeVar("_Select", bound="sa.Select[*tuple[Any, ...]]")
-
-
-def _skip_locked(session: Session, stmt: _Select) -> _Select:
-    if session.get_bind().dialect.name == "postgresql":
-        return stmt.with_for_update(skip_locked=True)
-    return stmt
+#: Statements of a claim round, built once (building and keying one costs more than running
+#: it). A round reads its campaign with the tenant's cap...
+_ROUND_CAMPAIGN = (
+    sa.select(Campaign, Tenant.max_concurrency)
+    .join(Tenant, Tenant.id == Campaign.tenant_id)
+    .where(Campaign.id == sa.bindparam("campaign_id"))
+    .options(_DISPATCH_COLUMNS)
+)
+#: ...then the campaign's due recipients from ``ix_recipients_due``, each with whether its
+#: number is on the tenant's do-not-call list now (read with the rows, one round trip fewer);
+#: on PostgreSQL rows another claim holds are skipped, on SQLite the claim's compare-and-set
+#: and a single scheduler do it...
+_DUE = (
+    sa.select(Recipient, suppressed_number(sa.bindparam("tenant_id"), Recipient))
+    .where(
+        Recipient.campaign_id == sa.bindparam("campaign_id"),
+        Recipient.status.in_(sorted(CLAIMABLE_RECIPIENT)),
+        Recipient.next_attempt_at <= sa.bindparam("now"),
+    )
+    .order_by(Recipient.next_attempt_at, Recipient.id)
+    .limit(sa.bindparam("limit"))
+)
+_DUE_LOCK = _DUE.with_for_update(skip_locked=True)
+#: ...and inserts their attempts, ids back in the order given.
+_INSERT_ATTEMPTS = sa.insert(_ATTEMPTS).returning(_ATTEMPTS.c.id, sort_by_parameter_order=True)
 
 
 class Dispatcher:
@@ -223,12 +256,7 @@ class Dispatcher:
         back)."""
         size = self.config.round_size if budget is None else min(self.config.round_size, budget)
         with self.sessions() as session, session.begin():
-            found = session.execute(
-                sa.select(Campaign, Tenant.max_concurrency)
-                .join(Tenant, Tenant.id == Campaign.tenant_id)
-                .where(Campaign.id == campaign_id)
-                .options(_DISPATCH_COLUMNS)
-            ).one_or_none()
+            found = session.execute(_ROUND_CAMPAIGN, {"campaign_id": campaign_id}).one_or_none()
             if found is None or found[0].status is not CampaignStatus.RUNNING:
                 return [], [], False
             campaign, tenant_limit = found
@@ -245,20 +273,15 @@ class Dispatcher:
             if free <= 0:
                 return [], [], False
             want = min(size, free)
-            # Each due recipient with whether its number is on the tenant's do-not-call list
-            # now (read with the rows, one round trip fewer).
+            due_rows = _DUE_LOCK if session.get_bind().dialect.name == "postgresql" else _DUE
             rows = session.execute(
-                _skip_locked(
-                    session,
-                    sa.select(Recipient, suppressed_number(campaign.tenant_id, Recipient))
-                    .where(
-                        Recipient.campaign_id == campaign.id,
-                        Recipient.status.in_(CLAIMABLE_RECIPIENT),
-                        Recipient.next_attempt_at <= now,
-                    )
-                    .order_by(Recipient.next_attempt_at, Recipient.id)
-                    .limit(want * 2),
-                )
+                due_rows,
+                {
+                    "campaign_id": campaign.id,
+                    "tenant_id": campaign.tenant_id,
+                    "now": now,
+                    "limit": want * 2,
+                },
             ).all()
             due = [recipient for recipient, _ in rows]
             blocked = {recipient.id for recipient, suppressed in rows if suppressed}
@@ -340,10 +363,9 @@ class Dispatcher:
             chosen.append((recipient, caller, from_number))
         if not chosen:
             return _Claim(campaign.id, [], False, deltas)
-        table = CallAttempt.__table__
         ids = list(
             session.scalars(
-                sa.insert(table).returning(table.c.id, sort_by_parameter_order=True),  # type: ignore[arg-type]
+                _INSERT_ATTEMPTS,
                 [
                     {
                         "recipient_id": recipient.id,
@@ -434,21 +456,8 @@ class Dispatcher:
         cannot keep the tenant's slots from a small one that started after it. Without one,
         the campaign alone (its own slot freed; the others are the scheduler's to fill).
         """
-        mine = sa.orm.aliased(Campaign)
         with self.sessions() as session:
-            shared = list(
-                session.scalars(
-                    sa.select(Campaign.id)
-                    .join(mine, mine.tenant_id == Campaign.tenant_id)
-                    .join(Tenant, Tenant.id == mine.tenant_id)
-                    .where(
-                        mine.id == campaign_id,
-                        Tenant.max_concurrency.is_not(None),
-                        Campaign.status == CampaignStatus.RUNNING,
-                    )
-                    .order_by(Campaign.created_at, Campaign.id)
-                )
-            )
+            shared = list(session.scalars(_SHARING, {"campaign_id": campaign_id}))
         return shared or [campaign_id]
 
     def mark_handed_off(self, attempt_ids: Sequence[int], now: datetime) -> None:

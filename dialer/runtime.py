@@ -79,7 +79,7 @@ class Runtime:
             self._refilling.active = outer
 
     def _refill(self, campaign_id: str, most: int | None) -> int:
-        targets = self.dispatcher.sharing_slots(campaign_id)
+        targets = self.dispatcher.sharing_slots(campaign_id, self.clock())
         first = self.dispatcher.tick(
             self.clock(),
             campaign_ids=targets,

@@ -58,6 +58,8 @@ class DispatchConfig:
     outbox_timeout_s: float = 15.0
     #: A queued attempt no worker started after this long has its task re-sent, in seconds.
     lost_task_timeout_s: float = 60.0
+    #: How long a campaign's list of campaigns sharing its tenant's slots is reused, seconds.
+    sharing_ttl_s: float = 1.0
 
 
 @dataclass(slots=True)
@@ -174,6 +176,8 @@ class Dispatcher:
         self.enqueue = enqueue
         self.config = config or DispatchConfig()
         self._rotation = 0
+        #: campaign id -> (until when, the campaigns its freed slots are shared with).
+        self._sharing: dict[str, tuple[datetime, list[str]]] = {}
         #: Called with the claimed ids between their commit and their hand-off to the queue:
         #: the window the outbox covers (tests use it to kill the process right there).
         self.after_commit: Callable[[Sequence[int]], None] | None = None
@@ -448,17 +452,25 @@ class Dispatcher:
         counters.bump(session, claim.campaign_id, deltas)
         return started
 
-    def sharing_slots(self, campaign_id: str) -> list[str]:
+    def sharing_slots(self, campaign_id: str, now: datetime) -> list[str]:
         """The campaigns a freed slot of ``campaign_id`` goes round-robin between.
 
         With a tenant cap, the slot that freed is also the tenant's, and every running campaign
         of the tenant may want it: all of them, so a huge campaign whose calls keep ending
         cannot keep the tenant's slots from a small one that started after it. Without one,
         the campaign alone (its own slot freed; the others are the scheduler's to fill).
+
+        Read at most every ``sharing_ttl_s`` per campaign (a refill per call end would read it
+        at every end); a campaign that starts meanwhile is the scheduler's until then, and one
+        that stopped is skipped by its round.
         """
+        cached = self._sharing.get(campaign_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         with self.sessions() as session:
-            shared = list(session.scalars(_SHARING, {"campaign_id": campaign_id}))
-        return shared or [campaign_id]
+            shared = list(session.scalars(_SHARING, {"campaign_id": campaign_id})) or [campaign_id]
+        self._sharing[campaign_id] = (now + timedelta(seconds=self.config.sharing_ttl_s), shared)
+        return shared
 
     def mark_handed_off(self, attempt_ids: Sequence[int], now: datetime) -> None:
         """Record that dial tasks for ``attempt_ids`` were sent (the outbox's second rule:

@@ -5,8 +5,9 @@ every call exactly 2 s from dial to hang-up (simulator, human answers), a pace l
 above need (the simulator's own account). The ideal is ceil(2000 / 50) x 2 s = 80 s; the
 ratio of the measured wall time (start action to campaign completed) to it is the figure
 (target <= 1.05). Database: a scratch PostgreSQL database (DIALER_TEST_POSTGRES_URL, else
-the local server). The finished call's slot is refilled by a dispatch for its campaign, not
-by the next tick. Two deployments are measured:
+the local server). The campaign starts as the API starts it (commit, then a dispatch request
+to the workers), and a finished call's slot is refilled by the worker thread that ingested
+its end, not by the next tick. Two deployments are measured:
 
 - ``distributed`` (the figure): the production topology on this machine, two
   ``dialer worker`` processes (one per core; Celery's pool of threads, the default, with 6
@@ -18,8 +19,8 @@ by the next tick. Two deployments are measured:
 
 Each also says where the time goes (see ``_timeline``): the mean and median delays from a
 claim to its dial, from a dial to the call's last callback, and from a call's end to the next
-claim, and how long the first wave (the first ``max_concurrency`` dials) took. The machine's
-load moves the ratio by about 0.03 from run to run.
+claim, and how long the first wave (the first ``max_concurrency`` dials) took. The ratio moves
+by about 0.01 between runs, and by 0.02 to 0.03 between hours of this shared machine.
 
 Writes ``bench/results/makespan.json``.
 """
@@ -235,9 +236,10 @@ def run_distributed(url: str) -> dict[str, Any]:
 def _timeline(session: Session) -> dict[str, float | None]:
     """Where a call's time goes, from the attempts' timestamps (median seconds).
 
-    ``queue_to_dial``: claimed by a dispatch until its worker claims it to dial;
-    ``dial_to_end``: dialed until its last callback was ingested (the call, 2 s, plus the
-    callbacks' way);
+    ``queue_to_dial``: claimed by a dispatch until its worker claims it to dial (0 for a call
+    a refill claimed straight into dialing: most of them);
+    ``dial_to_end``: dialed until its last callback was ingested (the call, 2 s, plus the way
+    from the claim to the provider and the callbacks' way);
     ``end_to_next_queue``: that last ingest until the next attempt was claimed, over every end
     (the refill delay: the dispatch for a freed slot). The provider's own end time has whole
     seconds only, so the ingest time is used.

@@ -296,11 +296,15 @@ def wait_worker_ready(proc: Proc, *, timeout_s: float = 60.0) -> None:
     wait_for(f"{proc.name} to be ready", probe, timeout_s=timeout_s, interval_s=0.1)
 
 
-_TASK = re.compile(r"Task dialer\.dial\[([0-9a-f-]+)\] (received|succeeded|failed|raised)")
+#: The tasks that place calls: dial tasks, and dispatches (a dispatch places its first claim).
+_TASK = re.compile(
+    r"Task dialer\.(?:dial|dispatch_campaign)\[([0-9a-f-]+)\] (received|succeeded|failed|raised)"
+)
 
 
 def dial_tasks_unfinished(log_text: str) -> set[str]:
-    """Dial task ids a worker's log shows received but never finished."""
+    """Ids of the tasks that place calls (dial tasks and dispatches) a worker's log shows
+    received but never finished."""
     received: set[str] = set()
     finished: set[str] = set()
     for task_id, what in _TASK.findall(log_text):

@@ -397,7 +397,14 @@ def start_with_workers_in_place_call(
         ]
 
     caught = wait_for("attempts in dialing", dialing, timeout_s=60, interval_s=0.02)
-    victim = max(fleet.workers(), key=lambda w: len(dial_tasks_unfinished(w.text())))
+
+    def busiest() -> Proc | None:
+        # The first call goes out inside the start's dispatch task, and its log line may
+        # trail the attempt's row: wait until a worker's log shows a task placing calls.
+        victim = max(fleet.workers(), key=lambda w: len(dial_tasks_unfinished(w.text())))
+        return victim if dial_tasks_unfinished(victim.text()) else None
+
+    victim = wait_for("a worker inside place_call", busiest, timeout_s=30, interval_s=0.02)
     return campaign_id, caught, victim
 
 

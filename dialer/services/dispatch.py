@@ -31,16 +31,14 @@ from dialer.policy.attempt_state import (
     move_recipient,
 )
 from dialer.policy.calling_hours import UNKNOWN_TIME_ZONE, NotCallable
-from dialer.policy.campaign_state import CampaignAction, CampaignStatus, apply_action
-from dialer.services import counters, windows
+from dialer.policy.campaign_state import CampaignStatus
+from dialer.services import completion, counters, windows
 from dialer.services.attempts import (
     REASON_NO_WINDOW_LEFT,
     REASON_SUPPRESSED,
-    REASON_WINDOW_CLOSED,
     DialJob,
     start_dialing,
 )
-from dialer.services.campaigns import end_unreached
 from dialer.services.suppression import suppressed_number
 
 log = logging.getLogger(__name__)
@@ -265,7 +263,7 @@ class Dispatcher:
                 return [], [], False
             campaign, tenant_limit = found
             if campaign.schedule_end_time is not None and now >= campaign.schedule_end_time:
-                close_window(session, campaign, now=now)
+                completion.close_window(session, campaign, now=now)
                 result.window_closed.append(campaign.id)
                 return [], [], False
             window = windows.of_campaign(campaign)
@@ -290,8 +288,8 @@ class Dispatcher:
             due = [recipient for recipient, _ in rows]
             blocked = {recipient.id for recipient, suppressed in rows if suppressed}
             if not due:
-                if _is_finished(session, campaign.id):
-                    finish(session, campaign, now=now)
+                if completion.is_finished(session, campaign.id):
+                    completion.finish(session, campaign, now=now)
                     result.completed.append(campaign.id)
                 return [], [], False
             claim = self._claim(session, campaign, tenant_limit, due, blocked, want, now)
@@ -517,50 +515,3 @@ def _end_recipient(
     recipient.reason = reason
     recipient.updated_at = now
     return deltas
-
-
-_OPEN_STATES = (
-    RecipientStatus.PENDING,
-    RecipientStatus.WAITING_RETRY,
-    RecipientStatus.QUEUED,
-    RecipientStatus.IN_FLIGHT,
-)
-
-
-def _is_finished(session: Session, campaign_id: str) -> bool:
-    values = counters.read(session, [campaign_id])[campaign_id]
-    return all(values[counters.recipient_key(s)] == 0 for s in _OPEN_STATES)
-
-
-def finish(session: Session, campaign: Campaign, *, now: datetime) -> None:
-    """Complete a campaign whose every recipient reached a terminal state."""
-    transition = apply_action(campaign.status, CampaignAction.FINISH)
-    campaign.status = transition.status
-    campaign.ended_reason = transition.ended_reason
-    campaign.updated_at = now
-    _close_run(session, campaign, now)
-    log.info("campaign %s completed: %s", campaign.id, campaign.ended_reason)
-
-
-def close_window(session: Session, campaign: Campaign, *, now: datetime) -> None:
-    """``schedule_end_time`` passed: no new dials, calls in flight finish, the rest is skipped."""
-    transition = apply_action(campaign.status, CampaignAction.CLOSE_WINDOW)
-    campaign.status = transition.status
-    campaign.ended_reason = transition.ended_reason
-    campaign.updated_at = now
-    skipped = end_unreached(
-        session, campaign, RecipientStatus.SKIPPED, REASON_WINDOW_CLOSED, now=now
-    )
-    _close_run(session, campaign, now)
-    log.info("campaign %s window closed; %d recipient(s) never reached", campaign.id, skipped)
-
-
-def _close_run(session: Session, campaign: Campaign, now: datetime) -> None:
-    from dialer.db.models import CampaignRun
-
-    if campaign.current_run_id is not None:
-        session.execute(
-            sa.update(CampaignRun)
-            .where(CampaignRun.id == campaign.current_run_id, CampaignRun.ended_at.is_(None))
-            .values(ended_at=now, ended_reason=campaign.ended_reason)
-        )

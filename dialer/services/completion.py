@@ -1,0 +1,66 @@
+"""A running campaign ends: every recipient settled (success), or its window closed.
+
+The dispatcher decides when, in its claim round; these write the end in its transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from dialer.db.models import Campaign, CampaignRun
+from dialer.policy.attempt_state import RecipientStatus
+from dialer.policy.campaign_state import CampaignAction, apply_action
+from dialer.services import counters
+from dialer.services.attempts import REASON_WINDOW_CLOSED
+from dialer.services.campaigns import end_unreached
+
+log = logging.getLogger(__name__)
+
+_OPEN_STATES = (
+    RecipientStatus.PENDING,
+    RecipientStatus.WAITING_RETRY,
+    RecipientStatus.QUEUED,
+    RecipientStatus.IN_FLIGHT,
+)
+
+
+def is_finished(session: Session, campaign_id: str) -> bool:
+    """No recipient of the campaign is pending, waiting to retry, queued or in flight."""
+    values = counters.read(session, [campaign_id])[campaign_id]
+    return all(values[counters.recipient_key(s)] == 0 for s in _OPEN_STATES)
+
+
+def finish(session: Session, campaign: Campaign, *, now: datetime) -> None:
+    """Complete a campaign whose every recipient reached a terminal state."""
+    transition = apply_action(campaign.status, CampaignAction.FINISH)
+    campaign.status = transition.status
+    campaign.ended_reason = transition.ended_reason
+    campaign.updated_at = now
+    _close_run(session, campaign, now)
+    log.info("campaign %s completed: %s", campaign.id, campaign.ended_reason)
+
+
+def close_window(session: Session, campaign: Campaign, *, now: datetime) -> None:
+    """``schedule_end_time`` passed: no new dials, calls in flight finish, the rest is skipped."""
+    transition = apply_action(campaign.status, CampaignAction.CLOSE_WINDOW)
+    campaign.status = transition.status
+    campaign.ended_reason = transition.ended_reason
+    campaign.updated_at = now
+    skipped = end_unreached(
+        session, campaign, RecipientStatus.SKIPPED, REASON_WINDOW_CLOSED, now=now
+    )
+    _close_run(session, campaign, now)
+    log.info("campaign %s window closed; %d recipient(s) never reached", campaign.id, skipped)
+
+
+def _close_run(session: Session, campaign: Campaign, now: datetime) -> None:
+    if campaign.current_run_id is not None:
+        session.execute(
+            sa.update(CampaignRun)
+            .where(CampaignRun.id == campaign.current_run_id, CampaignRun.ended_at.is_(None))
+            .values(ended_at=now, ended_reason=campaign.ended_reason)
+        )

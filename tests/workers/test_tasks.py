@@ -212,22 +212,22 @@ def _campaign_key(rt: Runtime, campaign_id: str) -> str:
     return SlotScope(campaign_id, tenant_id).campaign_key(rt.stores.semaphore.prefix)
 
 
-def test_a_kept_call_that_must_wait_for_its_pace_is_marked_handed_off(
+def test_a_first_claim_that_must_wait_for_its_pace_goes_through_the_queue_handed_off(
     worker_app: tuple[Celery, str, redis.Redis],
 ) -> None:
     celery, database_url, broker = worker_app
     campaign_id = _running_campaign(worker_app)
     rt = celery.runtime()
     rt.dialer.config = replace(rt.dialer.config, account_cps=1.0)
-    # Another call took this second's pace: the kept call's dial must wait for the next one.
+    # Another call took this second's pace: the first claim's dial must wait for the next one.
     assert rt.dialer.pacer.try_acquire(cps_rates(rt.dialer.config.account, account_cps=1.0)) == 0
 
     celery.tasks["dialer.dispatch_campaign"](campaign_id)
 
     attempts = _attempts(database_url)
     assert all(a.status is AttemptStatus.QUEUED for a in attempts)
-    # Its dial task went out with a countdown, after the other two; marked handed off, the
-    # outbox does not send a second one after outbox_timeout_s.
+    # It was not started in the dispatch: it and the other two went to the dial queue (the
+    # dial task waits out the pace), marked handed off, so the outbox sends no second task.
     assert all(a.enqueued_at is not None for a in attempts)
     assert broker.llen(DIAL_QUEUE) == 3
     later = utc_now() + timedelta(seconds=rt.dispatcher.config.outbox_timeout_s + 1)

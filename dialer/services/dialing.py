@@ -176,7 +176,9 @@ class Dialer:
         """Take the job's pace: 0.0 when taken, else the seconds to wait.
 
         A wait of up to ``pace_wait_here_s`` is waited out here, once: at a high pace calls
-        that start together are spaced by milliseconds, far less than a task sent again.
+        that start together are spaced by milliseconds, far less than a task sent again. The
+        caller's transaction keeps its row locks meanwhile (the attempt's, or a claim's
+        recipients', which other claims skip), for that long at most.
         """
         rates = self._rates(job)
         wait_s = self.pacer.try_acquire(rates)

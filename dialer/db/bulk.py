@@ -25,8 +25,14 @@ def insert_ignoring_conflicts_on(dialect: str, table: sa.Table) -> Any:
     return module.insert(table).on_conflict_do_nothing()
 
 
+def is_postgres(session: Session) -> bool:
+    """Whether ``session`` runs on PostgreSQL (row locks) rather than SQLite (none: it
+    serialises writers on its own)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def for_update(session: Session, stmt: sa.Select[Any]) -> sa.Select[Any]:
     """Row locks on PostgreSQL; SQLite serialises writers on its own (and has no FOR UPDATE)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         return stmt.with_for_update()
     return stmt

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, load_only
 
 from dialer.concurrency.keys import SlotScope, layered_limits
 from dialer.concurrency.semaphore.base import Limit
-from dialer.db.bulk import for_update, insert_ignoring_conflicts_on
+from dialer.db.bulk import for_update, insert_ignoring_conflicts_on, is_postgres
 from dialer.db.models import CallAttempt, CallerNumber, CallEvent, Campaign, Recipient, Tenant
 from dialer.policy.attempt_state import (
     AttemptState,
@@ -120,13 +120,9 @@ def _attempt(session: Session, attempt_id: int, *, lock: bool) -> CallAttempt | 
 
 
 def _recipient(session: Session, recipient_id: int) -> Recipient:
-    stmt = _RECIPIENT_LOCK if _postgres(session) else _RECIPIENT_READ
+    stmt = _RECIPIENT_LOCK if is_postgres(session) else _RECIPIENT_READ
     recipient: Recipient = session.scalars(stmt, {"recipient_id": recipient_id}).one()
     return recipient
-
-
-def _postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 #: Statements of the hot paths, built once (building and keying one costs more than running
@@ -188,7 +184,7 @@ _JOB_LOCK = _JOB_READ.with_for_update(of=CallAttempt)  # the attempt only: the r
 
 def _lock_with_job(session: Session, attempt_id: int) -> Locked | None:
     """Lock the attempt's row and read its campaign and limits, in one statement."""
-    stmt = _JOB_LOCK if _postgres(session) else _JOB_READ
+    stmt = _JOB_LOCK if is_postgres(session) else _JOB_READ
     row = session.execute(stmt, {"attempt_id": attempt_id}).one_or_none()
     if row is None:
         return None
@@ -458,7 +454,7 @@ def ingest(
     own callback, which may come after ``completed``, and the first end wins, so the caller asks
     the provider's record rather than guess human.
     """
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = is_postgres(session)
     row = session.execute(
         _INGEST_LOCK if postgres else _INGEST_READ, {"attempt_id": attempt_id}
     ).one_or_none()

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from dialer.concurrency.keys import SlotScope, holder_id, layered_limits
 from dialer.concurrency.semaphore.base import LeaseSemaphore
+from dialer.db.bulk import is_postgres
 from dialer.db.models import CallAttempt, CallerNumber, Campaign, Recipient, Tenant
 from dialer.policy.attempt_state import (
     CLAIMABLE_RECIPIENT,
@@ -275,7 +276,7 @@ class Dispatcher:
             if free <= 0:
                 return [], [], False
             want = min(size, free)
-            due_rows = _DUE_LOCK if session.get_bind().dialect.name == "postgresql" else _DUE
+            due_rows = _DUE_LOCK if is_postgres(session) else _DUE
             rows = session.execute(
                 due_rows,
                 {

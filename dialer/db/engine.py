@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 #: How long a SQLite writer waits for another one before failing, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
 PING_AFTER_IDLE_S = 5.0
+#: ``Session.info`` keys: the mark of the sessions :func:`session_factory` makes, and the
+#: work registered with :func:`before_commit`, by key.
+_RUNS_WORK = "dialer.runs_work_before_commit"
+_WORK = "dialer.work_before_commit"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -75,4 +80,50 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions on ``engine`` that run the work registered with :func:`before_commit`.
+
+    The listeners belong to this factory alone (SQLAlchemy gives each sessionmaker its own
+    ``Session`` subclass), so no other session in the process is touched.
+    """
+    sessions = sessionmaker(engine, expire_on_commit=False, info={_RUNS_WORK: True})
+    sa.event.listen(sessions, "before_commit", _run_work)
+    sa.event.listen(sessions, "after_rollback", _forget_work)
+    sa.event.listen(sessions, "after_transaction_end", _forget_work_at_end)
+    return sessions
+
+
+def before_commit(session: Session, key: str, work: Callable[[Session], None]) -> None:
+    """Have ``work(session)`` run just before the session's transaction commits.
+
+    ``key`` names the work and the state it gathers in ``session.info[key]``; registering a
+    key again keeps one run. The work also runs when a savepoint is released, so it should
+    consume the state it writes. Work and state belong to the transaction: when it ends
+    (commit, rollback, close) both are forgotten, so state gathered by a transaction that did
+    not commit never reaches the next one (work registered before the session began a
+    transaction belongs to the next one it begins); a rollback to a savepoint forgets all of
+    them, not only the savepoint's.
+
+    Raises ``RuntimeError`` for a session that :func:`session_factory` did not make: nothing
+    would run the work, and its writes would be lost without a trace.
+    """
+    if not session.info.get(_RUNS_WORK):
+        raise RuntimeError(
+            f"{key!r} needs a session made by dialer.db.engine.session_factory: this one "
+            "would never run it before its commit"
+        )
+    session.info.setdefault(_WORK, {})[key] = work
+
+
+def _run_work(session: Session) -> None:
+    for work in list(session.info.get(_WORK, {}).values()):
+        work(session)
+
+
+def _forget_work(session: Session) -> None:
+    for key in session.info.pop(_WORK, {}):
+        session.info.pop(key, None)
+
+
+def _forget_work_at_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        _forget_work(session)

@@ -20,6 +20,7 @@ from typing import cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from dialer.db.engine import before_commit
 from dialer.db.models import CallAttempt, CampaignCounter, Recipient
 from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
 
@@ -65,8 +66,11 @@ def bump(session: Session, campaign_id: str, deltas: Mapping[str, int]) -> None:
     The deltas are gathered and written just before the transaction commits (see
     :func:`apply_pending`): the counter rows are then locked only for the instant before the
     commit, always in one order (campaign, name), so transitions neither queue behind each
-    other's row locks for long nor deadlock.
+    other's row locks for long nor deadlock. A rollback forgets them. ``session`` must come
+    from :func:`dialer.db.engine.session_factory` (``RuntimeError`` otherwise): no other
+    session writes the deltas before its commit.
     """
+    before_commit(session, _PENDING, apply_pending)
     pending: dict[tuple[str, str], int] = session.info.setdefault(_PENDING, {})
     for name, delta in deltas.items():
         if name not in _KNOWN:
@@ -95,16 +99,6 @@ def apply_pending(session: Session) -> None:
         for i, (name, delta) in enumerate(deltas.items()):
             params[f"b_name_{i}"], params[f"b_delta_{i}"] = name, delta
         session.execute(_bump(len(deltas)), params)
-
-
-@sa.event.listens_for(Session, "before_commit")
-def _before_commit(session: Session) -> None:
-    apply_pending(session)
-
-
-@sa.event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
 
 
 _KNOWN = frozenset(COUNTER_NAMES)

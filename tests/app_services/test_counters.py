@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from dialer.db.engine import session_factory
-from dialer.db.models import CampaignCounter, Recipient
+from dialer.db.models import Campaign, CampaignCounter, Recipient
 from dialer.policy.attempt_state import RecipientStatus
 from dialer.services import counters
 from tests.db import factories
@@ -59,3 +60,42 @@ def test_unknown_counter_is_refused(engine: Engine) -> None:
             counters.bump(session, campaign.id, {"recipients.lost": 1})
         rows = session.scalar(sa.select(sa.func.count()).select_from(CampaignCounter))
         assert rows == len(counters.COUNTER_NAMES) * counters.SHARDS
+
+
+def test_a_session_not_made_by_session_factory_cannot_bump(engine: Engine) -> None:
+    """Its deltas would never be written: nothing runs them before a plain Session commits."""
+    with session_factory(engine)() as session, session.begin():
+        campaign = factories.campaign(session, factories.tenant(session))
+        counters.create(session, campaign.id)
+        cid = campaign.id
+    with (
+        Session(engine) as plain,
+        plain.begin(),
+        pytest.raises(RuntimeError, match="session_factory"),
+    ):
+        counters.bump(plain, cid, {"recipients.pending": 1})
+    with session_factory(engine)() as session:
+        assert counters.read(session, [cid])[cid]["recipients.pending"] == 0
+
+
+def test_deltas_commit_with_the_transaction_and_a_rollback_forgets_them(engine: Engine) -> None:
+    sessions = session_factory(engine)
+    with sessions() as session, session.begin():
+        campaign = factories.campaign(session, factories.tenant(session))
+        counters.create(session, campaign.id)
+        cid = campaign.id
+    pending = {"recipients.pending": 1}
+    with sessions() as session:
+        with session.begin():
+            counters.bump(session, cid, pending)
+        session.get_one(Campaign, cid)
+        counters.bump(session, cid, {"recipients.pending": 10})
+        session.rollback()
+        session.get_one(Campaign, cid)
+        counters.bump(session, cid, {"recipients.pending": 100})
+        session.close()
+        # The same session again: neither the rolled back nor the closed deltas come back.
+        with session.begin():
+            counters.bump(session, cid, pending)
+    with sessions() as session:
+        assert counters.read(session, [cid])[cid]["recipients.pending"] == 2

@@ -5,7 +5,9 @@ or not at all, so a worker killed mid-transaction, a repeated callback or a Redi
 never make ``counts`` drift from the rows; and the API reads a campaign's counts with one
 indexed query instead of a scan of its recipients. Updates are ``value = value + :delta`` on
 rows created with the campaign, taken in name order so concurrent transactions cannot
-deadlock on them. :func:`reconcile` recomputes the truth and repairs (and logs) any drift.
+deadlock on them; a row missing then (a counter named after the campaign was created) is
+created by the first transaction that counts on it. :func:`reconcile` recomputes the truth
+and repairs (and logs) any drift.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from dialer.db.bulk import insert_ignoring_conflicts
 from dialer.db.engine import before_commit
 from dialer.db.models import CallAttempt, CampaignCounter, Recipient
 from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
@@ -49,15 +52,9 @@ _PENDING = "dialer.counter_deltas"
 
 
 def create(session: Session, campaign_id: str) -> None:
-    """Create the campaign's counters, all zero (once, with the campaign)."""
-    session.execute(
-        sa.insert(CampaignCounter),
-        [
-            {"campaign_id": campaign_id, "name": name, "shard": shard, "value": 0}
-            for name in COUNTER_NAMES
-            for shard in range(SHARDS)
-        ],
-    )
+    """Create the campaign's counters, all zero (once, with the campaign: the transitions
+    then find every row they update)."""
+    session.execute(sa.insert(CampaignCounter), _all_rows(campaign_id))
 
 
 def bump(session: Session, campaign_id: str, deltas: Mapping[str, int]) -> None:
@@ -95,14 +92,72 @@ def apply_pending(session: Session) -> None:
         if delta:
             by_campaign.setdefault(campaign_id, {})[name] = delta
     for campaign_id, deltas in by_campaign.items():
-        params: dict[str, object] = {"b_campaign": campaign_id, "b_shard": shard}
-        for i, (name, delta) in enumerate(deltas.items()):
-            params[f"b_name_{i}"], params[f"b_delta_{i}"] = name, delta
-        session.execute(_bump(len(deltas)), params)
+        _add(session, campaign_id, shard, deltas)
 
 
 _KNOWN = frozenset(COUNTER_NAMES)
 _COUNTERS = cast(sa.Table, CampaignCounter.__table__)
+
+
+def _add(session: Session, campaign_id: str, shard: int, deltas: Mapping[str, int]) -> None:
+    """Add ``deltas`` (non-zero, in name order) to one shard of the campaign's counters.
+
+    One prebuilt ``UPDATE``; only when it finds fewer rows than names does more follow.
+    """
+    result = session.execute(_bump(len(deltas)), _bump_params(campaign_id, shard, deltas))
+    updated = cast("sa.CursorResult[Any]", result).rowcount
+    if updated < len(deltas):
+        _add_missing(session, campaign_id, shard, deltas, updated)
+
+
+def _add_missing(
+    session: Session, campaign_id: str, shard: int, deltas: Mapping[str, int], updated: int
+) -> None:
+    """Create the campaign's missing counter rows, then add the deltas the ``UPDATE`` of
+    :func:`_add`, which found ``updated`` of their rows, could not.
+
+    The rows it found are read back first. On PostgreSQL, another transaction that found the
+    same rows missing may have created them in between; the ``UPDATE`` did not see those, so
+    which deltas landed is unknown, and the campaign's counters are recounted from its rows
+    instead (this transaction's own changes included). The rows are created by
+    ``INSERT ... ON CONFLICT DO NOTHING``, all of them in one order, so concurrent creators
+    neither fail nor wait on one another in a circle. The rows written here are locked after
+    those the ``UPDATE`` found, out of name order: while a campaign's new rows are being
+    created, two of its transactions may deadlock, and PostgreSQL then fails one of them.
+    """
+    rows = _COUNTERS.c
+    found = set(
+        session.scalars(
+            sa.select(rows.name).where(
+                rows.campaign_id == campaign_id,
+                rows.shard == shard,
+                rows.name.in_(list(deltas)),
+            )
+        )
+    )
+    session.execute(insert_ignoring_conflicts(session, _COUNTERS), _all_rows(campaign_id))
+    if len(found) != updated:
+        log.info("counter rows of campaign %s created concurrently; recounting", campaign_id)
+        recount(session, campaign_id)
+        return
+    missing = {name: delta for name, delta in deltas.items() if name not in found}
+    session.execute(_bump(len(missing)), _bump_params(campaign_id, shard, missing))
+
+
+def _all_rows(campaign_id: str) -> list[dict[str, object]]:
+    """Every counter row of a campaign, all zero, in (name, shard) order."""
+    return [
+        {"campaign_id": campaign_id, "name": name, "shard": shard, "value": 0}
+        for name in sorted(COUNTER_NAMES)
+        for shard in range(SHARDS)
+    ]
+
+
+def _bump_params(campaign_id: str, shard: int, deltas: Mapping[str, int]) -> dict[str, object]:
+    params: dict[str, object] = {"b_campaign": campaign_id, "b_shard": shard}
+    for i, (name, delta) in enumerate(deltas.items()):
+        params[f"b_name_{i}"], params[f"b_delta_{i}"] = name, delta
+    return params
 
 
 @functools.cache
@@ -202,15 +257,7 @@ def recount(session: Session, campaign_id: str) -> dict[str, int]:
     stored = read(session, [campaign_id])[campaign_id]
     actual = truth(session, campaign_id)
     drift = {name: actual[name] - stored[name] for name in COUNTER_NAMES}
-    drift = {name: d for name, d in drift.items() if d}
-    for name, delta in sorted(drift.items()):
-        session.execute(
-            sa.update(CampaignCounter)
-            .where(
-                CampaignCounter.campaign_id == campaign_id,
-                CampaignCounter.name == name,
-                CampaignCounter.shard == 0,
-            )
-            .values(value=CampaignCounter.value + delta)
-        )
+    drift = {name: d for name, d in sorted(drift.items()) if d}
+    if drift:
+        _add(session, campaign_id, 0, drift)
     return drift

@@ -7,7 +7,8 @@ indexed query instead of a scan of its recipients. Updates are ``value = value +
 rows created with the campaign, taken in name order so concurrent transactions cannot
 deadlock on them; a row missing then (a counter named after the campaign was created) is
 created by the first transaction that counts on it. :func:`reconcile` recomputes the truth
-and repairs (and logs) any drift.
+and repairs (and logs) any drift; :func:`reconcile_some` takes the live campaigns a few at a
+time, in rotation.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from dialer.db.bulk import insert_ignoring_conflicts
 from dialer.db.engine import before_commit
-from dialer.db.models import CallAttempt, CampaignCounter, Recipient
+from dialer.db.models import CallAttempt, Campaign, CampaignCounter, Recipient
 from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
+from dialer.policy.campaign_state import CampaignStatus
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ def outcome_key(outcome: Outcome) -> str:
 
 #: Rows per count. Each transaction adds its deltas to one shard, chosen at random.
 SHARDS = 8
+#: Campaigns a pass of :func:`reconcile_some` takes (each costs a scan of its rows).
+RECONCILE_BATCH = 50
 _PENDING = "dialer.counter_deltas"
 
 
@@ -261,3 +265,33 @@ def recount(session: Session, campaign_id: str) -> dict[str, int]:
     if drift:
         _add(session, campaign_id, 0, drift)
     return drift
+
+
+def reconcile_some(
+    sessions: sessionmaker[Session], after: str | None, limit: int = RECONCILE_BATCH
+) -> tuple[str | None, dict[str, dict[str, int]]]:
+    """Reconcile the next ``limit`` running or paused campaigns whose id follows ``after``.
+
+    A pass costs a scan of ``limit`` campaigns' rows, however many campaigns are live; each is
+    reconciled in a transaction of its own, so its counter rows stay locked for its own
+    recount only. Passes take the campaigns in rotation, by id: the caller keeps the returned
+    cursor and hands it to the next pass. It is the last id visited, or None when the pass
+    reached the last live campaign (the next pass starts over). Returns the cursor and the
+    drift found, and repaired, in each campaign visited (empty where there was none). An
+    error ends the pass: a caller that keeps its cursor retries the same campaigns.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, not {limit}")
+    live = Campaign.status.in_([CampaignStatus.RUNNING, CampaignStatus.PAUSED])
+    following = sa.true() if after is None else Campaign.id > after
+    with sessions() as session:
+        ids = list(
+            session.scalars(
+                sa.select(Campaign.id).where(live, following).order_by(Campaign.id).limit(limit)
+            )
+        )
+    drift: dict[str, dict[str, int]] = {}
+    for campaign_id in ids:
+        with sessions() as session, session.begin():
+            drift[campaign_id] = reconcile(session, campaign_id)
+    return (ids[-1] if len(ids) == limit else None), drift

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from dialer.db.engine import session_factory
 from dialer.db.models import Campaign, CampaignCounter, Recipient
 from dialer.policy.attempt_state import RecipientStatus
+from dialer.policy.campaign_state import CampaignStatus
 from dialer.services import counters
 from tests.db import factories
 
@@ -99,3 +100,36 @@ def test_deltas_commit_with_the_transaction_and_a_rollback_forgets_them(engine: 
             counters.bump(session, cid, pending)
     with sessions() as session:
         assert counters.read(session, [cid])[cid]["recipients.pending"] == 2
+
+
+def test_reconcile_some_takes_the_live_campaigns_in_rotation(engine: Engine) -> None:
+    sessions = session_factory(engine)
+    with sessions() as session, session.begin():
+        owner = factories.tenant(session)
+        statuses = [CampaignStatus.RUNNING] * 3 + [CampaignStatus.PAUSED] * 2
+        statuses += [CampaignStatus.COMPLETED, CampaignStatus.DRAFT]
+        made = [factories.campaign(session, owner, status=status) for status in statuses]
+        for campaign in made:
+            counters.create(session, campaign.id)
+            # Counted, but no such recipient exists: drift in every campaign.
+            counters.bump(session, campaign.id, {"recipients.pending": 1})
+        live = sorted(c.id for c in made[:5])
+        completed, draft = made[5].id, made[6].id
+
+    passes = []
+    cursor: str | None = None
+    for _ in range(3):
+        cursor, drift = counters.reconcile_some(sessions, cursor, limit=2)
+        passes.append((cursor, list(drift)))
+        assert all(found == {"recipients.pending": -1} for found in drift.values())
+    assert passes == [(live[1], live[:2]), (live[3], live[2:4]), (None, live[4:])]
+    # The drift found was repaired; the completed and draft campaigns kept theirs.
+    with sessions() as session, session.begin():
+        assert all(counters.reconcile(session, cid) == {} for cid in live)
+        left = counters.read(session, [completed, draft])
+        assert [left[cid]["recipients.pending"] for cid in (completed, draft)] == [1, 1]
+    # The cursor wrapped: the next pass starts over, and finds nothing more to repair.
+    assert counters.reconcile_some(sessions, cursor, limit=2) == (
+        live[1],
+        {cid: {} for cid in live[:2]},
+    )

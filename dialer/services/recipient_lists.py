@@ -23,8 +23,10 @@ CHUNK_ROWS = 2_000
 #: Rejections listed in the answer; ``rejected_count`` counts them all.
 MAX_LISTED_REJECTIONS = 1_000
 PHONE_COLUMN = "phone_number"
-#: Longest accepted CSV field, in characters (``csv``'s own default is 128 KiB).
+#: Longest accepted CSV field, in characters. Checked here, row by row: ``csv``'s own limit
+#: (``csv.field_size_limit``, 128 KiB by default) is one setting for the whole process.
 MAX_FIELD_CHARS = 10_000
+_FIELD_TOO_LONG = f"a field is longer than {MAX_FIELD_CHARS} characters"
 
 
 @dataclass(slots=True)
@@ -103,6 +105,8 @@ def _csv_rows(text: IO[str]) -> Iterator[_Row]:
         raise ValidationError("file", "the CSV is empty; it needs a header row") from None
     except csv.Error as exc:
         raise ValidationError("file", f"unreadable CSV header: {exc}") from None
+    if _too_long(header):
+        raise ValidationError("file", f"unreadable CSV header: {_FIELD_TOO_LONG}")
     columns = [c.strip() for c in header]
     lowered = [c.lower() for c in columns]
     if PHONE_COLUMN not in lowered:
@@ -118,9 +122,12 @@ def _csv_rows(text: IO[str]) -> Iterator[_Row]:
         except csv.Error as exc:
             yield _Row(reader.line_num, "", {}, {}, None, error=str(exc))
             continue
+        line = reader.line_num
+        if _too_long(values):
+            yield _Row(line, "", {}, {}, None, error=_FIELD_TOO_LONG)
+            continue
         if not any(v.strip() for v in values):
             continue
-        line = reader.line_num
         if any("\x00" in v for v in values):
             yield _Row(line, "", {}, {}, None, error="contains a NUL character")
             continue
@@ -134,10 +141,13 @@ def _csv_rows(text: IO[str]) -> Iterator[_Row]:
         yield _Row(line, values[phone_at], metadata, {}, None)
 
 
+def _too_long(values: list[str]) -> bool:
+    return any(len(v) > MAX_FIELD_CHARS for v in values)
+
+
 def _import(
     session: Session, tenant_id: str, name: str, rows: Iterable[_Row], *, now: datetime
 ) -> ImportResult:
-    csv.field_size_limit(MAX_FIELD_CHARS)
     recipient_list = RecipientList(tenant_id=tenant_id, name=name, row_count=0, created_at=now)
     session.add(recipient_list)
     session.flush()

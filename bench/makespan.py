@@ -42,6 +42,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from _shared import REDIS, callable_zone, scratch_database
+from dialer.inprocess import InProcessQueue, bind_runtime
+from dialer.services.dispatch import DispatchConfig
 from sqlalchemy.orm import Session
 
 from dialer.api.schemas.recipients import RecipientIn
@@ -51,15 +53,13 @@ from dialer.concurrency.stores import open_stores
 from dialer.db.engine import session_factory
 from dialer.db.migrate import upgrade
 from dialer.db.models import CallAttempt, CallEvent, Campaign
-from dialer.inprocess import InProcessQueue, bind_runtime
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from dialer.runtime import build_runtime
 from dialer.services import campaigns, counters, tenancy
-from dialer.services.dispatch import DispatchConfig
 from dialer.settings import Settings
-from dialer.telephony.distributions import Fixed
-from dialer.telephony.simulation import OutcomeWeights, SimulationProfile
 from dialer.telephony.simulator import SimulatedProvider
+from dialer.telephony.simulator.distributions import Fixed
+from dialer.telephony.simulator.plan import OutcomeWeights, SimulationProfile
 from scheduler.loop import SchedulerLoop
 
 RECIPIENTS = int(os.environ.get("MAKESPAN_RECIPIENTS", "2000"))

@@ -126,16 +126,14 @@ def worker(
     price of a process per concurrent task and a pipe hop per task.
     """
     settings = _settings()
-    if settings.redis_url is None:
+    if settings.embedded:
         typer.echo("error: DIALER_REDIS_URL must be set to run workers", err=True)
         raise typer.Exit(2)
-    from workers.celery_app import create_celery
-    from workers.celery_config import THREAD_SWITCH_INTERVAL_S
+    from workers.celery_app import THREAD_SWITCH_INTERVAL_S, create_worker
 
     if pool == "threads":
         sys.setswitchinterval(THREAD_SWITCH_INTERVAL_S)
-    celery = create_celery(settings)
-    celery.worker_main(
+    create_worker(settings).celery.worker_main(
         [
             "worker",
             f"--concurrency={concurrency}",
@@ -160,30 +158,20 @@ def scheduler(
     import signal
     import threading
 
-    from dialer.runtime import build_runtime
+    from dialer.runtime import scheduler_runtime
     from scheduler.loop import SchedulerLoop
 
     settings = _settings()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if settings.redis_url is not None:
-        from workers.celery_app import celery_queue, create_celery
-
-        runtime = build_runtime(settings, celery_queue(create_celery(settings), settings))
-    else:
-        from dialer.inprocess import InProcessQueue, bind_runtime
-
-        queue = InProcessQueue()
-        runtime = build_runtime(settings, queue, refill_here=True)
-        bind_runtime(queue, runtime)
-        runtime.closers.append(queue.close)
+    runtime = scheduler_runtime(settings)
     loop = SchedulerLoop(
         runtime,
         interval_s=interval or settings.scheduler_interval_s,
         reconcile_interval_s=settings.reconcile_interval_s,
         # Embedded: the API records callbacks, this process frees their calls' slots.
-        free_ended_each_tick=settings.redis_url is None,
+        free_ended_each_tick=settings.embedded,
     )
     try:
         loop.run(stop)

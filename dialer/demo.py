@@ -1,7 +1,8 @@
 """The embedded demo: a whole campaign, dialed end to end on the embedded defaults.
 
 SQLite, the in-memory semaphore and pacer, the simulator (sped up) and the in-process task
-queue: the same services the distributed deployment runs, in one process. It creates a
+queue (:func:`~dialer.runtime.embedded_runtime`, what ``dialer scheduler`` runs without Redis):
+the same services the distributed deployment runs, in one process. It creates a
 campaign through the same service calls the API makes, starts it, runs the scheduler until
 the campaign completes, and prints its progress, the peak of calls in flight, and where every
 recipient ended and why.
@@ -14,25 +15,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from dialer.api.schemas.recipients import RecipientIn
+from dialer.calls.dispatch import DispatchConfig
 from dialer.clock import utc_now
-from dialer.concurrency.keys import SlotScope
 from dialer.db.migrate import upgrade
 from dialer.db.models import Campaign, Recipient
-from dialer.inprocess import InProcessQueue, bind_runtime
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
-from dialer.runtime import build_runtime
+from dialer.runtime import Runtime, embedded_runtime
 from dialer.services import campaigns, counters, suppression, tenancy
-from dialer.services.dispatch import DispatchConfig
 from dialer.settings import Settings
-from dialer.telephony.distributions import Uniform
-from dialer.telephony.simulation import SimulationProfile
-from dialer.telephony.simulator import SimulatedProvider
 from scheduler.loop import SchedulerLoop
 
 DEMO_USER = "demo"
@@ -50,6 +45,8 @@ ZONES = (
 SUPPRESSED = "+13035550199"
 MAX_CONCURRENCY = 5
 RETRY = {"max_attempts": 3, "backoff": {"kind": "fixed", "delay": "2s"}, "jitter": 0.0}
+#: The demo's callees (``DIALER_SIMULATOR_PROFILE``): ringing 2 to 8 s, talking 20 to 60 s.
+SIMULATED_CALLEES = "ring=uniform:2,8;talk=uniform:20,60"
 
 
 @dataclass(frozen=True)
@@ -96,32 +93,33 @@ def run_demo(
 ) -> DemoResult:
     """Run a demo campaign to completion on ``database_url``; prints as it goes."""
     upgrade(database_url)
-    # The simulator is its own account: pace it faster than Twilio's default 1 call/s.
-    settings = Settings(database_url=database_url, redis_url=None, calls_per_second=20)
-    queue = InProcessQueue(workers=MAX_CONCURRENCY + 2)
-    profile = SimulationProfile(ring_s=Uniform(2.0, 8.0), talk_s=Uniform(20.0, 60.0))
-    holder: dict[str, Any] = {}
-
-    def sink_target(attempt_id: str, kind: Any, params: Any) -> None:
-        holder["rt"].dialer.deliver(attempt_id, kind, params)
-
-    class _Sink:
-        def deliver(self, attempt_id: str, kind: Any, params: Any) -> None:
-            sink_target(attempt_id, kind, params)
-
-    provider = SimulatedProvider.realtime(
-        _Sink(), profile=profile, seed=seed, time_scale=time_scale
+    settings = Settings(
+        database_url=database_url,
+        redis_url=None,
+        # The simulator is its own account: pace it faster than Twilio's default 1 call/s.
+        calls_per_second=20,
+        simulator_seed=seed,
+        simulator_time_scale=time_scale,
+        simulator_profile=SIMULATED_CALLEES,
     )
-    runtime = build_runtime(
-        settings,
-        queue,
-        provider=provider,
-        dispatch=DispatchConfig(round_size=10),
-        refill_here=True,
+    runtime = embedded_runtime(
+        settings, dispatch=DispatchConfig(round_size=10), threads=MAX_CONCURRENCY + 2
     )
-    holder["rt"] = runtime
-    bind_runtime(queue, runtime)
-    now = utc_now()
+    try:
+        campaign_id, tenant_id = _create(runtime, echo, recipients, utc_now())
+        echo(f"simulator at {1 / time_scale:.0f}x")
+        with runtime.sessions() as session, session.begin():
+            campaigns.act(session, tenant_id, campaign_id, CampaignAction.START, now=utc_now())
+        peak = _run(runtime, campaign_id, echo, timeout_s)
+    finally:
+        runtime.close()
+    return _report(runtime, campaign_id, peak, echo)
+
+
+def _create(
+    runtime: Runtime, echo: Callable[[str], None], recipients: int, now: datetime
+) -> tuple[str, str]:
+    """The demo's tenant, do-not-call entry and campaign; returns (campaign id, tenant id)."""
     zone = _callable_zone(now)
     with runtime.sessions() as session, session.begin():
         tenant = tenancy.ensure_tenant(session, DEMO_USER, now=now)
@@ -147,22 +145,21 @@ def run_demo(
     for rejection in batch.rejected if batch else []:
         echo(f"not added: {rejection.phone_number} ({rejection.reason})")
     echo(f"campaign {campaign_id}: {recipients + 2} recipients, max_concurrency {MAX_CONCURRENCY}")
-    echo(
-        f"recipients called in {zone} (inside legal hours now); simulator at {1 / time_scale:.0f}x"
-    )
-    with runtime.sessions() as session, session.begin():
-        campaigns.act(session, tenant_id, campaign_id, CampaignAction.START, now=utc_now())
+    echo(f"recipients called in {zone} (inside legal hours now)")
+    return campaign_id, tenant_id
+
+
+def _run(runtime: Runtime, campaign_id: str, echo: Callable[[str], None], timeout_s: float) -> int:
+    """Run the scheduler until the campaign completes (or ``timeout_s``); the peak in flight."""
     loop = SchedulerLoop(runtime, interval_s=0.05, reconcile_interval_s=5.0)
     stop = threading.Event()
     thread = threading.Thread(target=loop.run, args=(stop,), name="dialer-scheduler", daemon=True)
     thread.start()
-    key = SlotScope(campaign_id, tenant_id).campaign_key(runtime.stores.semaphore.prefix)
     peak, last_print = 0, 0.0
     deadline = time.monotonic() + timeout_s
-    status = CampaignStatus.RUNNING
     try:
         while time.monotonic() < deadline:
-            peak = max(peak, runtime.stores.semaphore.count(key))
+            peak = max(peak, runtime.stores.slots.in_use(campaign_id))
             with runtime.sessions() as session:
                 status = session.get_one(Campaign, campaign_id).status
                 values = counters.read(session, [campaign_id])[campaign_id]
@@ -175,8 +172,13 @@ def run_demo(
     finally:
         stop.set()
         thread.join(timeout=10)
-        queue.close(wait=True)
-        runtime.close()
+    return peak
+
+
+def _report(
+    runtime: Runtime, campaign_id: str, peak: int, echo: Callable[[str], None]
+) -> DemoResult:
+    """Where the campaign ended, every recipient's end and why, and the counters' check."""
     with runtime.sessions() as session:
         row = session.get_one(Campaign, campaign_id)
         values = counters.read(session, [campaign_id])[campaign_id]

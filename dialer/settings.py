@@ -41,6 +41,20 @@ class Settings(BaseSettings):
         default=None,
         description="Redis URL for the broker, semaphore and counters; unset = embedded mode.",
     )
+    redis_connect_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Seconds to wait for a connection to Redis (every client: API, workers, "
+        "scheduler, the Celery broker).",
+    )
+    redis_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Seconds to wait for Redis to answer a command; a Redis that accepts "
+        "connections and never answers fails requests after this long instead of hanging them.",
+    )
     provider: ProviderName = Field(default=ProviderName.SIMULATOR)
     twilio_account_sid: str | None = None
     twilio_auth_token: pydantic.SecretStr | None = None
@@ -130,7 +144,7 @@ class Settings(BaseSettings):
     def _profile(cls, value: str | None) -> str | None:
         if value:
             from dialer.errors import ValidationError
-            from dialer.telephony.simulation import parse_profile
+            from dialer.telephony.simulator.plan import parse_profile
 
             try:
                 parse_profile(value)
@@ -162,7 +176,11 @@ class Settings(BaseSettings):
 
     @property
     def embedded(self) -> bool:
-        """True when no Redis is configured: in-memory semaphore, in-process tasks."""
+        """True when no Redis is configured (embedded mode): one scheduler process dials, with
+        the in-memory semaphore and in-process tasks; the API only records callbacks.
+
+        The one place the deployment mode is decided; everything else asks this.
+        """
         return self.redis_url is None
 
 

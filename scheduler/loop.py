@@ -1,7 +1,8 @@
 """The scheduler process: tick often, reconcile and reap now and then.
 
-Only decides and enqueues; dialing happens in workers. Several replicas may run at once on
-PostgreSQL (claims skip rows another holds); on SQLite run one.
+Only decides and enqueues; dialing happens in workers (in embedded mode, on this process's
+task threads). Several replicas may run at once on PostgreSQL (claims skip rows another
+holds); on SQLite run one.
 """
 
 from __future__ import annotations
@@ -13,16 +14,11 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import sqlalchemy as sa
-
-from dialer.concurrency.semaphore.base import ReconcileResult, Truth, reconcile_from
-from dialer.concurrency.truth import database_truth
-from dialer.db.models import Campaign
-from dialer.policy.campaign_state import CampaignStatus
+from dialer.calls.dispatch import TickResult
+from dialer.concurrency.semaphore.base import ReconcileResult
+from dialer.concurrency.truth import SlotTruth, read_truth
 from dialer.runtime import Runtime
 from dialer.services import counters
-from dialer.services.dispatch import TickResult
-from dialer.services.reaper import reap_stuck
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +49,8 @@ class SchedulerLoop:
         self.reconcile_interval_s = reconcile_interval_s
         self.stats = LoopStats()
         self._last_reconcile: datetime | None = None
+        #: Where the next reconcile of counters starts (they are taken in rotation).
+        self._counters_after: str | None = None
 
     def run_once(self, now: datetime) -> TickResult:
         """One iteration: reconcile when due, recover the outbox, then dispatch."""
@@ -81,21 +79,21 @@ class SchedulerLoop:
         return result
 
     def free_ended(self) -> ReconcileResult:
-        """Reconcile the semaphore with the database: free the slots of ended attempts, restore
-        those of placed calls (see :func:`reconcile_from`)."""
+        """Reconcile the slots with the database: free those of ended attempts, restore those
+        of placed calls (see :meth:`~dialer.concurrency.slots.CallSlots.reconcile`)."""
         rt = self.runtime
-        semaphore = rt.stores.semaphore
 
-        def truth(observed: AbstractSet[str]) -> Truth:
+        def truth(observed: AbstractSet[int]) -> SlotTruth:
             with rt.sessions() as session:
-                return database_truth(session, observed, prefix=semaphore.prefix)
+                return read_truth(session, observed)
 
-        return reconcile_from(semaphore, truth, rt.dialer.config.call_lease_s)
+        return rt.stores.slots.reconcile(truth, rt.calls.call_lease_s)
 
     def reconcile(self, now: datetime) -> None:
-        """Slots from the database truth, stuck attempts from the provider, counters from rows."""
+        """Slots from the database truth, stuck attempts from the provider, counters from rows
+        (a bounded number of campaigns per pass, in rotation)."""
         rt = self.runtime
-        rt.stores.semaphore.reap()
+        rt.stores.slots.reap()
         result = self.free_ended()
         # A change is a repair, except in embedded mode, where freeing ended calls' slots is
         # the normal course of things.
@@ -105,18 +103,10 @@ class SchedulerLoop:
             "semaphore reconciled with the database: %s",
             result.summary(),
         )
-        reap_stuck(rt.dialer, now, unplaced_after_s=rt.settings.reap_unplaced_after_s)
-        with rt.sessions() as session:
-            running = list(
-                session.scalars(
-                    sa.select(Campaign.id).where(
-                        Campaign.status.in_([CampaignStatus.RUNNING, CampaignStatus.PAUSED])
-                    )
-                )
-            )
-        for campaign_id in running:
-            with rt.sessions() as session, session.begin():
-                counters.reconcile(session, campaign_id)
+        rt.reap(now)
+        self._counters_after, _ = counters.reconcile_some(
+            rt.sessions, self._counters_after, counters.RECONCILE_BATCH
+        )
         self.stats.reconciles += 1
 
     def run(self, stop: threading.Event, clock: Callable[[], datetime] | None = None) -> None:

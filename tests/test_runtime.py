@@ -6,8 +6,7 @@ import sqlalchemy as sa
 
 from dialer.db.engine import make_engine
 from dialer.db.models import CallAttempt, CallEvent, Campaign, Recipient
-from dialer.inprocess import InProcessQueue
-from dialer.runtime import build_runtime
+from dialer.runtime import embedded_runtime
 from dialer.settings import Settings
 
 
@@ -24,8 +23,7 @@ def _rows(database_url: str) -> dict[str, int]:
 
 def test_warm_opens_the_pool_compiles_and_writes_nothing(database_url: str) -> None:
     engine = make_engine(database_url, pool_size=3, max_overflow=10)
-    queue = InProcessQueue(workers=1)
-    runtime = build_runtime(Settings(database_url=database_url), queue, engine=engine)
+    runtime = embedded_runtime(Settings(database_url=database_url), engine=engine, threads=1)
     try:
         before = _rows(database_url)
         assert engine.pool.checkedin() == 0  # type: ignore[attr-defined]
@@ -44,5 +42,4 @@ def test_warm_opens_the_pool_compiles_and_writes_nothing(database_url: str) -> N
         runtime.warm(connections=3)
         assert _rows(database_url) == before
     finally:
-        queue.close()
         runtime.close()

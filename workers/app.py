@@ -7,6 +7,6 @@ lives in :mod:`workers.celery_app`.
 from __future__ import annotations
 
 from dialer.settings import load_settings
-from workers.celery_app import create_celery
+from workers.celery_app import create_worker
 
-app = create_celery(load_settings())
+app = create_worker(load_settings()).celery

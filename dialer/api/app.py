@@ -10,21 +10,15 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from dialer.api import errors
-from dialer.api.context import ApiContext
+from dialer.api.context import ApiContext, ApiInbound
 from dialer.api.limits import BodyLimit
-from dialer.api.routes import (
-    calls,
-    campaigns,
-    health,
-    lists,
-    recipients,
-    suppression,
-    webhooks,
-)
+from dialer.api.routes import calls, campaigns, health, lists, recipients, suppression
 from dialer.clock import utc_now
+from dialer.concurrency.connection import open_redis
 from dialer.db.engine import make_engine, session_factory
-from dialer.runtime import Runtime, build_runtime
+from dialer.runtime import Runtime, api_runtime
 from dialer.settings import Settings
+from dialer.telephony.providers import all_packages
 
 DESCRIPTION = """
 Outbound voice campaigns: create a campaign with its recipients, then start, pause, resume
@@ -44,13 +38,14 @@ def create_app(
     redis: Any | None = None,
     runtime_factory: Callable[[], Runtime] | None = None,
 ) -> FastAPI:
-    """The API over ``settings``' database; tests pass their own engine and clock."""
+    """The API over ``settings``' database; tests pass their own engine, clock and runtime.
+
+    Each provider package's webhook routes are mounted under ``/webhooks/<provider>/``.
+    """
     if engine is None:
         engine = make_engine(settings.database_url)
-    if redis is None and settings.redis_url is not None:
-        import redis as redis_lib
-
-        redis = redis_lib.Redis.from_url(settings.redis_url, socket_timeout=2)
+    if redis is None and not settings.embedded:
+        redis = open_redis(settings)
     app = FastAPI(
         title="dialer",
         version="0.1.0",
@@ -58,40 +53,23 @@ def create_app(
         docs_url="/docs",
         redoc_url="/redoc",
     )
-    app.state.ctx = ApiContext(
+    ctx = ApiContext(
         settings=settings,
         engine=engine,
         sessions=session_factory(engine),
         clock=clock,
         redis=redis,
-        runtime_factory=runtime_factory or _default_runtime(settings, engine, clock),
+        runtime_factory=runtime_factory
+        or (lambda: api_runtime(settings, engine=engine, clock=clock)),
     )
+    app.state.ctx = ctx
     errors.install(app)
     app.add_middleware(BodyLimit)
-    for module in (health, campaigns, recipients, calls, lists, suppression, webhooks):
+    for module in (health, campaigns, recipients, calls, lists, suppression):
         app.include_router(module.router)
+    inbound = ApiInbound(ctx)
+    for package in all_packages():
+        webhooks = package.webhooks(settings, inbound)
+        if webhooks is not None:
+            app.include_router(webhooks, prefix=f"/webhooks/{package.name}")
     return app
-
-
-def _default_runtime(
-    settings: Settings, engine: Engine, clock: Callable[[], datetime]
-) -> Callable[[], Runtime]:
-    """Webhooks free slots and trigger dispatch through the same queue as the workers; in
-    embedded mode (no Redis) they only record, and the scheduler process frees and refills."""
-
-    def build() -> Runtime:
-        if settings.redis_url is not None:
-            from workers.celery_app import celery_queue, create_celery
-
-            return build_runtime(
-                settings,
-                celery_queue(create_celery(settings), settings),
-                engine=engine,
-                clock=clock,
-            )
-        from dialer.inprocess import RecordOnlyQueue
-
-        # Embedded mode: only the scheduler process dials (it holds the semaphore).
-        return build_runtime(settings, RecordOnlyQueue(), engine=engine, clock=clock)
-
-    return build

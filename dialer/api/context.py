@@ -1,4 +1,5 @@
-"""What every request handler needs: settings, database, clock, optional Redis."""
+"""What every request handler needs: settings, database, clock, optional Redis, and the
+runtime provider webhooks hand their events to."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialer.errors import ConfigurationError
 from dialer.runtime import Runtime
+from dialer.services.call_context import call_context
 from dialer.settings import Settings
+from dialer.telephony.base import CallContext
+from dialer.telephony.events import ProviderEvent
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,7 @@ class ApiContext:
         it all the same. In embedded mode (no Redis) only the scheduler process dispatches: its
         next tick does.
         """
-        if self.settings.redis_url is None:
+        if self.settings.embedded:
             return
         try:
             self.runtime().queue.dispatch(campaign_id)
@@ -71,3 +75,18 @@ class ApiContext:
 def context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
+
+
+class ApiInbound:
+    """What providers' webhook routes hand their work to: this process's runtime (built on
+    the first callback) and the database."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def ingest(self, attempt_id: int, event: ProviderEvent) -> None:
+        self._ctx.runtime().take_event(attempt_id, event)
+
+    def call_context(self, attempt_id: int) -> CallContext | None:
+        with self._ctx.read() as session:
+            return call_context(session, attempt_id)

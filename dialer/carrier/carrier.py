@@ -2,7 +2,7 @@
 
 Everything here runs on the server's one asyncio loop, so call state needs no lock. A call
 waits in ``queued`` for its turn under the CPS limit (Twilio queues calls above the rate, it
-does not refuse them), then follows its :class:`~dialer.telephony.simulation.CallPlan`,
+does not refuse them), then follows its :class:`~dialer.telephony.simulator.plan.CallPlan`,
 reporting each step to the URLs given at create.
 """
 
@@ -25,14 +25,15 @@ import httpx
 from dialer.carrier.config import CarrierConfig, Faults
 from dialer.carrier.create import CreateCall
 from dialer.carrier.delivery import CallbackStream, WebhookSender
+from dialer.carrier.params import answer_params, callback_params
 from dialer.carrier.resources import TwilioApiError
 from dialer.carrier.stats import CarrierStats, LiveKey
 from dialer.clock import utc_now
 from dialer.errors import ValidationError
 from dialer.telephony.base import CallStatus
-from dialer.telephony.events import parse_timestamp
-from dialer.telephony.simulated_call import SimulatedCall
-from dialer.telephony.simulation import PlannedEvent, new_call_sid, plan_call
+from dialer.telephony.simulator.call import SimulatedCall
+from dialer.telephony.simulator.plan import PlannedEvent, new_call_sid, plan_call
+from dialer.telephony.twilio.callbacks import parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ class Carrier:
             if not request.async_amd:
                 self._request_answer_url(call, event.answered_by)
             elif request.async_amd_status_callback:
-                params = call.sim.callback_params(event, at)
+                params = callback_params(call.sim, event, at)
                 await call.stream.send(request.async_amd_status_callback, params)
             return
         assert event.status is not None
@@ -230,7 +231,7 @@ class Carrier:
             self._request_answer_url(call, None)
         name = "completed" if event.status.is_terminal else _EVENT_NAMES[event.status]
         if request.status_callback and name in request.status_callback_events:
-            params = call.sim.callback_params(event, at)
+            params = callback_params(call.sim, event, at)
             await call.stream.send(request.status_callback, params)
         if event.status.is_terminal:
             await call.stream.flush()
@@ -238,7 +239,7 @@ class Carrier:
     def _request_answer_url(self, call: CarrierCall, answered_by: str | None) -> None:
         """Ask the answer URL for TwiML as Twilio does on connect; the answer is not used."""
         if call.request.url and self._sender is not None:
-            self._spawn(self._sender.post(call.request.url, call.sim.answer_params(answered_by)))
+            self._spawn(self._sender.post(call.request.url, answer_params(call.sim, answered_by)))
 
     def _ended(self, call: CarrierCall, at: datetime) -> None:
         call.updated_at = at

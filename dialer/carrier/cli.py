@@ -8,9 +8,9 @@ import typer
 
 from dialer.carrier.config import DEFAULT_AUTH_TOKEN, CarrierConfig, Faults
 from dialer.errors import ValidationError
-from dialer.telephony.distributions import parse_distribution
-from dialer.telephony.simulated_call import SIMULATED_ACCOUNT_SID
-from dialer.telephony.simulation import OutcomeWeights, SimulationProfile
+from dialer.telephony.simulator.call import SIMULATED_ACCOUNT_SID
+from dialer.telephony.simulator.distributions import parse_distribution
+from dialer.telephony.simulator.plan import OutcomeWeights, SimulationProfile
 
 DEFAULT_WEIGHTS = "human=35,voicemail=25,busy=10,no_answer=20,failed=10"
 

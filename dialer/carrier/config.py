@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from dialer.errors import ValidationError
-from dialer.telephony.simulated_call import SIMULATED_ACCOUNT_SID
-from dialer.telephony.simulation import SimulationProfile
+from dialer.telephony.simulator.call import SIMULATED_ACCOUNT_SID
+from dialer.telephony.simulator.plan import SimulationProfile
 
 DEFAULT_AUTH_TOKEN = "carrier-auth-token"
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from dialer.carrier.resources import TwilioApiError
-from dialer.telephony.simulation import number_problem
+from dialer.telephony.simulator.plan import number_problem
 
 #: Events sent when ``StatusCallbackEvent`` is absent: Twilio then reports only the end.
 DEFAULT_EVENTS = frozenset({"completed"})

@@ -14,7 +14,7 @@ import httpx
 
 from dialer.carrier.config import Faults
 from dialer.carrier.stats import CarrierStats
-from dialer.telephony.signature import SIGNATURE_HEADER, sign
+from dialer.telephony.twilio.signature import SIGNATURE_HEADER, sign
 
 USER_AGENT = "TwilioProxy/1.1"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from dialer.telephony.events import format_timestamp
-from dialer.telephony.simulated_call import API_VERSION, SimulatedCall
+from dialer.carrier.params import API_VERSION
+from dialer.telephony.simulator.call import SimulatedCall
+from dialer.telephony.twilio.callbacks import format_timestamp
 
 API_PREFIX = f"/{API_VERSION}"
 

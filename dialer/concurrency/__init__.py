@@ -20,9 +20,12 @@ The protocol the scheduler and workers follow, and why:
    dial only once it is admitted; otherwise put the attempt back to wait.
 3. When the attempt ends, commit the end first, then ``release`` (idempotent). In that order
    a reconcile running in between can never re-add the holder.
-4. The scheduler calls ``reap()`` and ``reconcile_from(semaphore, read_truth, lease_s)``
-   (truth from :func:`dialer.concurrency.truth.database_truth`) at start-up and then every
-   reconcile interval, with ``lease_s`` the dialing lease of step 2.
+4. The scheduler calls ``reap()`` and ``reconcile(read_truth, lease_s)`` (truth from
+   :func:`dialer.concurrency.truth.read_truth`) at start-up and then every reconcile
+   interval, with ``lease_s`` the dialing lease of step 2.
+
+The rest of the dialer speaks to the semaphore through :class:`CallSlots` only, in attempts
+and scopes: the keys (:mod:`dialer.concurrency.keys`) never leave this package.
 
 What reconcile does, and why:
 
@@ -54,16 +57,18 @@ and per caller number (:func:`cps_rates`); ``try_acquire`` returns 0.0 or the se
 so a task re-enqueues itself with that countdown instead of spinning. Take the pace right
 before placing the call, after the slot is held.
 
-Stores: :func:`open_stores` gives Redis backends when a Redis URL is configured and in-memory
-ones (one process) otherwise.
+Stores: :func:`open_stores` gives Redis backends in a distributed deployment and in-memory
+ones (one process) in embedded mode; every Redis client comes from :func:`open_redis`.
 """
 
 from __future__ import annotations
 
+from dialer.concurrency.connection import open_redis
 from dialer.concurrency.keys import (
     RATE_PREFIX,
     SEMAPHORE_PREFIX,
     TWILIO_DEFAULT_CPS,
+    SlotLimits,
     SlotScope,
     cps_rates,
     holder_id,
@@ -83,7 +88,9 @@ from dialer.concurrency.semaphore.base import (
 )
 from dialer.concurrency.semaphore.memory import MemorySemaphore
 from dialer.concurrency.semaphore.redis import RedisSemaphore
+from dialer.concurrency.slots import CallSlots, SlotClaim
 from dialer.concurrency.stores import ConcurrencyStores, open_stores
+from dialer.concurrency.truth import SlotTruth, read_truth
 
 #: A default reconcile interval in seconds; see the module docstring for what it bounds.
 RECONCILE_INTERVAL_S = 60.0
@@ -95,6 +102,7 @@ __all__ = [
     "TWILIO_DEFAULT_CPS",
     "Admission",
     "CallRateLimiter",
+    "CallSlots",
     "ConcurrencyStores",
     "LeaseSemaphore",
     "Limit",
@@ -105,11 +113,16 @@ __all__ = [
     "ReconcileResult",
     "RedisRateLimiter",
     "RedisSemaphore",
+    "SlotClaim",
+    "SlotLimits",
     "SlotScope",
+    "SlotTruth",
     "Truth",
     "cps_rates",
     "holder_id",
     "layered_limits",
+    "open_redis",
     "open_stores",
+    "read_truth",
     "reconcile_from",
 ]

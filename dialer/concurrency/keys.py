@@ -16,7 +16,16 @@ Pacing keys (``RATE_PREFIX``; one number each): ``{prefix}account:{account}`` an
 ``{prefix}caller:{account}:{number}``. ``account`` names a provider account, e.g.
 ``twilio:AC123``, so two providers never share a pace by accident.
 
-Tests pass their own prefixes so they never touch each other's (or production's) keys.
+Dispatch flags (``DISPATCH_PENDING_PREFIX``; one short-lived string each):
+``{prefix}{campaign_id}`` is set while a dispatch of the campaign is queued and not started,
+so more requests for it coalesce (:func:`dispatch_pending_key`).
+
+The keys of the Celery broker (its queues ``dial`` and ``events``, its unacked sets) are
+Celery's own; they live in the database of the broker URL.
+
+Only :mod:`dialer.concurrency` builds these keys: the rest of the code hands it scopes and
+ids (:class:`~dialer.concurrency.slots.CallSlots`). Tests pass their own prefixes so they
+never touch each other's (or production's) keys.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from dialer.concurrency.semaphore.base import Limit
 
 SEMAPHORE_PREFIX = "dialer:sem:"
 RATE_PREFIX = "dialer:cps:"
+DISPATCH_PENDING_PREFIX = "dialer:dispatch-pending:"
 #: Twilio's default calls per second per account (5 with a business profile).
 TWILIO_DEFAULT_CPS = 1.0
 
@@ -52,6 +62,11 @@ def attempt_id_of(holder: str) -> int | None:
     return attempt_id if attempt_id <= _MAX_ATTEMPT_ID else None
 
 
+def campaign_key(campaign_id: str, prefix: str = SEMAPHORE_PREFIX) -> str:
+    """The semaphore key of a campaign's ``max_concurrency``."""
+    return f"{prefix}campaign:{campaign_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class SlotScope:
     """Where one call attempt holds slots: its campaign, its tenant, its caller number."""
@@ -62,7 +77,7 @@ class SlotScope:
     caller_number: str | None = None
 
     def campaign_key(self, prefix: str = SEMAPHORE_PREFIX) -> str:
-        return f"{prefix}campaign:{self.campaign_id}"
+        return campaign_key(self.campaign_id, prefix)
 
     def tenant_key(self, prefix: str = SEMAPHORE_PREFIX) -> str:
         return f"{prefix}tenant:{self.tenant_id}"
@@ -79,6 +94,20 @@ class SlotScope:
         return base if caller is None else (*base, caller)
 
 
+@dataclass(frozen=True, slots=True)
+class SlotLimits:
+    """The caps one attempt's slots are taken under: its campaign's ``max_concurrency``, its
+    tenant's cap and its caller number's (None: tracked, not capped).
+
+    Read from the database at each acquire: a lowered limit then admits nothing until the
+    count is below it, a raised one admits more at once.
+    """
+
+    campaign: int
+    tenant: int | None = None
+    caller: int | None = None
+
+
 def layered_limits(
     scope: SlotScope,
     campaign_limit: int,
@@ -87,11 +116,7 @@ def layered_limits(
     *,
     prefix: str = SEMAPHORE_PREFIX,
 ) -> tuple[Limit, ...]:
-    """The limits to acquire for one attempt, in :meth:`SlotScope.keys` order.
-
-    Read the limits from the database at each acquire: a lowered limit then admits nothing
-    until the count is below it, a raised one admits more at once.
-    """
+    """The limits to acquire for one attempt, in :meth:`SlotScope.keys` order."""
     caller_key = scope.caller_key(prefix)
     if caller_key is None and caller_limit is not None:
         raise ValueError("a caller limit needs a scope with a caller number")
@@ -119,3 +144,8 @@ def cps_rates(
             raise ValueError("a caller rate needs a caller number")
         rates.append(Rate(f"{prefix}caller:{account}:{caller_number}", caller_cps))
     return tuple(rates)
+
+
+def dispatch_pending_key(campaign_id: str, prefix: str = DISPATCH_PENDING_PREFIX) -> str:
+    """The flag set while a dispatch of ``campaign_id`` is queued and not started."""
+    return f"{prefix}{campaign_id}"

@@ -1,7 +1,9 @@
-"""Opening the concurrency stores: Redis when a URL is configured, memory in embedded mode."""
+"""Opening the concurrency stores: Redis in a distributed deployment, memory when embedded."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -9,32 +11,41 @@ import redis
 from dialer.concurrency.rate.base import CallRateLimiter
 from dialer.concurrency.rate.memory import MemoryRateLimiter
 from dialer.concurrency.rate.redis import RedisRateLimiter
-from dialer.concurrency.semaphore.base import LeaseSemaphore
 from dialer.concurrency.semaphore.memory import MemorySemaphore
 from dialer.concurrency.semaphore.redis import RedisSemaphore
-
-#: Network timeouts of the store's Redis connections, in seconds.
-CONNECT_TIMEOUT_S = 5.0
-COMMAND_TIMEOUT_S = 10.0
+from dialer.concurrency.slots import CallSlots
+from dialer.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class ConcurrencyStores:
-    """The semaphore and the call pacer of one process; open once and pass down."""
+    """The call slots and the call pacer of one process; open once and pass down."""
 
-    semaphore: LeaseSemaphore
+    slots: CallSlots
     pacer: CallRateLimiter
 
+    @classmethod
+    def in_memory(cls, clock: Callable[[], float] = time.monotonic) -> ConcurrencyStores:
+        """Stores for one process, on ``clock`` (seconds; tests drive their own)."""
+        return cls(CallSlots(MemorySemaphore(clock)), MemoryRateLimiter(clock))
 
-def open_stores(redis_url: str | None) -> ConcurrencyStores:
-    """Stores on ``redis_url`` (``Settings.redis_url``), or in memory when it is None.
+    @classmethod
+    def on_redis(cls, client: redis.Redis) -> ConcurrencyStores:
+        """Stores every process sharing ``client``'s server sees."""
+        return cls(CallSlots(RedisSemaphore(client)), RedisRateLimiter(client))
 
-    In memory, the limits hold only within this process: right for embedded mode, where the
-    API, scheduler and tasks share one process, and wrong for anything else.
+
+def open_stores(settings: Settings, client: redis.Redis | None = None) -> ConcurrencyStores:
+    """Stores on Redis (``client``, opened with :func:`~dialer.concurrency.connection.open_redis`),
+    or in memory in embedded mode.
+
+    In memory, the limits hold only within this process: right for embedded mode, where one
+    scheduler process dials, and wrong for anything else.
     """
-    if redis_url is None:
-        return ConcurrencyStores(MemorySemaphore(), MemoryRateLimiter())
-    client = redis.Redis.from_url(
-        redis_url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=COMMAND_TIMEOUT_S
-    )
-    return ConcurrencyStores(RedisSemaphore(client), RedisRateLimiter(client))
+    if settings.embedded:
+        return ConcurrencyStores.in_memory()
+    if client is None:
+        from dialer.concurrency.connection import open_redis
+
+        client = open_redis(settings)
+    return ConcurrencyStores.on_redis(client)

@@ -1,5 +1,6 @@
-"""Application services: load rows, call the pure policy, persist, in one transaction each.
+"""Application services behind the API: load rows, call the pure policy, persist, in one
+transaction each.
 
-The API, the workers and the scheduler all change state through these functions, so a rule
-(a counter moves with every transition, a suppressed number is never queued...) lives once.
+The call's path (claim, dial, ingest, end, refill) is :mod:`dialer.calls`; any state change of
+an attempt or a recipient, here as there, goes through :mod:`dialer.calls.states`.
 """

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from dialer.calls import completion, states
 from dialer.db.bulk import for_update
 from dialer.db.models import (
     CallAttempt,
@@ -22,15 +23,13 @@ from dialer.db.models import (
 )
 from dialer.errors import Conflict, NotFound, ValidationError
 from dialer.phone import to_e164
-from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
+from dialer.policy.attempt_state import AttemptStatus, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus, apply_action
+from dialer.policy.screen import ScreenReason
 from dialer.services import counters, greeting
 from dialer.services.recipients import BatchResult, RecipientLike, add_batch, attach_list
 
 log = logging.getLogger(__name__)
-
-#: Why recipients left unreached end where they do (stored on the recipient).
-REASON_STOPPED = "campaign-stopped"
 
 #: Columns a create or PATCH may write directly.
 WRITABLE_COLUMNS = (
@@ -255,13 +254,11 @@ def act(
     campaign.ended_reason = transition.ended_reason
     campaign.updated_at = now
     if action is CampaignAction.STOP:
-        end_unreached(session, campaign, RecipientStatus.CANCELED, REASON_STOPPED, now=now)
-    if transition.ended_reason is not None and campaign.current_run_id is not None:
-        session.execute(
-            sa.update(CampaignRun)
-            .where(CampaignRun.id == campaign.current_run_id, CampaignRun.ended_at.is_(None))
-            .values(ended_at=now, ended_reason=transition.ended_reason)
+        states.end_unreached(
+            session, campaign.id, RecipientStatus.CANCELED, ScreenReason.CAMPAIGN_STOPPED, now=now
         )
+    if transition.ended_reason is not None:
+        completion.close_run(session, campaign.current_run_id, transition.ended_reason, now=now)
     session.flush()
     log.info("campaign %s: %s -> %s", campaign.id, action.value, campaign.status.value)
     return campaign
@@ -276,55 +273,8 @@ def _open_run(session: Session, campaign: Campaign, *, now: datetime) -> None:
     session.flush()
     if campaign.current_run_id is not None:
         # A new pass over the whole list: everyone not still on a call is due again.
-        session.execute(
-            sa.update(Recipient)
-            .where(
-                Recipient.campaign_id == campaign.id,
-                Recipient.status.not_in([RecipientStatus.QUEUED, RecipientStatus.IN_FLIGHT]),
-            )
-            .values(
-                status=RecipientStatus.PENDING,
-                reason=None,
-                run_attempts=0,
-                next_attempt_at=now,
-                updated_at=now,
-            )
-        )
-        counters.recount(session, campaign.id)
+        states.reset_for_run(session, campaign.id, now=now)
     campaign.current_run_id = run.id
-
-
-def end_unreached(
-    session: Session,
-    campaign: Campaign,
-    status: RecipientStatus,
-    reason: str,
-    *,
-    now: datetime,
-) -> int:
-    """End every recipient not yet on a call (pending, due to retry, or queued for a worker).
-
-    Queued attempts that no worker has started end as ``canceled`` here; a dial task that
-    arrives later finds its attempt ended and does nothing but free its slot. Calls in flight
-    finish; their recipients end when the call does.
-    """
-    session.execute(
-        sa.update(CallAttempt)
-        .where(CallAttempt.campaign_id == campaign.id, CallAttempt.status == AttemptStatus.QUEUED)
-        .values(status=AttemptStatus.ENDED, outcome=Outcome.CANCELED, ended_at=now)
-    )
-    result = session.execute(
-        sa.update(Recipient)
-        .where(
-            Recipient.campaign_id == campaign.id,
-            Recipient.status.in_(
-                [RecipientStatus.PENDING, RecipientStatus.WAITING_RETRY, RecipientStatus.QUEUED]
-            ),
-        )
-        .values(status=status, reason=reason, updated_at=now)
-    )
-    counters.recount(session, campaign.id)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def delete(session: Session, tenant_id: str, campaign_id: str) -> None:

@@ -277,8 +277,9 @@ def reconcile_some(
     recount only. Passes take the campaigns in rotation, by id: the caller keeps the returned
     cursor and hands it to the next pass. It is the last id visited, or None when the pass
     reached the last live campaign (the next pass starts over). Returns the cursor and the
-    drift found, and repaired, in each campaign visited (empty where there was none). An
-    error ends the pass: a caller that keeps its cursor retries the same campaigns.
+    drift found, and repaired, in each campaign reconciled (empty where there was none). A
+    campaign whose reconcile fails is logged and left for its next turn, so it cannot stall
+    the rotation.
     """
     if limit < 1:
         raise ValueError(f"limit must be >= 1, not {limit}")
@@ -292,6 +293,11 @@ def reconcile_some(
         )
     drift: dict[str, dict[str, int]] = {}
     for campaign_id in ids:
-        with sessions() as session, session.begin():
-            drift[campaign_id] = reconcile(session, campaign_id)
+        try:
+            with sessions() as session, session.begin():
+                drift[campaign_id] = reconcile(session, campaign_id)
+        except Exception:
+            log.exception(
+                "counters of campaign %s not reconciled; its next turn retries", campaign_id
+            )
     return (ids[-1] if len(ids) == limit else None), drift

@@ -11,12 +11,14 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from dialer.calls import states
 from dialer.db.bulk import insert_ignoring_conflicts
 from dialer.db.models import Campaign, Recipient, RecipientListEntry, Suppression
 from dialer.errors import InvalidPhoneNumber, ValidationError
 from dialer.phone import to_e164
 from dialer.policy.attempt_state import RecipientStatus
-from dialer.services import counters, greeting
+from dialer.policy.screen import ScreenReason
+from dialer.services import greeting
 
 #: Rows written per INSERT statement.
 CHUNK_ROWS = 2_000
@@ -24,7 +26,8 @@ CHUNK_ROWS = 2_000
 INVALID_NUMBER = "invalid-number"
 MISSING_VARIABLE = "missing-template-variable"
 DUPLICATE = "duplicate"
-SUPPRESSED = "suppressed"
+#: A suppressed number's reason: the one the screen gives.
+SUPPRESSED = ScreenReason.SUPPRESSED.value
 
 
 class RecipientLike(Protocol):
@@ -117,9 +120,7 @@ def add_batch(
             caller_number_id=caller_number_id,
             result=result,
         )
-    counters.bump(
-        session, campaign.id, counters.moved(None, RecipientStatus.PENDING, result.accepted)
-    )
+    states.recipients_added(session, campaign.id, result.accepted)
     return result
 
 
@@ -191,38 +192,7 @@ def attach_list(session: Session, campaign: Campaign, list_id: str, *, now: date
     as ``suppressed`` (counted and visible, never dialed). Runs inside the database, so a
     list of a million rows never passes through Python.
     """
-    entries = RecipientListEntry.__table__
-    blocked = (
-        sa.select(Suppression.id)
-        .where(
-            Suppression.tenant_id == campaign.tenant_id,
-            Suppression.phone_number == entries.c.phone_number,
-        )
-        .exists()
-    )
-    status = sa.case(
-        (blocked, sa.literal(RecipientStatus.SUPPRESSED.value)),
-        else_=sa.literal(RecipientStatus.PENDING.value),
-    )
-    reason = sa.case((blocked, sa.literal(SUPPRESSED)), else_=sa.null())
-    source = (
-        sa.select(
-            sa.literal(campaign.id),
-            entries.c.phone_number,
-            entries.c.metadata,
-            entries.c.assistant_overrides,
-            entries.c.time_zone,
-            status,
-            reason,
-            sa.literal(0),
-            sa.literal(0),
-            sa.literal(now, type_=Recipient.__table__.c.next_attempt_at.type),
-            sa.literal(now, type_=Recipient.__table__.c.created_at.type),
-            sa.literal(now, type_=Recipient.__table__.c.updated_at.type),
-        )
-        .where(entries.c.list_id == list_id)
-        .order_by(entries.c.id)
-    )
+    source = _list_rows(campaign, list_id, now)
     table = Recipient.__table__
     before = _count(session, campaign.id)
     session.execute(
@@ -244,8 +214,44 @@ def attach_list(session: Session, campaign: Campaign, list_id: str, *, now: date
             source,
         )
     )
-    counters.recount(session, campaign.id)
+    states.recount(session, campaign.id)
     return _count(session, campaign.id) - before
+
+
+def _list_rows(campaign: Campaign, list_id: str, now: datetime) -> sa.Select[Any]:
+    """The entries of a list as new recipients of ``campaign`` (suppressed ones marked)."""
+    entries = RecipientListEntry.__table__
+    blocked = (
+        sa.select(Suppression.id)
+        .where(
+            Suppression.tenant_id == campaign.tenant_id,
+            Suppression.phone_number == entries.c.phone_number,
+        )
+        .exists()
+    )
+    status = sa.case(
+        (blocked, sa.literal(RecipientStatus.SUPPRESSED.value)),
+        else_=sa.literal(RecipientStatus.PENDING.value),
+    )
+    reason = sa.case((blocked, sa.literal(SUPPRESSED)), else_=sa.null())
+    return (
+        sa.select(
+            sa.literal(campaign.id),
+            entries.c.phone_number,
+            entries.c.metadata,
+            entries.c.assistant_overrides,
+            entries.c.time_zone,
+            status,
+            reason,
+            sa.literal(0),
+            sa.literal(0),
+            sa.literal(now, type_=Recipient.__table__.c.next_attempt_at.type),
+            sa.literal(now, type_=Recipient.__table__.c.created_at.type),
+            sa.literal(now, type_=Recipient.__table__.c.updated_at.type),
+        )
+        .where(entries.c.list_id == list_id)
+        .order_by(entries.c.id)
+    )
 
 
 def _count(session: Session, campaign_id: str) -> int:

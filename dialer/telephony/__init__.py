@@ -1,10 +1,14 @@
-"""Telephony providers behind one port: Twilio, and the in-process simulator.
+"""Telephony providers behind one port, both ways: placing calls, and taking in their events.
 
-Pure modules (base, events, simulation) need no SDK; :mod:`dialer.telephony.twilio` loads the
-``twilio`` SDK only when a :class:`~dialer.telephony.twilio.TwilioProvider` is built.
+The port: :mod:`~dialer.telephony.base` (outbound: the adapter protocol and its values) and
+:mod:`~dialer.telephony.events` (inbound: what a provider reports, as values). Each provider is
+a package of its own (:mod:`~dialer.telephony.providers`): :mod:`~dialer.telephony.twilio` and
+:mod:`~dialer.telephony.simulator`. Pure modules need no SDK; the ``twilio`` SDK loads only when
+a Twilio adapter is built or TwiML rendered.
 """
 
 from dialer.telephony.base import (
+    CallContext,
     CallInfo,
     CallRequest,
     CallStatus,
@@ -17,11 +21,10 @@ from dialer.telephony.events import (
     ProviderEvent,
     attempt_status_for,
     outcome_for,
-    parse_event,
 )
-from dialer.telephony.simulator import SimulatedProvider
 
 __all__ = [
+    "CallContext",
     "CallInfo",
     "CallRequest",
     "CallStatus",
@@ -29,9 +32,7 @@ __all__ = [
     "EventSink",
     "PlacedCall",
     "ProviderEvent",
-    "SimulatedProvider",
     "TelephonyProvider",
     "attempt_status_for",
     "outcome_for",
-    "parse_event",
 ]

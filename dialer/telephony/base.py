@@ -1,4 +1,5 @@
-"""The telephony provider port: the values a dial crosses with, and the protocol adapters meet.
+"""The telephony provider port, outbound: the values a dial crosses with, and the protocol
+adapters meet. (Inbound, what providers report, is :mod:`dialer.telephony.events`.)
 
 Adapters (:mod:`dialer.telephony.twilio`, :mod:`dialer.telephony.simulator`) raise only the
 provider errors of :mod:`dialer.errors`, and the branch a caller takes depends on the type:
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from dialer.errors import ValidationError
 
@@ -61,16 +62,16 @@ TERMINAL_STATUSES = frozenset(
 class CallRequest:
     """Everything a provider needs to place one call for one attempt.
 
-    ``ring_timeout_s`` below :data:`MIN_RING_TIMEOUT_S` is raised to it rather than refused:
-    ringing too briefly is the one setting that breaks the abandoned-call rules.
+    The attempt and campaign ids are ours: the adapter puts them where its callbacks bring
+    them back (Twilio: in the webhook URLs it builds). ``ring_timeout_s`` below
+    :data:`MIN_RING_TIMEOUT_S` is raised to it rather than refused: ringing too briefly is the
+    one setting that breaks the abandoned-call rules.
     """
 
     attempt_id: str
+    campaign_id: str
     to: str
     from_: str
-    answer_url: str  # our TwiML endpoint, requested when the call is answered
-    status_callback_url: str
-    amd_callback_url: str
     ring_timeout_s: int = 30
     time_limit_s: int  # longest the call may last once answered
     machine_detection: str = "DetectMessageEnd"
@@ -139,3 +140,26 @@ class TelephonyProvider(Protocol):
         less a margin for clock skew between us and the provider.
         """
         ...
+
+    def close(self) -> None:
+        """Release what the adapter holds (connections, threads); it is not used afterwards."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Everything the assistant needs about the call it is connected to: what a provider's
+    call-control document (Twilio's TwiML) hands on when the call is answered."""
+
+    attempt_id: int
+    campaign_id: str
+    assistant_id: str
+    run_id: str
+    recipient_id: int
+    opening_message: str
+    campaign_context: str | None
+    speech_settings: dict[str, Any]
+    assistant_overrides: dict[str, Any]
+    returning: bool
+    summaries: tuple[str, ...]
+    voicemail_message: str | None

@@ -1,23 +1,22 @@
-"""Provider callbacks as values: parsing Twilio's form params, and what a status means for us.
+"""The telephony provider port, inbound: what a provider reports about a call, as values.
 
-Every provider speaks Twilio's callback vocabulary here, the simulator included, so one
-ingestion path handles real webhooks and simulated calls alike. Callbacks arrive late, twice
-and out of order; :attr:`ProviderEvent.sequence_number` orders the status callbacks of a call.
+Every provider's callbacks become :class:`ProviderEvent` values (Twilio's webhooks are parsed
+by :mod:`dialer.telephony.twilio.callbacks`; the simulator makes them directly), in one
+vocabulary, Twilio's call statuses and ``AnsweredBy`` verdicts, so one ingestion path handles
+real webhooks and simulated calls alike. Events arrive late, twice and out of order;
+:attr:`ProviderEvent.sequence_number` orders the status events of a call.
 
-Twilio sends the answering-machine verdict (``AnsweredBy``) to the separate AMD callback, not
-with the status callbacks, and the two may arrive in either order: keep the verdict with the
-attempt, and when a ``completed`` call has none yet, :meth:`TelephonyProvider.fetch` returns it.
+The answering-machine verdict comes in its own event (``amd``), not with the status events,
+and the two may arrive in either order: keep the verdict with the attempt, and when a
+``completed`` call has none yet, :meth:`TelephonyProvider.fetch` returns it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Literal, Protocol
 
-from dialer.errors import ValidationError
 from dialer.policy.attempt_state import AttemptStatus, Outcome
 from dialer.telephony.base import CallStatus
 
@@ -90,72 +89,6 @@ class ProviderEvent:
 
 
 class EventSink(Protocol):
-    """Where callback params go: the same ingestion code whether real webhooks or simulated."""
+    """Where a provider's events go in process (the simulator's); webhooks parse theirs first."""
 
-    def deliver(self, attempt_id: str, kind: EventKind, params: Mapping[str, str]) -> None: ...
-
-
-def parse_event(kind: EventKind, params: Mapping[str, str]) -> ProviderEvent:
-    """A callback's form params as a :class:`ProviderEvent`, or ValidationError naming the field.
-
-    Unknown extra params are ignored: Twilio adds fields over time.
-    """
-    if kind not in ("status", "amd"):
-        raise ValidationError("kind", f"must be status or amd, not {kind!r}")
-    call_sid = params.get("CallSid", "").strip()
-    if not call_sid:
-        raise ValidationError("CallSid", "is required")
-    raw_status = params.get("CallStatus")
-    if kind == "status" and not raw_status:
-        raise ValidationError("CallStatus", "is required in a status callback")
-    answered_by = params.get("AnsweredBy") or None
-    if kind == "amd" and answered_by is None:
-        raise ValidationError("AnsweredBy", "is required in an AMD callback")
-    if answered_by is not None and answered_by not in ANSWERED_BY_VALUES:
-        raise ValidationError("AnsweredBy", f"unknown value {answered_by!r}")
-    return ProviderEvent(
-        kind=kind,
-        provider_call_id=call_sid,
-        call_status=_call_status(raw_status) if raw_status else None,
-        sequence_number=_optional_int(params, "SequenceNumber"),
-        answered_by=answered_by,
-        duration_s=_optional_int(params, "CallDuration"),
-        sip_response_code=_optional_int(params, "SipResponseCode"),
-        timestamp=parse_timestamp(params["Timestamp"]) if params.get("Timestamp") else None,
-    )
-
-
-def format_timestamp(moment: datetime) -> str:
-    """``moment`` the way Twilio writes times: RFC 2822 in UTC, ``Tue, 31 Aug 2010 ... +0000``."""
-    return moment.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
-
-
-def parse_timestamp(text: str) -> datetime:
-    """An aware UTC datetime from Twilio's RFC 2822 times (ISO 8601 is accepted too)."""
-    try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValidationError("Timestamp", f"not a date: {text!r}") from None
-    if moment.tzinfo is None:
-        raise ValidationError("Timestamp", f"has no time zone: {text!r}")
-    return moment.astimezone(UTC)
-
-
-def _call_status(text: str) -> CallStatus:
-    try:
-        return CallStatus(text)
-    except ValueError:
-        raise ValidationError("CallStatus", f"unknown value {text!r}") from None
-
-
-def _optional_int(params: Mapping[str, str], name: str) -> int | None:
-    text = params.get(name)
-    if text is None or text == "":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise ValidationError(name, f"not an integer: {text!r}") from None
+    def deliver(self, attempt_id: str, event: ProviderEvent) -> None: ...

@@ -16,10 +16,12 @@ from starlette.routing import Route
 
 from dialer.carrier import serve_in_thread
 from dialer.telephony.base import CallRequest
-from dialer.telephony.distributions import Fixed
-from dialer.telephony.events import EventKind, ProviderEvent, parse_event
-from dialer.telephony.signature import SIGNATURE_HEADER, is_valid
-from dialer.telephony.simulation import OutcomeWeights, SimulationProfile
+from dialer.telephony.events import EventKind, ProviderEvent
+from dialer.telephony.simulator.distributions import Fixed
+from dialer.telephony.simulator.plan import OutcomeWeights, SimulationProfile
+from dialer.telephony.twilio.callbacks import parse_event
+from dialer.telephony.twilio.signature import SIGNATURE_HEADER, is_valid
+from dialer.telephony.twilio.urls import WEBHOOKS_PATH, WebhookUrls
 
 DEADLINE_S = 5.0
 
@@ -35,7 +37,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = DEADLINE_S) -> 
 
 @dataclass(frozen=True)
 class Received:
-    kind: str  # status, amd or answer
+    kind: str  # status, amd, or twiml (the answer URL)
     attempt_id: str
     url: str
     params: dict[str, str]
@@ -49,14 +51,16 @@ class Received:
 
 
 class Receiver:
-    """Our side of the webhooks: records every request and checks its signature."""
+    """Our side of Twilio's webhooks, at the paths the Twilio adapter gives each call:
+    records every request and checks its signature."""
 
     def __init__(self, auth_token: str) -> None:
         self.auth_token = auth_token
         self.base_url = ""
         self._lock = threading.Lock()
         self._received: list[Received] = []
-        self.app = Starlette(routes=[Route("/{kind}/{attempt_id}", self._hook, methods=["POST"])])
+        route = Route(f"{WEBHOOKS_PATH}/{{attempt_id}}/{{kind}}", self._hook, methods=["POST"])
+        self.app = Starlette(routes=[route])
 
     async def _hook(self, request: Request) -> Response:
         form = await request.form()
@@ -86,16 +90,19 @@ class Receiver:
         """Status and AMD callbacks of an attempt, parsed, in arrival order."""
         return [r.event() for r in self.received(attempt_id) if r.kind in ("status", "amd")]
 
+    @property
+    def webhooks(self) -> WebhookUrls:
+        """What a Twilio adapter is given so that its calls' webhooks come here."""
+        return WebhookUrls(self.base_url)
+
     def request(self, **overrides: object) -> CallRequest:
-        """A call request whose webhooks come here, under a fresh attempt id."""
-        attempt_id = str(overrides.pop("attempt_id", uuid.uuid4().hex))
+        """A call request under a fresh attempt id (its webhooks come here when the adapter
+        was built with :attr:`webhooks`)."""
         fields: dict[str, object] = {
-            "attempt_id": attempt_id,
+            "attempt_id": str(overrides.pop("attempt_id", uuid.uuid4().hex)),
+            "campaign_id": "campaign-1",
             "to": "+15551230001",
             "from_": "+15550000001",
-            "answer_url": f"{self.base_url}/answer/{attempt_id}",
-            "status_callback_url": f"{self.base_url}/status/{attempt_id}",
-            "amd_callback_url": f"{self.base_url}/amd/{attempt_id}",
             "time_limit_s": 3600,
         }
         fields.update(overrides)

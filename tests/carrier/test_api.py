@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from dialer.carrier import RunningCarrier
-from dialer.telephony.events import parse_timestamp
+from dialer.telephony.twilio.callbacks import parse_timestamp
 from tests.carrier.fixtures import StartCarrier
 from tests.carrier.support import Receiver, only, wait_until
 
@@ -174,11 +174,8 @@ def test_without_status_callback_events_only_the_end_is_reported(
 ) -> None:
     running = start_carrier(profile=only("busy"))
     request = receiver.request()
-    form = {
-        **FORM,
-        "Url": request.answer_url,
-        "StatusCallback": request.status_callback_url,
-    }
+    answer, status, _ = receiver.webhooks.for_attempt(request.attempt_id, request.campaign_id)
+    form = {**FORM, "Url": answer, "StatusCallback": status}
     response = httpx.post(
         f"{running.base_url}/2010-04-01/Accounts/{running.account_sid}/Calls.json",
         data=form,

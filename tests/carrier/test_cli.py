@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from dialer.carrier import CarrierConfig, Faults, server
 from dialer.carrier.cli import carrier_command
 from dialer.policy.attempt_state import Outcome
-from dialer.telephony.distributions import Exponential, Fixed
+from dialer.telephony.simulator.distributions import Exponential, Fixed
 
 
 @pytest.fixture

@@ -9,13 +9,18 @@ import pytest
 
 from dialer.carrier import Faults, RunningCarrier
 from dialer.telephony.base import CallRequest
-from dialer.telephony.twilio import TwilioProvider
+from dialer.telephony.twilio.adapter import TwilioProvider
 from tests.carrier.fixtures import StartCarrier
 from tests.carrier.support import Receiver, only, wait_until
 
 
-def _place(running: RunningCarrier, request: CallRequest) -> str:
-    provider = TwilioProvider(running.account_sid, running.auth_token, base_url=running.base_url)
+def _place(running: RunningCarrier, receiver: Receiver, request: CallRequest) -> str:
+    provider = TwilioProvider(
+        running.account_sid,
+        running.auth_token,
+        webhooks=receiver.webhooks,
+        base_url=running.base_url,
+    )
     return provider.place_call(request).provider_call_id
 
 
@@ -33,7 +38,7 @@ def test_duplicates_arrive_twice_with_the_same_signature(
 ) -> None:
     running = start_carrier(profile=only("busy"), faults=Faults(duplicate_p=1.0))
     request = receiver.request()
-    _place(running, request)
+    _place(running, receiver, request)
     wait_until(lambda: len(receiver.received(request.attempt_id, "status")) == 4)
     received = receiver.received(request.attempt_id, "status")
     assert _statuses(receiver, request) == ["0", "0", "1", "1"]
@@ -47,7 +52,7 @@ def test_reordered_callbacks_arrive_after_the_next_one(
 ) -> None:
     running = start_carrier(profile=only("no_answer"), faults=Faults(reorder_p=1.0))
     request = receiver.request()
-    _place(running, request)
+    _place(running, receiver, request)
     wait_until(lambda: len(receiver.received(request.attempt_id, "status")) == 3)
     # initiated is held back behind ringing; no-answer, held too, goes when the call ends
     assert _statuses(receiver, request) == ["1", "0", "2"]
@@ -57,7 +62,7 @@ def test_reordered_callbacks_arrive_after_the_next_one(
 def test_dropped_callbacks_never_arrive(start_carrier: StartCarrier, receiver: Receiver) -> None:
     running = start_carrier(profile=only("human"), faults=Faults(drop_p=1.0))
     request = receiver.request()
-    sid = _place(running, request)
+    sid = _place(running, receiver, request)
     wait_until(lambda: _ended(running))
     time.sleep(0.05)  # a callback already on its way would land by now
     assert receiver.received(request.attempt_id, "status") == []
@@ -75,7 +80,7 @@ def test_partial_faults_are_drawn_per_callback(
     running = start_carrier(profile=only("busy"), faults=Faults(drop_p=0.5), seed=5)
     requests = [receiver.request() for _ in range(20)]
     for request in requests:
-        _place(running, request)
+        _place(running, receiver, request)
     wait_until(lambda: running.stats()["ended_by_status"].get("busy") == 20)
     dropped = running.stats()["faults"]["dropped"]
     wait_until(lambda: running.stats()["webhooks"].get("delivered") == 40 - dropped)
@@ -125,6 +130,6 @@ def test_faults_can_be_changed_while_running(
     running = start_carrier(profile=only("busy"), faults=Faults(drop_p=1.0))
     running.carrier.set_faults(Faults())
     request = receiver.request()
-    _place(running, request)
+    _place(running, receiver, request)
     wait_until(lambda: len(receiver.received(request.attempt_id, "status")) == 2)
     assert "dropped" not in running.stats()["faults"]

@@ -9,13 +9,18 @@ import httpx
 
 from dialer.carrier import RunningCarrier
 from dialer.telephony.base import CallStatus
-from dialer.telephony.twilio import TwilioProvider
+from dialer.telephony.twilio.adapter import TwilioProvider
 from tests.carrier.fixtures import StartCarrier
 from tests.carrier.support import Receiver, only, wait_until
 
 
-def _provider(running: RunningCarrier) -> TwilioProvider:
-    return TwilioProvider(running.account_sid, running.auth_token, base_url=running.base_url)
+def _provider(running: RunningCarrier, receiver: Receiver) -> TwilioProvider:
+    return TwilioProvider(
+        running.account_sid,
+        running.auth_token,
+        webhooks=receiver.webhooks,
+        base_url=running.base_url,
+    )
 
 
 def test_calls_above_the_cps_limit_wait_in_queued(
@@ -23,7 +28,7 @@ def test_calls_above_the_cps_limit_wait_in_queued(
 ) -> None:
     # One call leaves the queue every 0.2 s; each then rings for 0.15 s.
     running = start_carrier(profile=only("no_answer"), cps=5.0)
-    provider = _provider(running)
+    provider = _provider(running, receiver)
     requests = [receiver.request() for _ in range(4)]
     placed = [provider.place_call(request) for request in requests]
     assert all(p.status is CallStatus.QUEUED for p in placed)
@@ -51,7 +56,7 @@ def test_stats_count_live_and_peak_calls_per_caller_and_campaign(
     start_carrier: StartCarrier, receiver: Receiver
 ) -> None:
     running = start_carrier(profile=only("human", talk_s=100_000))
-    provider = _provider(running)
+    provider = _provider(running, receiver)
     a, b = "+15550000001", "+15550000002"
     calls = [
         receiver.request(from_=a, to="+15557770001"),
@@ -60,12 +65,10 @@ def test_stats_count_live_and_peak_calls_per_caller_and_campaign(
         receiver.request(from_=b, to="+15557770003"),
         receiver.request(from_=a, to="+15557770004"),
     ]
-    campaigns = ["c1", "c1", "c1", "c2", None]
+    campaigns = ["c1", "c1", "c1", "c2", ""]
     sids = []
     for request, campaign in zip(calls, campaigns, strict=True):
-        if campaign is not None:
-            url = f"{request.status_callback_url}?campaign={campaign}"
-            request = dataclasses.replace(request, status_callback_url=url)
+        request = dataclasses.replace(request, campaign_id=campaign)
         sids.append(provider.place_call(request).provider_call_id)
 
     stats = httpx.get(f"{running.base_url}/__carrier__/stats", timeout=5).json()
@@ -73,7 +76,7 @@ def test_stats_count_live_and_peak_calls_per_caller_and_campaign(
     assert stats["live"] == {
         "total": 5,
         "by_caller": {a: 4, b: 1},
-        "by_campaign": {"c1": 3, "c2": 1, a: 1},  # no campaign: grouped by caller
+        "by_campaign": {"c1": 3, "c2": 1, a: 1},  # no campaign id: grouped by caller
     }
     assert stats["calls_by_to"] == {
         "+15557770001": 2,
@@ -86,7 +89,7 @@ def test_stats_count_live_and_peak_calls_per_caller_and_campaign(
     wait_until(lambda: all(provider.fetch(sid).status is in_progress for sid in sids))
     for sid in sids[:3]:
         provider.hang_up(sid)
-    provider.place_call(receiver.request(from_=a))
+    provider.place_call(dataclasses.replace(receiver.request(from_=a), campaign_id=""))
     stats = running.stats()
     assert stats["live"]["by_caller"] == {a: 2, b: 1}
     assert stats["peak"] == {

@@ -21,6 +21,7 @@ from dialer.concurrency.semaphore.base import (
     plan_reconcile,
 )
 from dialer.concurrency.semaphore.memory import MemorySemaphore
+from dialer.settings import Settings
 
 SCOPE = SlotScope("c-1", "t-1", "+14155550100")
 
@@ -85,8 +86,8 @@ def test_holder_ids_turn_back_into_attempt_ids_and_nothing_else_does() -> None:
 
 
 def test_without_redis_the_stores_live_in_memory() -> None:
-    stores = open_stores(None)
-    assert isinstance(stores.semaphore, MemorySemaphore)
+    stores = open_stores(Settings(redis_url=None))
+    assert isinstance(stores.slots.semaphore, MemorySemaphore)
     assert isinstance(stores.pacer, MemoryRateLimiter)
 
 

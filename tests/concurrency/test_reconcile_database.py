@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from dialer.concurrency import truth as truth_module
 from dialer.concurrency.keys import SlotScope, holder_id, layered_limits
-from dialer.concurrency.semaphore.base import Reaped, Truth, reconcile_from
+from dialer.concurrency.semaphore.base import Reaped
 from dialer.concurrency.semaphore.redis import RedisSemaphore
-from dialer.concurrency.truth import database_truth, ended_holders, live_holders
+from dialer.concurrency.slots import CallSlots
+from dialer.concurrency.truth import SlotTruth, ended_attempts, live_attempts, read_truth
 from dialer.db.models import CallAttempt, Campaign, CampaignRun
 from dialer.policy.attempt_state import AttemptStatus, Outcome
 from tests.concurrency.conftest import (
@@ -82,7 +83,7 @@ def test_after_redis_loses_everything_reconcile_restores_the_databases_calls(
         for camp, row in live:
             for key in scope(camp, row).keys(prefix):
                 expected.setdefault(key, set()).add(holder_id(row.id))
-        assert live_holders(session, prefix=prefix) == expected
+        assert live_attempts(session) == {row.id: scope(camp, row) for camp, row in live}
 
         # Redis before the restart: the live calls, one ended but never released, one stranger.
         for camp, row in [*live, (first, queued), (first, ended)]:
@@ -95,9 +96,7 @@ def test_after_redis_loses_everything_reconcile_restores_the_databases_calls(
         client.script_flush()
         assert semaphore.snapshot() == {}
 
-        result = reconcile_from(
-            semaphore, lambda ids: database_truth(session, ids, prefix=prefix), LONG_LEASE_S
-        )
+        result = CallSlots(semaphore).reconcile(lambda ids: read_truth(session, ids), LONG_LEASE_S)
         assert result.added == {key: frozenset(ids) for key, ids in expected.items()}
         assert semaphore.snapshot() == expected
         # The campaign holds 1 of its 3 slots again (its call placed): two more, not a flood.
@@ -132,16 +131,17 @@ def test_reconcile_drops_what_the_database_says_has_ended(
         semaphore.acquire(holder_id(row.id), limits, LONG_LEASE_S)
         semaphore.acquire("999999", limits, LONG_LEASE_S)  # a holder with no attempt at all
 
-        def read(observed: AbstractSet[str]) -> Truth:
-            return database_truth(session, observed, prefix=prefix)
+        def read(observed: AbstractSet[int]) -> SlotTruth:
+            return read_truth(session, observed)
 
         # The database does not know 999999: it may be a row not committed yet. Kept.
-        result = reconcile_from(semaphore, read, LONG_LEASE_S)
+        slots = CallSlots(semaphore)
+        result = slots.reconcile(read, LONG_LEASE_S)
         assert not result.changed
 
         row.status, row.outcome = AttemptStatus.ENDED, Outcome.BUSY
         session.commit()
-        result = reconcile_from(semaphore, read, LONG_LEASE_S)
+        result = slots.reconcile(read, LONG_LEASE_S)
         assert result.removed == {key: frozenset({holder_id(row.id)}) for key in keys}
         assert not result.added
         assert semaphore.snapshot() == {key: {"999999"} for key in keys}
@@ -179,9 +179,7 @@ def test_reconcile_removes_ended_keeps_unknown_and_restores_live_holders(
             crashed.rollback()
         assert session.get(CallAttempt, never_id) is None
 
-        result = reconcile_from(
-            semaphore, lambda ids: database_truth(session, ids, prefix=prefix), LONG_LEASE_S
-        )
+        result = CallSlots(semaphore).reconcile(lambda ids: read_truth(session, ids), LONG_LEASE_S)
         assert result.removed == {key: frozenset({holder_id(ended.id)}) for key in keys}
         assert result.added == {key: frozenset({holder_id(missing.id)}) for key in keys}
         live = {holder_id(held.id), holder_id(missing.id)}
@@ -216,9 +214,7 @@ def test_a_queued_attempt_is_not_forced_back(
         wait_for_redis_time(client, redis_time(client) + queue_lease_s)
         assert semaphore.acquire(holder_id(other.id), limits, LONG_LEASE_S)
 
-        reconcile_from(
-            semaphore, lambda ids: database_truth(session, ids, prefix=prefix), LONG_LEASE_S
-        )
+        CallSlots(semaphore).reconcile(lambda ids: read_truth(session, ids), LONG_LEASE_S)
         assert semaphore.count(key) == 1
         assert holder_id(late.id) not in semaphore.snapshot()[key]
         # Its dial task then asks again, checked, and waits for a slot.
@@ -250,27 +246,28 @@ def test_an_attempt_admitted_before_its_row_commits_keeps_its_slot(
         limits = layered_limits(campaign_scope, limit, None, None, prefix=prefix)
         assert semaphore.acquire(first, limits, LONG_LEASE_S)
 
-    def read(observed: AbstractSet[str]) -> Truth:
+    def read(observed: AbstractSet[int]) -> SlotTruth:
         with Session(engine) as reader:
-            return database_truth(reader, observed, prefix=prefix)
+            return read_truth(reader, observed)
 
+    slots = CallSlots(semaphore)
     campaign_key = campaign_scope.campaign_key(prefix)
     with Session(engine) as dispatcher:
         run = dispatcher.get_one(CampaignRun, run_id)
         x = holder_id(attempt(dispatcher, run, "+14155550002", AttemptStatus.QUEUED).id)
         assert semaphore.acquire(x, limits, LONG_LEASE_S)  # admitted; the row is not committed
-        result = reconcile_from(semaphore, read, LONG_LEASE_S)
+        result = slots.reconcile(read, LONG_LEASE_S)
         assert not semaphore.acquire("another", limits, LONG_LEASE_S)
         assert semaphore.holders(campaign_key) == {first, x}
         assert not result.changed
         dispatcher.commit()
 
-    assert not reconcile_from(semaphore, read, LONG_LEASE_S).changed
+    assert not slots.reconcile(read, LONG_LEASE_S).changed
     assert semaphore.count(campaign_key) == limit
     assert not semaphore.acquire("another", limits, LONG_LEASE_S)
 
 
-def test_ended_holders_looks_up_observed_ids_in_chunks(
+def test_ended_attempts_are_looked_up_in_chunks(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(truth_module, "ENDED_CHUNK", 2)
@@ -281,8 +278,7 @@ def test_ended_holders_looks_up_observed_ids_in_chunks(
         done = [attempt(session, run, f"+1415555000{n}", AttemptStatus.ENDED) for n in range(5)]
         live = attempt(session, run, "+14155550009", AttemptStatus.DIALING)
         session.commit()
-        done_ids = {holder_id(row.id) for row in done}
-        absent = holder_id(max(row.id for row in [*done, live]) + 1000)
-        observed = {*done_ids, holder_id(live.id), absent, "ghost", "007"}
-        assert ended_holders(session, observed) == done_ids
-        assert ended_holders(session, ()) == set()
+        done_ids = {row.id for row in done}
+        absent = max(row.id for row in [*done, live]) + 1000
+        assert ended_attempts(session, {*done_ids, live.id, absent}) == done_ids
+        assert ended_attempts(session, ()) == set()

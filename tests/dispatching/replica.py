@@ -18,18 +18,17 @@ from collections.abc import Sequence
 import redis
 import sqlalchemy as sa
 
+from dialer.calls import states
+from dialer.calls.dispatch import DispatchConfig
 from dialer.clock import utc_now
-from dialer.concurrency.keys import holder_id
 from dialer.concurrency.rate.memory import MemoryRateLimiter
 from dialer.concurrency.semaphore.redis import RedisSemaphore
+from dialer.concurrency.slots import CallSlots
 from dialer.concurrency.stores import ConcurrencyStores
-from dialer.db.models import Campaign
-from dialer.policy.attempt_state import Outcome
+from dialer.db.models import CallAttempt, Campaign
+from dialer.policy.attempt_state import AttemptStatus, Outcome
 from dialer.policy.campaign_state import CampaignStatus
-from dialer.runtime import build_runtime
-from dialer.services import attempts
-from dialer.services.attempts import Claimed
-from dialer.services.dispatch import DispatchConfig
+from dialer.runtime import Refills, build_runtime
 from dialer.settings import Settings
 
 
@@ -45,19 +44,22 @@ class InlineQueue:
         assert isinstance(rt, Runtime)
         for attempt_id in attempt_ids:
             with rt.sessions() as session, session.begin():
-                claimed = attempts.claim(session, attempt_id, now=utc_now())
-            if not isinstance(claimed, Claimed):
+                attempt = session.get(CallAttempt, attempt_id, with_for_update=True)
+                claimed = (
+                    attempt is not None
+                    and attempt.status is AttemptStatus.QUEUED
+                    and states.claim(session, attempt_id, attempt.recipient_id, utc_now())
+                )
+            if not claimed:
                 continue
             with open(self.log_path, "a") as log:
                 log.write(f"{attempt_id}\n")
-            with rt.sessions() as session, session.begin():
-                ended = attempts.end(session, attempt_id, Outcome.HUMAN, now=utc_now())
-            if ended is not None:
-                rt.stores.semaphore.release(
-                    holder_id(attempt_id), ended.scope.keys(rt.stores.semaphore.prefix)
-                )
+            rt.ender.end(attempt_id, Outcome.HUMAN)
 
     def dispatch(self, campaign_id: str) -> None:
+        pass
+
+    def dispatch_started(self, campaign_id: str) -> None:
         pass
 
 
@@ -68,7 +70,8 @@ def main(db_url: str, redis_url: str, prefix: str, log_path: str, crash: bool) -
     runtime = build_runtime(
         Settings(database_url=db_url, redis_url=redis_url),
         queue,
-        stores=ConcurrencyStores(semaphore, MemoryRateLimiter()),
+        ConcurrencyStores(CallSlots(semaphore), MemoryRateLimiter()),
+        refills=Refills.ELSEWHERE,
         provider=object(),  # type: ignore[arg-type]  # dials never reach a provider here
         dispatch=DispatchConfig(round_size=7, outbox_timeout_s=1.0),
     )

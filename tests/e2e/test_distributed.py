@@ -32,11 +32,12 @@ from dialer.db.engine import make_engine, session_factory
 from dialer.db.migrate import upgrade
 from dialer.db.models import CallAttempt, CallEvent, Campaign, Recipient
 from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
+from dialer.queue.celery import SOFT_SHUTDOWN_TIMEOUT_S
 from dialer.services import counters
 from dialer.settings import Settings
-from dialer.telephony.distributions import Fixed
-from dialer.telephony.signature import SIGNATURE_HEADER, sign
-from dialer.telephony.simulation import OutcomeWeights, SimulationProfile
+from dialer.telephony.simulator.distributions import Fixed
+from dialer.telephony.simulator.plan import OutcomeWeights, SimulationProfile
+from dialer.telephony.twilio.signature import SIGNATURE_HEADER, sign
 from tests.conftest import scratch_database_url
 from tests.e2e.fleet import (
     LOCALHOST,
@@ -55,7 +56,6 @@ from tests.e2e.fleet import (
     wait_worker_ready,
     zone_open_now,
 )
-from workers.celery_config import SOFT_SHUTDOWN_TIMEOUT_S
 
 pytestmark = pytest.mark.timeout(400)
 

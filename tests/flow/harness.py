@@ -1,7 +1,8 @@
 """A whole dialer in one test, on a driven clock: no threads, no sleeping.
 
-Dial and dispatch tasks land in lists; :meth:`Harness.step` runs them, lets the simulator
-deliver every callback due, advances the clock and ticks the scheduler.
+Dial and dispatch tasks land in lists, the simulator's events in a buffer; :meth:`Harness.step`
+runs the tasks, lets the simulator report every event due and takes them in, advances the
+clock and ticks the scheduler.
 """
 
 from __future__ import annotations
@@ -14,21 +15,22 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from dialer.concurrency.keys import SlotScope
-from dialer.concurrency.rate.memory import MemoryRateLimiter
+from dialer.calls.config import CallConfig
+from dialer.calls.dispatch import DispatchConfig
+from dialer.calls.results import DialResult
 from dialer.concurrency.semaphore.memory import MemorySemaphore
 from dialer.concurrency.stores import ConcurrencyStores
 from dialer.db.engine import session_factory
 from dialer.db.models import Campaign
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
-from dialer.runtime import Runtime, build_runtime
+from dialer.runtime import Refills, build_runtime
 from dialer.services import campaigns, counters, tenancy
-from dialer.services.dialing import DialConfig
-from dialer.services.dispatch import DispatchConfig
 from dialer.settings import Settings
-from dialer.telephony.distributions import Fixed
-from dialer.telephony.simulation import OutcomeWeights, SimulationProfile
+from dialer.telephony.events import EventKind, ProviderEvent
 from dialer.telephony.simulator import SimulatedProvider
+from dialer.telephony.simulator.distributions import Fixed
+from dialer.telephony.simulator.plan import OutcomeWeights, SimulationProfile
+from dialer.telephony.twilio.callbacks import parse_event
 
 EPOCH = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)  # 12:00 in New York, a Monday
 
@@ -65,16 +67,24 @@ class RecordingQueue:
     def dispatch(self, campaign_id: str) -> None:
         self.dispatches.append(campaign_id)
 
+    def dispatch_started(self, campaign_id: str) -> None:
+        pass
 
-class _Sink:
-    def __init__(self) -> None:
-        self.runtime: Runtime | None = None
-        self.delivered: list[tuple[str, str, dict[str, str]]] = []
 
-    def deliver(self, attempt_id: str, kind: Any, params: Any) -> None:
-        assert self.runtime is not None
-        self.delivered.append((attempt_id, kind, dict(params)))
-        self.runtime.dialer.deliver(attempt_id, kind, params)
+@dataclass
+class EventBuffer:
+    """The simulator's sink: events wait here until the harness takes them in."""
+
+    waiting: list[tuple[str, ProviderEvent]] = field(default_factory=list)
+    delivered: list[tuple[str, ProviderEvent]] = field(default_factory=list)
+
+    def deliver(self, attempt_id: str, event: ProviderEvent) -> None:
+        self.waiting.append((attempt_id, event))
+        self.delivered.append((attempt_id, event))
+
+    def take(self) -> list[tuple[str, ProviderEvent]]:
+        taken, self.waiting = self.waiting, []
+        return taken
 
 
 def profile(**weights: float) -> SimulationProfile:
@@ -103,29 +113,45 @@ class Harness:
         seed: int = 1,
         cps: float = 100.0,
         refill_here: bool = False,
+        sleep_advances: bool = False,
     ) -> None:
+        """``sleep_advances``: a wait the dial path sleeps moves the clock on; without it the
+        clock moves by steps only, and a call that must wait for its pace waits for one."""
         self.clock = Clock()
         self.queue = RecordingQueue(self.clock)
-        self.sink = _Sink()
-        self.semaphore = MemorySemaphore(self.clock.seconds)
+        self.sink = EventBuffer()
+        self.stores = ConcurrencyStores.in_memory(self.clock.seconds)
+        self.semaphore = self.stores.slots.semaphore
+        assert isinstance(self.semaphore, MemorySemaphore)
         self.simulator = provider or SimulatedProvider(
             self.sink, profile=sim or profile(), seed=seed, clock=self.clock
         )
         self.runtime = build_runtime(
             Settings(database_url=str(engine.url)),
             self.queue,
+            self.stores,
+            # A worker refills the slots of the calls it sees end in place; elsewhere (the
+            # distributed scheduler, the API) a freed slot asks the queue.
+            refills=Refills.HERE if refill_here else Refills.QUEUE,
             engine=engine,
-            stores=ConcurrencyStores(self.semaphore, MemoryRateLimiter(self.clock.seconds)),
             provider=self.simulator,
             clock=self.clock,
             dispatch=DispatchConfig(round_size=10),
-            dialing=DialConfig(account="test", account_cps=cps, time_limit_s=600),
-            refill_here=refill_here,
+            calls=CallConfig(account="test", account_cps=cps, time_limit_s=600),
+            sleep=self._sleep,
         )
-        self.sink.runtime = self.runtime
         self.sessions = session_factory(engine)
         self.peak: dict[str, int] = {}
-        self.dial_results: list[str] = []
+        self.dial_results: list[DialResult] = []
+        #: The waits the dial path slept; with ``sleep_advances`` each moves the clock on.
+        self.slept: list[float] = []
+        self.sleep_advances = sleep_advances
+
+    def _sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        if self.sleep_advances:
+            # At least the clock's resolution: a pace wait can be a rounding error's width.
+            self.clock.advance(max(seconds, 1e-6))
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -152,6 +178,10 @@ class Harness:
             )
             return campaign.id
 
+    def callback(self, attempt_id: int, kind: EventKind, params: dict[str, str]) -> None:
+        """A provider callback, as Twilio posts it, taken in as the webhook would."""
+        self.runtime.take_event(attempt_id, parse_event(kind, params))
+
     def act(self, campaign_id: str, action: CampaignAction) -> None:
         with self.sessions() as session, session.begin():
             campaign = session.get_one(Campaign, campaign_id)
@@ -167,18 +197,28 @@ class Harness:
                 return
             for item in due:
                 self.queue.dials.remove(item)
-                self.dial_results.append(self.runtime.dialer.dial(item[1]))
+                self.dial_results.append(self.runtime.run_dial(item[1]).result)
                 self._observe()
             while self.queue.dispatches:
                 # As the worker's dispatch task does: the first claim is placed at once.
-                self.runtime.refill(self.queue.dispatches.pop(0))
+                self.runtime.run_dispatch(self.queue.dispatches.pop(0))
                 self._observe()
+
+    def deliver_due(self) -> int:
+        """Let the simulator report every event due now, taking each in before the next is
+        reported (taking one in may change what is due: a hang-up). Returns how many."""
+        taken = 0
+        while self.simulator.run_due(self.clock.now, most=1):
+            for attempt_id, event in self.sink.take():
+                self.runtime.take_event(attempt_id, event)
+                taken += 1
+        return taken
 
     def step(self, seconds: float = 1.0) -> None:
         self.runtime.dispatcher.tick(self.clock.now)
         self.run_tasks()
         self.clock.advance(seconds)
-        self.simulator.run_due(self.clock.now)
+        self.deliver_due()
         self._observe()
         self.run_tasks()
 
@@ -210,10 +250,7 @@ class Harness:
             return counters.truth(session, campaign_id)
 
     def peak_of(self, campaign_id: str) -> int:
-        with self.sessions() as session:
-            tenant_id = session.get_one(Campaign, campaign_id).tenant_id
-        key = SlotScope(campaign_id, tenant_id).campaign_key(self.semaphore.prefix)
-        return self.peak.get(key, 0)
+        return self.peak.get(f"{self.semaphore.prefix}campaign:{campaign_id}", 0)
 
     def session(self) -> Session:
         return self.sessions()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import timedelta
 from itertools import pairwise
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dialer.calls.results import DialResult
 from dialer.db.models import CallAttempt, Recipient
 from dialer.policy.attempt_state import Outcome, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
@@ -84,8 +87,8 @@ def test_redelivered_dial_tasks_dial_once(engine: Engine) -> None:
         h.run_tasks()
         h.clock.advance(0.05)
     results = Counter(h.dial_results)
-    assert results["dialed"] == 6
-    assert results["not-queued"] >= 12
+    assert results[DialResult.DIALED] == 6
+    assert results[DialResult.NOT_QUEUED] >= 12
     assert len(h.simulator._calls) == 6
     h.run_until_done(cid)
     assert len(_attempts(h, cid)) == 6
@@ -100,8 +103,8 @@ def test_duplicate_and_reordered_callbacks_change_nothing(engine: Engine) -> Non
         [(a.id, a.status, a.outcome, a.answered_by) for a in _attempts(h, cid)],
         h.counts(cid),
     )
-    for attempt_id, kind, params in reversed(list(h.sink.delivered)):
-        h.runtime.dialer.deliver(attempt_id, kind, params)  # type: ignore[arg-type]
+    for attempt_id, event in reversed(list(h.sink.delivered)):
+        h.runtime.take_event(attempt_id, event)
     after = ([(a.id, a.status, a.outcome, a.answered_by) for a in _attempts(h, cid)], h.counts(cid))
     assert after == before
     assert h.counts(cid) == h.truth(cid)
@@ -304,16 +307,24 @@ def test_outbox_resends_what_a_crash_left_unsent(engine: Engine) -> None:
     h.act(cid, CampaignAction.START)
     lost: list[int] = []
     dispatcher = h.runtime.dispatcher
-    real_enqueue, real_mark = dispatcher.enqueue, dispatcher.mark_handed_off
-    dispatcher.enqueue = lost.extend  # the process "dies" after commit, before sending
-    dispatcher.mark_handed_off = lambda ids, now: None  # type: ignore[method-assign]
-    dispatcher.tick(h.clock.now)
+
+    def die(attempt_ids: Sequence[int]) -> None:
+        lost.extend(attempt_ids)
+        raise _Died  # the process dies after the claim's commit, before sending its tasks
+
+    dispatcher.after_commit = die
+    with pytest.raises(_Died):
+        dispatcher.tick(h.clock.now)
+    dispatcher.after_commit = None
     assert len(lost) == 3
     assert not h.queue.dials
-    dispatcher.enqueue, dispatcher.mark_handed_off = real_enqueue, real_mark  # type: ignore[method-assign]
     assert dispatcher.recover_outbox(h.clock.now) == [], "not before the timeout"
     h.clock.advance(dispatcher.config.outbox_timeout_s + 1)
     assert sorted(dispatcher.recover_outbox(h.clock.now)) == sorted(lost)
     h.run_until_done(cid)
     assert len(_attempts(h, cid)) == 3
     assert len(h.simulator._calls) == 3
+
+
+class _Died(Exception):
+    pass

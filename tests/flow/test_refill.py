@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dialer.concurrency.keys import cps_rates, holder_id
+from dialer.calls.claiming import StartHere
+from dialer.calls.results import DialResult
+from dialer.concurrency.keys import cps_rates
+from dialer.concurrency.semaphore.base import Admission
 from dialer.db.models import CallAttempt, Recipient
 from dialer.policy.attempt_state import AttemptStatus, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction
-from dialer.services.dispatch import StartHere
 from tests.flow.harness import Harness, numbers
 
 
@@ -21,7 +25,7 @@ def _attempts(h: Harness) -> list[CallAttempt]:
 
 def _started(h: Harness, cid: str, count: int = 1) -> list[int]:
     h.act(cid, CampaignAction.START)
-    refilled = h.runtime.refill(cid, most=count)
+    refilled = h.runtime.refiller.refill(cid, most=count)
     assert refilled == count
     return [a.id for a in _attempts(h)]
 
@@ -49,7 +53,7 @@ def test_a_refill_of_every_free_slot_places_one_call_and_queues_the_others(
     cid = h.campaign(numbers(5), max_concurrency=3)
     h.act(cid, CampaignAction.START)
 
-    assert h.runtime.refill(cid) == 3
+    assert h.runtime.refiller.refill(cid) == 3
 
     first, *rest = _attempts(h)
     assert first.provider_call_id is not None
@@ -65,18 +69,17 @@ def test_a_claim_whose_slot_is_lost_before_its_call_goes_back_to_the_queue_uncal
     h = Harness(engine)
     cid = h.campaign(numbers(2), max_concurrency=1)
     h.act(cid, CampaignAction.START)
-    dialer = h.runtime.dialer
     result = h.runtime.dispatcher.tick(
-        h.clock.now, campaign_ids=[cid], most=1, start_here=StartHere(1, dialer.take_pace)
+        h.clock.now, campaign_ids=[cid], most=1, start_here=StartHere(1, h.runtime.gate.take_pace)
     )
     [job] = result.started
     # Between the claim's commit and the dial, the store lost the holder (a Redis restart)
     # and another call took the campaign's only slot.
-    keys = job.scope.keys(h.semaphore.prefix)
-    h.semaphore.release(holder_id(job.attempt_id), keys)
-    assert h.semaphore.acquire("another-call", job.limits(), 60.0)
+    slots = h.stores.slots
+    slots.release(job.attempt_id, job.scope)
+    assert slots.acquire_many([replace(job.claim, attempt_id=10**9)], 60.0) == [Admission(True)]
 
-    assert dialer.place_started(job) == "waiting-for-slot"
+    assert h.runtime.placer.place_started(job).result is DialResult.WAITING_FOR_SLOT
 
     [attempt] = _attempts(h)
     assert attempt.status is AttemptStatus.QUEUED
@@ -90,24 +93,17 @@ def test_a_claim_whose_slot_is_lost_before_its_call_goes_back_to_the_queue_uncal
 
 
 def test_a_short_pace_wait_is_waited_out_in_the_refill(engine: Engine) -> None:
-    h = Harness(engine, cps=100.0)  # calls 10 ms apart
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        h.clock.advance(seconds)
-
-    h.runtime.dialer.sleep = sleep
+    h = Harness(engine, cps=100.0, sleep_advances=True)  # calls 10 ms apart
     cid = h.campaign(numbers(2), max_concurrency=2)
-    config = h.runtime.dialer.config
+    config = h.runtime.calls
     # Another call started just now: this one's pace comes 10 ms later.
     rates = cps_rates(config.account, "+14155550100", account_cps=config.account_cps)
-    assert h.runtime.dialer.pacer.try_acquire(rates) == 0
+    assert h.stores.pacer.try_acquire(rates) == 0
 
     _started(h, cid, count=1)
 
-    assert len(slept) == 1
-    assert 0 < slept[0] <= 0.010
+    assert len(h.slept) == 1
+    assert 0 < h.slept[0] <= 0.010
     [attempt] = _attempts(h)
     assert attempt.provider_call_id is not None
     assert h.queue.sent == []
@@ -115,14 +111,14 @@ def test_a_short_pace_wait_is_waited_out_in_the_refill(engine: Engine) -> None:
 
 def test_a_long_pace_wait_sends_the_call_through_the_queue(engine: Engine) -> None:
     h = Harness(engine, cps=1.0)
-    h.runtime.dialer.sleep = lambda seconds: (_ for _ in ()).throw(AssertionError("slept"))
     cid = h.campaign(numbers(2), max_concurrency=2)
-    config = h.runtime.dialer.config
+    config = h.runtime.calls
     rates = cps_rates(config.account, "+14155550100", account_cps=config.account_cps)
-    assert h.runtime.dialer.pacer.try_acquire(rates) == 0
+    assert h.stores.pacer.try_acquire(rates) == 0
 
     _started(h, cid, count=1)
 
+    assert h.slept == [], "a wait of a whole second is not slept in the refill"
     [attempt] = _attempts(h)
     assert attempt.status is AttemptStatus.QUEUED
     assert attempt.enqueued_at is not None
@@ -133,8 +129,8 @@ def test_a_long_pace_wait_sends_the_call_through_the_queue(engine: Engine) -> No
 def test_where_calls_are_dialed_an_ended_call_is_replaced_by_the_thread_that_ended_it(
     engine: Engine,
 ) -> None:
-    h = Harness(engine, refill_here=True)
-    h.runtime.dialer.sleep = h.clock.advance  # the pace spaces the two calls 10 ms apart
+    # The pace spaces the two calls 10 ms apart.
+    h = Harness(engine, refill_here=True, sleep_advances=True)
     cid = h.campaign(numbers(4), max_concurrency=2, retry_policy={"max_attempts": 1})
     h.act(cid, CampaignAction.START)
     h.step()
@@ -143,7 +139,7 @@ def test_where_calls_are_dialed_an_ended_call_is_replaced_by_the_thread_that_end
     # The two calls end (1 s setup, 5 s ring, 30 s talk) inside the simulator's delivery:
     # each end claims and places the next call there, before any tick or task.
     h.clock.advance(40)
-    h.simulator.run_due(h.clock.now)
+    h.deliver_due()
     attempts = _attempts(h)
     assert [a.status for a in attempts[:2]] == [AttemptStatus.ENDED] * 2
     assert [a.provider_call_id is not None for a in attempts[2:]] == [True, True]
@@ -163,9 +159,9 @@ def test_a_refill_that_fails_leaves_the_slot_to_a_dispatch_task(
     def broken(campaign_id: str, *, most: int | None = None) -> int:
         raise ConnectionError("the database went away")
 
-    monkeypatch.setattr(h.runtime, "refill", broken)
+    monkeypatch.setattr(h.runtime.refiller, "refill", broken)
     h.clock.advance(40)
-    h.simulator.run_due(h.clock.now)
+    h.deliver_due()
 
     assert _attempts(h)[0].status is AttemptStatus.ENDED, "the end itself is kept"
     assert h.queue.dispatches == [cid], "and the freed slot is asked for again"

@@ -8,11 +8,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dialer.calls import states
 from dialer.concurrency.keys import holder_id
 from dialer.db.models import CallAttempt
 from dialer.policy.attempt_state import AttemptStatus, Outcome
 from dialer.policy.campaign_state import CampaignAction
-from dialer.services import attempts
 from scheduler.loop import SchedulerLoop
 from tests.flow.harness import Harness, numbers
 
@@ -25,7 +25,7 @@ def _call_ended_elsewhere(h: Harness) -> int:
     with h.session() as session, session.begin():
         attempt = session.scalars(sa.select(CallAttempt)).one()
         assert attempt.status is AttemptStatus.DIALING
-        attempts.end(session, attempt.id, Outcome.HUMAN, now=h.clock.now)
+        states.end(session, attempt.id, Outcome.HUMAN, now=h.clock.now)
     held = {holder for holders in h.semaphore.snapshot().values() for holder in holders}
     assert held == {holder_id(attempt.id)}
     return attempt.id

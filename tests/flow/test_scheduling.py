@@ -8,10 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dialer.calls import states
+from dialer.calls.results import ReapVerdict, Resolution
 from dialer.db.models import CallAttempt, Recipient, Tenant
 from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction
-from dialer.services.reaper import reap_stuck
 from dialer.telephony.base import CallInfo, CallStatus, PlacedCall
 from tests.flow.harness import Harness, numbers, profile
 
@@ -149,7 +150,7 @@ class LostCallbacks:
     def find_calls(self, to: str, from_: str, since: datetime) -> list[CallInfo]:
         return []  # the dial never reached the provider
 
-    def run_due(self, now: Any) -> int:
+    def run_due(self, now: Any, *, most: int | None = None) -> int:
         return 0
 
 
@@ -158,11 +159,11 @@ def test_reaper_settles_calls_whose_callbacks_were_lost(engine: Engine) -> None:
     cid = h.campaign(numbers(2), max_concurrency=2, retry_policy={"max_attempts": 1})
     h.act(cid, CampaignAction.START)
     h.step()
-    report = reap_stuck(h.runtime.dialer, h.clock.now)
+    report = h.runtime.reap(h.clock.now)
     assert report.examined == 0, "nothing is stuck before its bound"
-    h.clock.advance(h.runtime.dialer.config.call_lease_s + 1)
-    report = reap_stuck(h.runtime.dialer, h.clock.now)
-    assert len(report.ended) == 2
+    h.clock.advance(h.runtime.calls.call_lease_s + 1)
+    report = h.runtime.reap(h.clock.now)
+    assert len(report.of(ReapVerdict.ENDED)) == 2
     with h.session() as session:
         attempts = list(session.scalars(sa.select(CallAttempt)))
         recipients = list(session.scalars(sa.select(Recipient)))
@@ -178,13 +179,10 @@ def test_reaper_resolves_a_dial_left_without_a_call_id(engine: Engine) -> None:
     h.act(cid, CampaignAction.START)
     h.runtime.dispatcher.tick(h.clock.now)
     ((_, attempt_id),) = h.queue.dials
-    with h.session() as session, session.begin():  # a worker died right after its claim
-        from dialer.services import attempts
-
-        attempts.claim(session, attempt_id, now=h.clock.now)
+    _claimed_by_a_worker_that_died(h, attempt_id)
     h.clock.advance(121)
-    report = reap_stuck(h.runtime.dialer, h.clock.now)
-    assert report.ended == [attempt_id]
+    report = h.runtime.reap(h.clock.now)
+    assert report.of(ReapVerdict.ENDED) == [attempt_id]
     with h.session() as session:
         attempt = session.get_one(CallAttempt, attempt_id)
     assert attempt.outcome is Outcome.UNKNOWN
@@ -202,15 +200,20 @@ def test_an_unplaced_dial_never_adopts_another_attempts_call(engine: Engine) -> 
         first = session.scalars(sa.select(CallAttempt)).one()
     earlier = CallInfo(first.provider_call_id or "", CallStatus.COMPLETED, "", "")
     provider.find_calls = lambda to, from_, since: [earlier]  # type: ignore[method-assign]
-    h.runtime.dialer.apply_call_info(first.id, earlier)  # it ends; its slot frees
+    h.runtime.ingestor.apply_call_info(first.id, earlier)  # it ends; its slot frees
     h.runtime.dispatcher.tick(h.clock.now)
     second_id = h.queue.dials[-1][1]
-    with h.session() as session, session.begin():  # a worker died right after its claim
-        from dialer.services import attempts
-
-        attempts.claim(session, second_id, now=h.clock.now)
-    assert h.runtime.dialer.resolve_unplaced(second_id, since=h.clock.now) == "unknown"
+    _claimed_by_a_worker_that_died(h, second_id)
+    resolved = h.runtime.resolver.resolve(second_id, since=h.clock.now)
+    assert resolved.resolution is Resolution.NO_CALL
     with h.session() as session:
         second = session.get_one(CallAttempt, second_id)
     assert second.provider_call_id is None
     assert second.outcome is Outcome.UNKNOWN
+
+
+def _claimed_by_a_worker_that_died(h: Harness, attempt_id: int) -> None:
+    """The claim of a dial task whose worker died right after it: dialing, no call id."""
+    with h.session() as session, session.begin():
+        attempt = session.get_one(CallAttempt, attempt_id)
+        assert states.claim(session, attempt.id, attempt.recipient_id, h.clock.now)

@@ -15,7 +15,7 @@ from dialer.db.models import CallAttempt
 from dialer.policy.campaign_state import CampaignAction
 from dialer.services import greeting
 from dialer.settings import Settings
-from dialer.telephony.signature import sign
+from dialer.telephony.twilio.signature import sign
 from tests.api.conftest import headers_for
 from tests.flow.harness import Harness, numbers
 from tests.flow.test_ingestion import SilentProvider

@@ -14,7 +14,7 @@ from dialer.db.models import CallAttempt, CallEvent
 from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction
 from dialer.settings import Settings
-from dialer.telephony.signature import sign
+from dialer.telephony.twilio.signature import sign
 from scheduler.loop import SchedulerLoop
 from tests.flow.harness import Harness, numbers
 
@@ -48,7 +48,7 @@ class _NoCalls:
     def hang_up(self, provider_call_id: str) -> None:
         self.hung_up = provider_call_id
 
-    def run_due(self, now):  # type: ignore[no-untyped-def]
+    def run_due(self, now, *, most=None):  # type: ignore[no-untyped-def]
         return 0
 
 

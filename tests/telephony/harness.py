@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -16,9 +16,9 @@ from typing import Protocol
 from dialer.carrier import RunningCarrier
 from dialer.clock import utc_now
 from dialer.telephony.base import CallRequest, TelephonyProvider
-from dialer.telephony.events import EventKind, ProviderEvent, parse_event
+from dialer.telephony.events import ProviderEvent
 from dialer.telephony.simulator import SimulatedProvider
-from dialer.telephony.twilio import TwilioProvider
+from dialer.telephony.twilio.adapter import TwilioProvider
 from tests.carrier.support import Receiver, wait_until
 
 START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -36,16 +36,16 @@ class FakeClock:
 class RecordingSink:
     """An EventSink that keeps what it is given, in order."""
 
-    deliveries: list[tuple[str, EventKind, dict[str, str]]] = field(default_factory=list)
+    deliveries: list[tuple[str, ProviderEvent]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def deliver(self, attempt_id: str, kind: EventKind, params: Mapping[str, str]) -> None:
+    def deliver(self, attempt_id: str, event: ProviderEvent) -> None:
         with self._lock:
-            self.deliveries.append((attempt_id, kind, dict(params)))
+            self.deliveries.append((attempt_id, event))
 
     def events(self, attempt_id: str) -> list[ProviderEvent]:
         with self._lock:
-            return [parse_event(k, p) for a, k, p in self.deliveries if a == attempt_id]
+            return [e for a, e in self.deliveries if a == attempt_id]
 
 
 class Harness(Protocol):
@@ -75,14 +75,11 @@ class SimulatorHarness:
         self._attempts = itertools.count(1)
 
     def request(self, **overrides: object) -> CallRequest:
-        attempt_id = f"attempt-{next(self._attempts)}"
         fields: dict[str, object] = {
-            "attempt_id": attempt_id,
+            "attempt_id": f"attempt-{next(self._attempts)}",
+            "campaign_id": "campaign-1",
             "to": "+15551230001",
             "from_": "+15550000001",
-            "answer_url": f"https://dialer.example/twiml/{attempt_id}",
-            "status_callback_url": f"https://dialer.example/status/{attempt_id}",
-            "amd_callback_url": f"https://dialer.example/amd/{attempt_id}",
             "time_limit_s": 3600,
         }
         fields.update(overrides)
@@ -114,7 +111,11 @@ class CarrierHarness:
 
     def __init__(self, running: RunningCarrier, receiver: Receiver) -> None:
         self.provider = TwilioProvider(
-            running.account_sid, running.auth_token, base_url=running.base_url, http_timeout_s=5
+            running.account_sid,
+            running.auth_token,
+            webhooks=receiver.webhooks,
+            base_url=running.base_url,
+            http_timeout_s=5,
         )
         self.running = running
         self._receiver = receiver

@@ -14,8 +14,8 @@ import pytest
 from dialer.errors import TerminalProviderError
 from dialer.policy.attempt_state import Outcome
 from dialer.telephony.base import CallStatus, PlacedCall
-from dialer.telephony.simulation import SimulationProfile
 from dialer.telephony.simulator import SimulatedProvider
+from dialer.telephony.simulator.plan import SimulationProfile
 from tests.carrier.fixtures import StartCarrier
 from tests.carrier.support import Receiver, only
 from tests.telephony.harness import (

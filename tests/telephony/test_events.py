@@ -7,13 +7,8 @@ import pytest
 from dialer.errors import ValidationError
 from dialer.policy.attempt_state import AttemptStatus, Outcome
 from dialer.telephony.base import CallStatus
-from dialer.telephony.events import (
-    attempt_status_for,
-    format_timestamp,
-    outcome_for,
-    parse_event,
-    parse_timestamp,
-)
+from dialer.telephony.events import attempt_status_for, outcome_for
+from dialer.telephony.twilio.callbacks import format_timestamp, parse_event, parse_timestamp
 
 S = CallStatus
 

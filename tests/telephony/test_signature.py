@@ -4,7 +4,7 @@ import base64
 import hashlib
 import hmac
 
-from dialer.telephony.signature import is_valid, sign
+from dialer.telephony.twilio.signature import is_valid, sign
 
 TOKEN = "secret-token"
 URL = "https://dialer.example.com/webhooks/status/a1?campaign=c1"

@@ -7,8 +7,8 @@ import pytest
 from dialer.errors import ValidationError
 from dialer.policy.attempt_state import Outcome
 from dialer.telephony.base import CallRequest, CallStatus
-from dialer.telephony.distributions import Exponential, Fixed, Uniform, parse_distribution
-from dialer.telephony.simulation import (
+from dialer.telephony.simulator.distributions import Exponential, Fixed, Uniform, parse_distribution
+from dialer.telephony.simulator.plan import (
     CallPlan,
     OutcomeWeights,
     SimulationProfile,
@@ -175,11 +175,9 @@ def test_number_problems(to: str, from_: str, code: int | None) -> None:
 def _request(**overrides: object) -> CallRequest:
     fields: dict[str, object] = {
         "attempt_id": "a1",
+        "campaign_id": "c1",
         "to": "+15551230001",
         "from_": "+15550000001",
-        "answer_url": "https://d.example/twiml",
-        "status_callback_url": "https://d.example/status",
-        "amd_callback_url": "https://d.example/amd",
         "time_limit_s": 600,
     }
     fields.update(overrides)

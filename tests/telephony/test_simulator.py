@@ -8,10 +8,10 @@ import pytest
 from dialer.errors import TerminalProviderError
 from dialer.policy.attempt_state import Outcome
 from dialer.telephony.base import CallStatus
-from dialer.telephony.distributions import Exponential, Uniform
-from dialer.telephony.events import ProviderEvent, outcome_for, parse_event
-from dialer.telephony.simulation import OutcomeWeights, SimulationProfile
+from dialer.telephony.events import ProviderEvent, outcome_for
 from dialer.telephony.simulator import SimulatedProvider
+from dialer.telephony.simulator.distributions import Exponential, Uniform
+from dialer.telephony.simulator.plan import OutcomeWeights, SimulationProfile
 from tests.carrier.support import only, wait_until
 from tests.telephony.harness import FakeClock, RecordingSink, SimulatorHarness
 
@@ -37,8 +37,8 @@ def _run_calls(harness: SimulatorHarness, sink: RecordingSink, count: int) -> li
         harness.provider.place_call(harness.request())
     harness.drain()
     by_attempt: dict[str, list[ProviderEvent]] = defaultdict(list)
-    for attempt_id, kind, params in sink.deliveries:
-        by_attempt[attempt_id].append(parse_event(kind, params))
+    for attempt_id, event in sink.deliveries:
+        by_attempt[attempt_id].append(event)
     assert len(by_attempt) == count
     return [_final_outcome(events) for events in by_attempt.values()]
 
@@ -49,24 +49,18 @@ def test_nothing_happens_until_time_is_driven() -> None:
     assert placed.status is CallStatus.QUEUED
     assert sink.deliveries == []
     assert provider.run_due() == 1  # initiated is due at once
-    assert [d[2]["CallStatus"] for d in sink.deliveries] == ["initiated"]
+    assert [e.call_status for _, e in sink.deliveries] == [CallStatus.INITIATED]
 
 
 def test_same_seed_same_calls() -> None:
     profile = SimulationProfile(ring_s=Uniform(1, 9), talk_s=Exponential(30))
 
-    def run(seed: int) -> list[tuple[str, ...]]:
+    def run(seed: int) -> list[tuple[object, ...]]:
         _, harness, sink = _simulator(profile, seed)
         _run_calls(harness, sink, 30)
         return [
-            (
-                attempt,
-                kind,
-                p.get("CallStatus", ""),
-                p.get("CallDuration", ""),
-                p.get("AnsweredBy", ""),
-            )
-            for attempt, kind, p in sink.deliveries
+            (attempt, e.kind, e.call_status, e.duration_s, e.answered_by)
+            for attempt, e in sink.deliveries
         ]
 
     assert run(3) == run(3)
@@ -104,7 +98,7 @@ def test_status_callbacks_come_in_order_with_increasing_sequence_numbers() -> No
     timestamps = [e.timestamp for e in statuses if e.timestamp is not None]
     assert len(timestamps) == 4
     assert timestamps == sorted(timestamps)
-    assert all(p["CallSid"] == placed.provider_call_id for _, _, p in sink.deliveries)
+    assert all(e.provider_call_id == placed.provider_call_id for _, e in sink.deliveries)
     assert _final_outcome(harness.events(request.attempt_id)) is Outcome.VOICEMAIL
     info = provider.fetch(placed.provider_call_id)
     assert info.answered_by is not None

@@ -20,16 +20,22 @@ from dialer.errors import (
 )
 from dialer.settings import load_settings
 from dialer.telephony.base import CallStatus
-from dialer.telephony.twilio import TwilioProvider
-from dialer.telephony.twilio_errors import provider_error
+from dialer.telephony.twilio.adapter import TwilioProvider
+from dialer.telephony.twilio.errors import provider_error
+from dialer.telephony.twilio.urls import WebhookUrls
 from tests.carrier.fixtures import StartCarrier
 from tests.carrier.support import Receiver, only, wait_until
 
+NOWHERE = WebhookUrls("https://dialer.example")
 
-def _provider(running: RunningCarrier, http_timeout_s: float = 5.0) -> TwilioProvider:
+
+def _provider(
+    running: RunningCarrier, receiver: Receiver | None = None, http_timeout_s: float = 5.0
+) -> TwilioProvider:
     return TwilioProvider(
         running.account_sid,
         running.auth_token,
+        webhooks=NOWHERE if receiver is None else receiver.webhooks,
         base_url=running.base_url,
         http_timeout_s=http_timeout_s,
     )
@@ -46,20 +52,24 @@ def test_places_calls_on_the_configured_base_url_with_twilios_parameters(
 ) -> None:
     running = start_carrier(profile=only("human"))
     request = receiver.request(ring_timeout_s=5, machine_detection_timeout_s=60, time_limit_s=900)
-    placed = _provider(running).place_call(request)
+    placed = _provider(running, receiver).place_call(request)
 
     params = _params(running, placed.provider_call_id)
+    # Our ids come back in the webhook URLs: the attempt's in the path, the campaign's in the
+    # query, under the public base URL (Twilio signs what it requests).
+    hooks = f"{receiver.base_url}/webhooks/twilio/{request.attempt_id}"
+    query = f"?campaign={request.campaign_id}"
     assert params["To"] == [request.to]
     assert params["From"] == [request.from_]
-    assert params["Url"] == [request.answer_url]
-    assert params["StatusCallback"] == [request.status_callback_url]
+    assert params["Url"] == [f"{hooks}/twiml{query}"]
+    assert params["StatusCallback"] == [f"{hooks}/status{query}"]
     assert params["StatusCallbackMethod"] == ["POST"]
     assert params["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
     assert params["Timeout"] == ["15"]  # 5 asked for, never below 15
     assert params["MachineDetectionTimeout"] == ["59"]  # 60 is ours, Twilio stops at 59
     assert params["MachineDetection"] == ["DetectMessageEnd"]
     assert params["AsyncAmd"] == ["true"]
-    assert params["AsyncAmdStatusCallback"] == [request.amd_callback_url]
+    assert params["AsyncAmdStatusCallback"] == [f"{hooks}/amd{query}"]
     assert params["AsyncAmdStatusCallbackMethod"] == ["POST"]
     assert params["TimeLimit"] == ["900"]
 
@@ -69,11 +79,11 @@ def test_callbacks_arrive_signed_with_the_auth_token(
 ) -> None:
     running = start_carrier(profile=only("voicemail"))
     request = receiver.request()
-    _provider(running).place_call(request)
-    wait_until(lambda: len(receiver.received(request.attempt_id)) == 6)  # 4 status, amd, answer
+    _provider(running, receiver).place_call(request)
+    wait_until(lambda: len(receiver.received(request.attempt_id)) == 6)  # 4 status, amd, twiml
     received = receiver.received(request.attempt_id)
     assert all(r.signature_ok for r in received)
-    assert {r.kind for r in received} == {"status", "amd", "answer"}
+    assert {r.kind for r in received} == {"status", "amd", "twiml"}
     assert next(r.params["AnsweredBy"] for r in received if r.kind == "amd").startswith("machine")
 
 
@@ -106,7 +116,9 @@ def test_a_refused_request_is_terminal_and_carries_twilios_code(
 
 def test_bad_credentials_are_terminal(start_carrier: StartCarrier, receiver: Receiver) -> None:
     running = start_carrier()
-    provider = TwilioProvider(running.account_sid, "wrong", base_url=running.base_url)
+    provider = TwilioProvider(
+        running.account_sid, "wrong", webhooks=NOWHERE, base_url=running.base_url
+    )
     with pytest.raises(TerminalProviderError) as caught:
         provider.place_call(receiver.request())
     assert (caught.value.status, caught.value.code) == (401, "20003")
@@ -149,7 +161,7 @@ def test_connection_refused_is_retryable(receiver: Receiver) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    provider = TwilioProvider("AC1", "token", base_url=f"http://127.0.0.1:{port}")
+    provider = TwilioProvider("AC1", "token", webhooks=NOWHERE, base_url=f"http://127.0.0.1:{port}")
     with pytest.raises(RetryableProviderError):
         provider.place_call(receiver.request())
 

@@ -3,38 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import redis
 import sqlalchemy as sa
-from celery import Celery
 
 from dialer.api.schemas.recipients import RecipientIn
+from dialer.calls.results import ReapVerdict
 from dialer.clock import utc_now
-from dialer.concurrency.keys import SlotScope, cps_rates
+from dialer.concurrency.keys import cps_rates
+from dialer.concurrency.rate.base import Rate
 from dialer.db.engine import make_engine, session_factory
 from dialer.db.migrate import upgrade
-from dialer.db.models import CallAttempt, Campaign
+from dialer.db.models import CallAttempt
 from dialer.errors import TerminalProviderError
 from dialer.policy.attempt_state import AttemptStatus, Outcome
 from dialer.policy.campaign_state import CampaignAction
-from dialer.runtime import Runtime
+from dialer.queue.celery import DIAL_QUEUE, EVENTS_QUEUE
 from dialer.services import campaigns, tenancy
-from dialer.services.reaper import reap_stuck
 from dialer.settings import Settings
+from dialer.telephony.twilio.callbacks import parse_event
 from tests.e2e.fleet import claim_redis_db, zone_open_now
-from workers.celery_app import create_celery
-from workers.celery_config import DIAL_QUEUE, EVENTS_QUEUE
+from workers.celery_app import DialerWorker, create_worker
 
 #: Redis databases this module may take for its broker (the e2e fleet scans from 14 down).
 BROKER_DBS = range(1, 15)
 
 
 @pytest.fixture
-def worker_app(redis_url: str, tmp_path: Path) -> Iterator[tuple[Celery, str, redis.Redis]]:
+def worker_app(redis_url: str, tmp_path: Path) -> Iterator[tuple[DialerWorker, str, redis.Redis]]:
     broker_url = claim_redis_db(redis_url, BROKER_DBS)
     broker = redis.Redis.from_url(broker_url, socket_timeout=5)
     database_url = f"sqlite:///{tmp_path / 'dialer.db'}"
@@ -47,16 +46,16 @@ def worker_app(redis_url: str, tmp_path: Path) -> Iterator[tuple[Celery, str, re
         # Calls ring only after a minute: each stays where its dial left it during the test.
         simulator_profile="weights=human=1;setup=fixed:60",
     )
-    celery = create_celery(settings)
+    worker = create_worker(settings)
     try:
-        yield celery, database_url, broker
+        yield worker, database_url, broker
     finally:
-        celery.runtime().close()
+        worker.close()
         broker.flushdb()
         broker.close()
 
 
-def _running_campaign(worker_app: tuple[Celery, str, redis.Redis]) -> str:
+def _running_campaign(worker_app: tuple[DialerWorker, str, redis.Redis]) -> str:
     """A started campaign of 5 recipients and 3 slots; the dial queue emptied."""
     _, database_url, broker = worker_app
     broker.delete(DIAL_QUEUE)
@@ -95,12 +94,12 @@ def _attempts(database_url: str) -> list[CallAttempt]:
 
 
 def test_a_slot_freed_dispatch_dials_its_first_claim_and_queues_the_rest(
-    worker_app: tuple[Celery, str, redis.Redis],
+    worker_app: tuple[DialerWorker, str, redis.Redis],
 ) -> None:
-    celery, database_url, broker = worker_app
+    worker, database_url, broker = worker_app
     campaign_id = _running_campaign(worker_app)
 
-    dispatched = celery.tasks["dialer.dispatch_campaign"](campaign_id)
+    dispatched = worker.celery.tasks["dialer.dispatch_campaign"](campaign_id)
 
     assert dispatched == 3  # the free slots
     attempts = _attempts(database_url)
@@ -118,18 +117,18 @@ def test_a_slot_freed_dispatch_dials_its_first_claim_and_queues_the_rest(
 
 
 def test_a_dispatch_that_dies_between_its_claim_and_the_provider_leaves_the_call_to_the_reaper(
-    worker_app: tuple[Celery, str, redis.Redis], monkeypatch: pytest.MonkeyPatch
+    worker_app: tuple[DialerWorker, str, redis.Redis], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    celery, database_url, broker = worker_app
+    worker, database_url, broker = worker_app
     campaign_id = _running_campaign(worker_app)
-    rt = celery.runtime()
+    rt = worker.runtime()
 
     def die(request: object) -> object:
         raise SystemExit("the worker died before the provider took the call")
 
     monkeypatch.setattr(rt.provider, "place_call", die)
     with pytest.raises(SystemExit):
-        celery.tasks["dialer.dispatch_campaign"](campaign_id)
+        worker.celery.tasks["dialer.dispatch_campaign"](campaign_id)
     monkeypatch.undo()
 
     # The first claim went straight to dialing and died there: nothing else was claimed yet.
@@ -141,26 +140,26 @@ def test_a_dispatch_that_dies_between_its_claim_and_the_provider_leaves_the_call
     later = utc_now() + timedelta(seconds=rt.settings.reap_unplaced_after_s + 1)
     assert rt.dispatcher.recover_outbox(later) == []
     # ...the reaper asks the provider, which has no such call: it ends, its slot is freed.
-    report = reap_stuck(rt.dialer, later, unplaced_after_s=rt.settings.reap_unplaced_after_s)
-    assert report.ended == [started.id]
+    report = rt.reap(later)
+    assert report.of(ReapVerdict.ENDED) == [started.id]
     [ended] = [a for a in _attempts(database_url) if a.id == started.id]
     assert ended.status is AttemptStatus.ENDED
     assert ended.outcome is Outcome.UNKNOWN
-    assert str(started.id) not in rt.stores.semaphore.holders(_campaign_key(rt, campaign_id))
+    assert started.id not in rt.stores.slots.holders(campaign_id)
 
 
 def test_a_callback_that_ends_a_call_in_a_worker_refills_its_slot_in_the_same_thread(
-    worker_app: tuple[Celery, str, redis.Redis],
+    worker_app: tuple[DialerWorker, str, redis.Redis],
 ) -> None:
-    celery, database_url, broker = worker_app
+    worker, database_url, broker = worker_app
     campaign_id = _running_campaign(worker_app)
-    rt = celery.runtime()
-    celery.tasks["dialer.dispatch_campaign"](campaign_id)
+    rt = worker.runtime()
+    worker.celery.tasks["dialer.dispatch_campaign"](campaign_id)
     first = _attempts(database_url)[0]
     assert first.provider_call_id is not None
     broker.delete(DIAL_QUEUE, EVENTS_QUEUE)
 
-    rt.dialer.deliver(str(first.id), "status", _completed(first.provider_call_id))
+    rt.take_event(first.id, parse_event("status", _completed(first.provider_call_id)))
 
     attempts = _attempts(database_url)
     assert attempts[0].status is AttemptStatus.ENDED
@@ -170,22 +169,22 @@ def test_a_callback_that_ends_a_call_in_a_worker_refills_its_slot_in_the_same_th
     assert refill.provider_call_id is not None
     assert broker.llen(EVENTS_QUEUE) == 0
     assert broker.llen(DIAL_QUEUE) == 0
-    assert len(rt.stores.semaphore.holders(_campaign_key(rt, campaign_id))) == 3
+    assert rt.stores.slots.in_use(campaign_id) == 3
 
 
 def test_a_refill_whose_call_is_refused_asks_the_queue_instead_of_refilling_inside_itself(
-    worker_app: tuple[Celery, str, redis.Redis], monkeypatch: pytest.MonkeyPatch
+    worker_app: tuple[DialerWorker, str, redis.Redis], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    celery, database_url, broker = worker_app
+    worker, database_url, broker = worker_app
     campaign_id = _running_campaign(worker_app)
-    rt = celery.runtime()
+    rt = worker.runtime()
     broker.delete(EVENTS_QUEUE)
 
     def refuse(request: object) -> object:
         raise TerminalProviderError("Invalid 'To' Phone Number", code="21211", status=400)
 
     monkeypatch.setattr(rt.provider, "place_call", refuse)
-    celery.tasks["dialer.dispatch_campaign"](campaign_id)
+    worker.celery.tasks["dialer.dispatch_campaign"](campaign_id)
 
     attempts = _attempts(database_url)
     # The first call failed at once. The slot it freed asked for a dispatch task rather than
@@ -206,23 +205,18 @@ def _completed(call_sid: str) -> dict[str, str]:
     }
 
 
-def _campaign_key(rt: Runtime, campaign_id: str) -> str:
-    with rt.sessions() as session:
-        tenant_id = session.get_one(Campaign, campaign_id).tenant_id
-    return SlotScope(campaign_id, tenant_id).campaign_key(rt.stores.semaphore.prefix)
-
-
 def test_a_first_claim_that_must_wait_for_its_pace_goes_through_the_queue_handed_off(
-    worker_app: tuple[Celery, str, redis.Redis],
+    worker_app: tuple[DialerWorker, str, redis.Redis],
 ) -> None:
-    celery, database_url, broker = worker_app
+    worker, database_url, broker = worker_app
     campaign_id = _running_campaign(worker_app)
-    rt = celery.runtime()
-    rt.dialer.config = replace(rt.dialer.config, account_cps=1.0)
-    # Another call took this second's pace: the first claim's dial must wait for the next one.
-    assert rt.dialer.pacer.try_acquire(cps_rates(rt.dialer.config.account, account_cps=1.0)) == 0
+    rt = worker.runtime()
+    # Another client of the account took its pace for a long while: the first claim's dial
+    # must wait for it.
+    [account] = cps_rates(rt.calls.account)
+    assert rt.stores.pacer.try_acquire([Rate(account.key, per_s=0.001)]) == 0
 
-    celery.tasks["dialer.dispatch_campaign"](campaign_id)
+    worker.celery.tasks["dialer.dispatch_campaign"](campaign_id)
 
     attempts = _attempts(database_url)
     assert all(a.status is AttemptStatus.QUEUED for a in attempts)

@@ -3,7 +3,8 @@
 The REST base URL is configurable (``DIALER_TWILIO_BASE_URL``) so the same adapter drives
 the carrier simulator of :mod:`dialer.carrier`, or any Twilio-compatible endpoint. Every
 request has an HTTP timeout; errors become the provider errors of :mod:`dialer.errors` by
-what they prove about the call, see :mod:`dialer.telephony.twilio_errors`.
+what they prove about the call, see :mod:`dialer.telephony.twilio.errors`. The webhook URLs
+of each call carry our attempt id (:mod:`dialer.telephony.twilio.urls`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from urllib.parse import urlsplit
 from dialer.errors import ConfigurationError, TerminalProviderError
 from dialer.settings import TWILIO_API_URL, Settings
 from dialer.telephony.base import CallInfo, CallRequest, CallStatus, PlacedCall
-from dialer.telephony.twilio_errors import provider_error
+from dialer.telephony.twilio.errors import provider_error
+from dialer.telephony.twilio.urls import WebhookUrls
 
 #: Twilio refuses machine detection timeouts above this many seconds (error 21234).
 MAX_TWILIO_MACHINE_DETECTION_TIMEOUT_S = 59
@@ -40,12 +42,14 @@ class TwilioProvider:
         account_sid: str,
         auth_token: str,
         *,
+        webhooks: WebhookUrls,
         base_url: str = TWILIO_API_URL,
         http_timeout_s: float = 10.0,
         find_limit: int = 100,
     ) -> None:
-        """``http_timeout_s`` bounds connecting and each read; ``find_limit`` caps the calls
-        one :meth:`find_calls` query lists."""
+        """``webhooks``: where Twilio reaches us about each call; ``http_timeout_s`` bounds
+        connecting and each read; ``find_limit`` caps the calls one :meth:`find_calls` query
+        lists."""
         try:
             from twilio.http.http_client import TwilioHttpClient
             from twilio.rest import Client
@@ -64,6 +68,7 @@ class TwilioProvider:
             self._client.edge = None
             self._client.region = None
         self._find_limit = find_limit
+        self._webhooks = webhooks
 
     @classmethod
     def from_settings(cls, settings: Settings, *, http_timeout_s: float = 10.0) -> TwilioProvider:
@@ -74,17 +79,19 @@ class TwilioProvider:
         return cls(
             settings.twilio_account_sid,
             settings.twilio_auth_token.get_secret_value(),
+            webhooks=WebhookUrls(str(settings.public_base_url)),
             base_url=str(settings.twilio_base_url),
             http_timeout_s=http_timeout_s,
         )
 
     def place_call(self, request: CallRequest) -> PlacedCall:
+        answer, status, amd = self._webhooks.for_attempt(request.attempt_id, request.campaign_id)
         call = _calling(
             lambda: self._client.calls.create(
                 to=request.to,
                 from_=request.from_,
-                url=request.answer_url,
-                status_callback=request.status_callback_url,
+                url=answer,
+                status_callback=status,
                 status_callback_event=list(STATUS_CALLBACK_EVENTS),
                 status_callback_method="POST",
                 timeout=request.ring_timeout_s,
@@ -94,7 +101,7 @@ class TwilioProvider:
                     request.machine_detection_timeout_s, MAX_TWILIO_MACHINE_DETECTION_TIMEOUT_S
                 ),
                 async_amd="true",
-                async_amd_status_callback=request.amd_callback_url,
+                async_amd_status_callback=amd,
                 async_amd_status_callback_method="POST",
             ),
             may_have_created=True,
@@ -109,6 +116,12 @@ class TwilioProvider:
         except TerminalProviderError as exc:
             if exc.code != _ALREADY_ENDED_CODE:
                 raise
+
+    def close(self) -> None:
+        """Close the HTTP session's pooled connections."""
+        session = getattr(self._client.http_client, "session", None)
+        if session is not None:
+            session.close()
 
     def fetch(self, provider_call_id: str) -> CallInfo:
         return _info(_calling(lambda: self._client.calls(provider_call_id).fetch()))

@@ -1,9 +1,11 @@
-"""The in-process telephony provider: simulated callees, Twilio-shaped callbacks, no network.
+"""The in-process telephony provider: simulated callees, events as a provider reports them,
+no network.
 
 The embedded default and the provider of most tests. Calls follow a seeded
-:class:`~dialer.telephony.simulation.SimulationProfile`, and every callback goes to an
-:class:`~dialer.telephony.events.EventSink` as the form params Twilio would post, so it runs
-through the same ingestion code as real webhooks.
+:class:`~dialer.telephony.simulator.plan.SimulationProfile`, and every event a real provider
+would report by callback goes to an :class:`~dialer.telephony.events.EventSink` as a
+:class:`~dialer.telephony.events.ProviderEvent`, so it runs through the same ingestion code
+as real webhooks.
 
 Two ways to drive time:
 
@@ -28,8 +30,8 @@ from dialer.clock import Clock, as_utc, utc_now
 from dialer.errors import TerminalProviderError
 from dialer.telephony.base import CallInfo, CallRequest, PlacedCall
 from dialer.telephony.events import EventSink
-from dialer.telephony.simulated_call import SimulatedCall
-from dialer.telephony.simulation import (
+from dialer.telephony.simulator.call import SimulatedCall
+from dialer.telephony.simulator.plan import (
     PlannedEvent,
     SimulationProfile,
     new_call_sid,
@@ -156,17 +158,18 @@ class SimulatedProvider:
         with self._changed:
             return self._due[0].at if self._due else None
 
-    def run_due(self, now: datetime | None = None) -> int:
-        """Deliver every callback due by ``now`` (default: the clock), oldest first.
+    def run_due(self, now: datetime | None = None, *, most: int | None = None) -> int:
+        """Deliver every event due by ``now`` (default: the clock), oldest first, or the first
+        ``most`` of them.
 
         Returns how many were delivered. The sink runs outside the lock, so it may place or
         hang up calls; anything it makes due by ``now`` is delivered in the same run. An
-        exception from the sink propagates and that callback is not delivered again (as a
+        exception from the sink propagates and that event is not delivered again (as a
         webhook that failed for good).
         """
         now = as_utc(now if now is not None else self._clock())
         delivered = 0
-        while True:
+        while most is None or delivered < most:
             with self._changed:
                 if not self._due or self._due[0].at > now:
                     return delivered
@@ -174,10 +177,11 @@ class SimulatedProvider:
                 call = self._calls[due.sid]
                 if not due.applied and not call.apply(due.event, due.at):
                     continue  # the call has already ended
-                params = call.callback_params(due.event, due.at)
+                event = call.event(due.event, due.at)
                 attempt_id = self._attempt_of[due.sid]
-            self._sink.deliver(attempt_id, due.event.kind, params)
+            self._sink.deliver(attempt_id, event)
             delivered += 1
+        return delivered
 
     def close(self) -> None:
         """Stop the delivery thread of a real-time simulator (a no-op in manual mode)."""

@@ -18,7 +18,7 @@ from typing import Literal
 from dialer.errors import ValidationError
 from dialer.policy.attempt_state import Outcome
 from dialer.telephony.base import CallStatus
-from dialer.telephony.distributions import (
+from dialer.telephony.simulator.distributions import (
     Distribution,
     Exponential,
     Fixed,

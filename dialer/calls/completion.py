@@ -1,6 +1,6 @@
 """A running campaign ends: every recipient settled (success), or its window closed.
 
-The dispatcher decides when, in its claim round; these write the end in its transaction.
+The claim round decides when; these write the end in its transaction.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from dialer.calls import states
 from dialer.db.models import Campaign, CampaignRun
 from dialer.policy.attempt_state import RecipientStatus
-from dialer.policy.campaign_state import CampaignAction, apply_action
+from dialer.policy.campaign_state import CampaignAction, EndedReason, apply_action
+from dialer.policy.screen import ScreenReason
 from dialer.services import counters
-from dialer.services.attempts import REASON_WINDOW_CLOSED
-from dialer.services.campaigns import end_unreached
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def finish(session: Session, campaign: Campaign, *, now: datetime) -> None:
     campaign.status = transition.status
     campaign.ended_reason = transition.ended_reason
     campaign.updated_at = now
-    _close_run(session, campaign, now)
+    close_run(session, campaign.current_run_id, campaign.ended_reason, now=now)
     log.info("campaign %s completed: %s", campaign.id, campaign.ended_reason)
 
 
@@ -50,17 +50,20 @@ def close_window(session: Session, campaign: Campaign, *, now: datetime) -> None
     campaign.status = transition.status
     campaign.ended_reason = transition.ended_reason
     campaign.updated_at = now
-    skipped = end_unreached(
-        session, campaign, RecipientStatus.SKIPPED, REASON_WINDOW_CLOSED, now=now
+    skipped = states.end_unreached(
+        session, campaign.id, RecipientStatus.SKIPPED, ScreenReason.WINDOW_CLOSED, now=now
     )
-    _close_run(session, campaign, now)
+    close_run(session, campaign.current_run_id, campaign.ended_reason, now=now)
     log.info("campaign %s window closed; %d recipient(s) never reached", campaign.id, skipped)
 
 
-def _close_run(session: Session, campaign: Campaign, now: datetime) -> None:
-    if campaign.current_run_id is not None:
+def close_run(
+    session: Session, run_id: str | None, reason: EndedReason | None, *, now: datetime
+) -> None:
+    """End the campaign's current run (once: a run already ended keeps its end)."""
+    if run_id is not None:
         session.execute(
             sa.update(CampaignRun)
-            .where(CampaignRun.id == campaign.current_run_id, CampaignRun.ended_at.is_(None))
-            .values(ended_at=now, ended_reason=campaign.ended_reason)
+            .where(CampaignRun.id == run_id, CampaignRun.ended_at.is_(None))
+            .values(ended_at=now, ended_reason=reason)
         )

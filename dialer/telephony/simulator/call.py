@@ -1,9 +1,10 @@
-"""One simulated call's state, and the Twilio-shaped callback params it produces.
+"""One simulated call's state, and the events it reports.
 
 Shared by the in-process simulator and the carrier server: both apply the steps of a
-:class:`~dialer.telephony.simulation.CallPlan` at their due times and hand the params to
-whoever delivers callbacks. ``time_scale`` is wall (or injected-clock) seconds per simulated
-second: durations in params are always simulated seconds.
+:class:`~dialer.telephony.simulator.plan.CallPlan` at their due times; the simulator hands
+:class:`~dialer.telephony.events.ProviderEvent` values to its sink, the carrier posts Twilio's
+form params (:mod:`dialer.carrier.params`). ``time_scale`` is wall (or injected-clock) seconds
+per simulated second: durations reported are always simulated seconds.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dialer.telephony.base import CallInfo, CallStatus
-from dialer.telephony.events import format_timestamp
-from dialer.telephony.simulation import CallPlan, PlannedEvent
+from dialer.telephony.events import ProviderEvent
+from dialer.telephony.simulator.plan import CallPlan, PlannedEvent
 
-API_VERSION = "2010-04-01"
+#: The account the simulator's calls belong to (shaped like a Twilio account sid).
 SIMULATED_ACCOUNT_SID = "AC" + "0" * 32
 
 
@@ -79,36 +80,33 @@ class SimulatedCall:
         self.apply(event, at)
         return None if was_queued else event
 
-    def callback_params(self, event: PlannedEvent, at: datetime) -> dict[str, str]:
-        """The form params of the callback reporting ``event`` (numbers its status callbacks)."""
+    def event(self, event: PlannedEvent, at: datetime) -> ProviderEvent:
+        """The event reporting ``event``, as the provider's callback would (numbering its
+        status events)."""
         if event.kind == "amd":
-            params = {
-                "AccountSid": self.account_sid,
-                "CallSid": self.sid,
-                "AnsweredBy": event.answered_by or "unknown",
-            }
-            if self.answered_at is not None:
-                detection_s = (at - self.answered_at).total_seconds() / self.time_scale
-                params["MachineDetectionDuration"] = str(round(detection_s * 1000))
-            return params
+            return ProviderEvent(
+                kind="amd",
+                provider_call_id=self.sid,
+                call_status=None,
+                answered_by=event.answered_by or "unknown",
+            )
         assert event.status is not None
-        params = self._call_params(event.status)
-        params["CallbackSource"] = "call-progress-events"
-        params["SequenceNumber"] = str(self.next_sequence_number)
-        params["Timestamp"] = format_timestamp(at)
-        self.next_sequence_number += 1
-        if event.status.is_terminal:
-            params["CallDuration"] = str(event.duration_s or 0)
-            if event.sip_response_code is not None:
-                params["SipResponseCode"] = str(event.sip_response_code)
-        return params
+        terminal = event.status.is_terminal
+        return ProviderEvent(
+            kind="status",
+            provider_call_id=self.sid,
+            call_status=event.status,
+            sequence_number=self.next_sequence(),
+            duration_s=(event.duration_s or 0) if terminal else None,
+            sip_response_code=event.sip_response_code if terminal else None,
+            timestamp=at.replace(microsecond=0),  # providers report whole seconds
+        )
 
-    def answer_params(self, answered_by: str | None = None) -> dict[str, str]:
-        """The params of the request for the answer URL's TwiML, made when the call connects."""
-        params = self._call_params(CallStatus.IN_PROGRESS)
-        if answered_by is not None:
-            params["AnsweredBy"] = answered_by
-        return params
+    def next_sequence(self) -> int:
+        """The sequence number of the next status event of this call (from 0)."""
+        number = self.next_sequence_number
+        self.next_sequence_number += 1
+        return number
 
     def info(self) -> CallInfo:
         return CallInfo(
@@ -122,16 +120,3 @@ class SimulatedCall:
             started_at=self.started_at,
             ended_at=self.ended_at,
         )
-
-    def _call_params(self, status: CallStatus) -> dict[str, str]:
-        return {
-            "AccountSid": self.account_sid,
-            "ApiVersion": API_VERSION,
-            "CallSid": self.sid,
-            "CallStatus": status.value,
-            "Called": self.to,
-            "Caller": self.from_,
-            "Direction": "outbound-api",
-            "From": self.from_,
-            "To": self.to,
-        }

@@ -1,0 +1,237 @@
+"""One claim round: a campaign's due recipients turned into queued attempts holding slots.
+
+One round is one transaction: read the campaign's due recipients from the
+``ix_recipients_due`` index (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several schedulers
+never claim the same rows; on SQLite the claim's compare-and-set does it and one scheduler is
+enough), screen each (:func:`~dialer.policy.screen.screen_recipient`, the same screen the dial
+path applies), create the attempts, take their slots (all layers or none), and move the
+recipients on. The cost of a round follows the calls it claims, never the campaign's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from dialer.calls import completion, facts, statements, states
+from dialer.calls.jobs import DialJob
+from dialer.concurrency.keys import SlotLimits
+from dialer.concurrency.slots import CallSlots
+from dialer.db.bulk import is_postgres
+from dialer.db.models import CallerNumber, Campaign, Recipient
+from dialer.policy.attempt_state import AttemptStatus
+from dialer.policy.campaign_state import CampaignStatus
+from dialer.policy.screen import (
+    CallNow,
+    CampaignFacts,
+    Decision,
+    Terminal,
+    screen_campaign,
+    screen_recipient,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StartHere:
+    """Claims a round starts itself instead of handing them to the queue.
+
+    Up to ``count`` of the attempts claimed go from the claim straight to dialing, in the
+    claim's transaction: the caller places their calls right after the commit (a dial task's
+    queue hop, its second lock and its second commit saved). ``pace`` takes a call's pace and
+    says whether it may start now; one that must wait goes through the queue, as any other.
+    """
+
+    count: int
+    pace: Callable[[DialJob], bool]
+
+
+@dataclass(slots=True)
+class Screened:
+    """The decisions a tick made other than calling: per campaign (``held``: none of its
+    recipients may be called now) and per recipient (``recipients``)."""
+
+    held: dict[str, Decision] = field(default_factory=dict)
+    recipients: dict[int, Decision] = field(default_factory=dict)
+    completed: list[str] = field(default_factory=list)
+    window_closed: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """What one round claimed (attempt ids), which of them it started, and whether the
+    campaign may have more to claim now."""
+
+    claimed: list[int] = field(default_factory=list)
+    started: list[DialJob] = field(default_factory=list)
+    more: bool = False
+
+
+_NOTHING = Round()
+
+
+class Claimer:
+    """Runs claim rounds against one slot store."""
+
+    def __init__(self, slots: CallSlots, *, queue_lease_s: float) -> None:
+        """``queue_lease_s``: the lease of a claimed attempt's slots until a worker renews
+        them for the call, in seconds."""
+        self._slots = slots
+        self._queue_lease_s = queue_lease_s
+
+    def round(
+        self,
+        session: Session,
+        campaign_id: str,
+        now: datetime,
+        size: int,
+        start_here: StartHere | None,
+        screened: Screened,
+    ) -> Round:
+        """Claim up to ``size`` due recipients of the campaign in the caller's transaction."""
+        found = session.execute(
+            statements.ROUND_CAMPAIGN, {"campaign_id": campaign_id}
+        ).one_or_none()
+        if found is None:
+            return _NOTHING
+        campaign, tenant_limit = found
+        about = facts.campaign_facts(campaign)
+        gate = screen_campaign(about, now)
+        if not isinstance(gate, CallNow):
+            screened.held[campaign.id] = gate
+            if isinstance(gate, Terminal) and campaign.status is CampaignStatus.RUNNING:
+                completion.close_window(session, campaign, now=now)
+                screened.window_closed.append(campaign.id)
+            return _NOTHING
+        free = campaign.max_concurrency - self._slots.in_use(campaign.id)
+        if free <= 0:
+            return _NOTHING
+        want = min(size, free)
+        stmt = statements.DUE_LOCK if is_postgres(session) else statements.DUE
+        params = {"campaign_id": campaign.id, "tenant_id": campaign.tenant_id, "now": now}
+        rows = [
+            (recipient, bool(suppressed))
+            for recipient, suppressed in session.execute(stmt, {**params, "limit": want * 2})
+        ]
+        if not rows:
+            if completion.is_finished(session, campaign.id):
+                completion.finish(session, campaign, now=now)
+                screened.completed.append(campaign.id)
+            return _NOTHING
+        chosen = _screen(session, rows, about, want, now, screened)
+        admitted, full = self._admit(session, campaign, tenant_limit, chosen, now)
+        start = start_here.count if start_here is not None else 0
+        pace = start_here.pace if start_here is not None else None
+        started = states.admit(session, campaign.id, admitted, start=start, may_start=pace, now=now)
+        claimed = [job.attempt_id for job, _ in admitted]
+        # Come back while slots may be left: the round's size stopped it, or screening did.
+        left = want < free or len(claimed) < want
+        return Round(claimed, started, not full and len(rows) >= want and left)
+
+    def _admit(
+        self,
+        session: Session,
+        campaign: Campaign,
+        tenant_limit: int | None,
+        chosen: list[Recipient],
+        now: datetime,
+    ) -> tuple[list[tuple[DialJob, Recipient]], bool]:
+        """Create the attempts of ``chosen`` and take their slots, in a fixed number of
+        statements; those refused a slot are dropped. Returns the admitted (job, recipient)
+        pairs, and whether a slot was refused."""
+        if not chosen:
+            return [], False
+        callers = _callers(session, campaign.id, chosen)
+        numbers = [_from_number(campaign, _caller(callers, r)) for r in chosen]
+        ids = states.insert_attempts(
+            session,
+            [
+                {
+                    "recipient_id": recipient.id,
+                    "campaign_id": campaign.id,
+                    "run_id": campaign.current_run_id,
+                    "attempt_number": recipient.attempt_count + 1,
+                    "from_number": number,
+                    "to_number": recipient.phone_number,
+                    "status": AttemptStatus.QUEUED.value,
+                    "queued_at": now,
+                    "provider_retries": 0,
+                }
+                for recipient, number in zip(chosen, numbers, strict=True)
+            ],
+        )
+        jobs = [
+            DialJob(
+                attempt_id=attempt_id,
+                campaign_id=campaign.id,
+                tenant_id=campaign.tenant_id,
+                recipient_id=recipient.id,
+                to=recipient.phone_number,
+                from_=number,
+                limits=SlotLimits(
+                    campaign.max_concurrency,
+                    tenant_limit,
+                    _caller_limit(_caller(callers, recipient)),
+                ),
+                machine_detection_timeout_s=campaign.machine_detection_timeout_seconds or 30,
+            )
+            for attempt_id, recipient, number in zip(ids, chosen, numbers, strict=True)
+        ]
+        admissions = self._slots.acquire_many([job.claim for job in jobs], self._queue_lease_s)
+        refused = [job.attempt_id for job, a in zip(jobs, admissions, strict=True) if not a]
+        states.drop_refused(session, refused)
+        admitted = [
+            (job, recipient)
+            for job, recipient, a in zip(jobs, chosen, admissions, strict=True)
+            if a
+        ]
+        return admitted, bool(refused)
+
+
+def _screen(
+    session: Session,
+    rows: Sequence[tuple[Recipient, bool]],
+    campaign: CampaignFacts,
+    want: int,
+    now: datetime,
+    screened: Screened,
+) -> list[Recipient]:
+    """The first ``want`` due recipients the screen lets through; the others are deferred or
+    ended as it decides."""
+    chosen: list[Recipient] = []
+    for recipient, suppressed in rows:
+        if len(chosen) >= want:
+            break
+        about = facts.recipient_facts(recipient, suppressed=suppressed)
+        decision = screen_recipient(about, campaign, now)
+        if isinstance(decision, CallNow):
+            chosen.append(recipient)
+        else:
+            screened.recipients[recipient.id] = decision
+            states.screened_out(session, recipient, decision, now)
+    return chosen
+
+
+def _callers(session: Session, campaign_id: str, due: list[Recipient]) -> dict[str, CallerNumber]:
+    """The dial-plan numbers of the campaign, when any of ``due`` is called from one."""
+    if not any(r.caller_number_id for r in due):
+        return {}
+    rows = session.scalars(sa.select(CallerNumber).where(CallerNumber.campaign_id == campaign_id))
+    return {caller.id: caller for caller in rows}
+
+
+def _caller(callers: dict[str, CallerNumber], recipient: Recipient) -> CallerNumber | None:
+    return None if recipient.caller_number_id is None else callers.get(recipient.caller_number_id)
+
+
+def _from_number(campaign: Campaign, caller: CallerNumber | None) -> str:
+    if caller is not None:
+        return caller.caller_id_number or caller.phone_number_id
+    return campaign.caller_id_number or campaign.phone_number_id
+
+
+def _caller_limit(caller: CallerNumber | None) -> int | None:
+    return None if caller is None else caller.max_concurrency

@@ -1,0 +1,48 @@
+"""How calls are placed: ring time, call limit, pace, backoffs (read once from the settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dialer.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class CallConfig:
+    ring_timeout_s: int = 30
+    #: Longest call once answered, in seconds (Twilio ``time_limit``).
+    time_limit_s: int = 3600
+    #: Slack for late callbacks in the slot lease of a live call, in seconds.
+    callback_margin_s: int = 120
+    machine_detection: str = "DetectMessageEnd"
+    #: Provider account the pace is shared by (e.g. ``twilio:AC...``) and its calls per second.
+    account: str = "simulator"
+    account_cps: float = 1.0
+    caller_cps: float | None = None
+    #: Seconds before a dial refused with 429/5xx is tried again (times the refusals so far).
+    provider_backoff_s: float = 2.0
+    #: Seconds before a dial that found no free slot looks again.
+    slot_retry_s: float = 1.0
+    #: A pace wait up to this long (seconds) is waited out in the dial's thread, not by
+    #: sending its task again with a countdown.
+    pace_wait_here_s: float = 0.05
+    #: Count an AMD verdict of ``unknown`` as voicemail instead of human.
+    amd_unknown_as_voicemail: bool = False
+
+    @property
+    def call_lease_s(self) -> float:
+        """The slot lease of a placed call: it covers the whole call and its late callbacks."""
+        return float(self.ring_timeout_s + self.time_limit_s + self.callback_margin_s)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, account: str) -> CallConfig:
+        """The configuration ``settings`` give, pacing calls as ``account`` (its provider
+        package's :meth:`~dialer.telephony.providers.ProviderPackage.pace_account`)."""
+        return cls(
+            ring_timeout_s=settings.ring_timeout_s,
+            time_limit_s=settings.call_time_limit_s,
+            machine_detection=settings.machine_detection,
+            account=account,
+            account_cps=settings.calls_per_second,
+            amd_unknown_as_voicemail=settings.amd_unknown_as == "voicemail",
+        )

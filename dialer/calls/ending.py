@@ -1,0 +1,83 @@
+"""Ending an attempt: commit the end, then free its slots, and say what was freed.
+
+The order matters: the end commits first, then the slots are released (idempotently), so a
+reconcile running in between can never re-add a finished holder. What was freed comes back as
+a :class:`~dialer.calls.jobs.Freed` value; whoever called decides whether to refill it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialer.calls import states
+from dialer.calls.jobs import Ended, Freed
+from dialer.concurrency.keys import SlotScope
+from dialer.concurrency.slots import CallSlots
+from dialer.db.models import CallAttempt, Campaign
+from dialer.errors import ProviderError
+from dialer.policy.attempt_state import AttemptStatus, Outcome
+
+_ENDED_SCOPE = (
+    sa.select(CallAttempt.campaign_id, Campaign.tenant_id, CallAttempt.from_number)
+    .join(Campaign, Campaign.id == CallAttempt.campaign_id)
+    .where(CallAttempt.id == sa.bindparam("attempt_id"), CallAttempt.status == AttemptStatus.ENDED)
+)
+
+
+def error_code_of(exc: ProviderError) -> str:
+    """What an attempt refused by the provider stores as its ``error_code``."""
+    return exc.code or (str(exc.status) if exc.status else type(exc).__name__)
+
+
+class Ender:
+    """Ends attempts and frees their slots."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], slots: CallSlots, clock: Callable[[], datetime]
+    ) -> None:
+        self._sessions = sessions
+        self._slots = slots
+        self._clock = clock
+
+    def end(
+        self,
+        attempt_id: int,
+        outcome: Outcome,
+        *,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> Freed | None:
+        """End the attempt with ``outcome`` in a transaction of its own (first end wins: None
+        when it had ended already), then free its slots."""
+        with self._sessions() as session, session.begin():
+            ended = states.end(
+                session,
+                attempt_id,
+                outcome,
+                now=self._clock(),
+                error_code=error_code,
+                error_message=error_message,
+            )
+        return None if ended is None else self.free(ended)
+
+    def refused(self, attempt_id: int, exc: ProviderError) -> Freed | None:
+        """End an attempt whose call the provider refused for good: ``failed``, with its code."""
+        return self.end(
+            attempt_id, Outcome.FAILED, error_code=error_code_of(exc), error_message=str(exc)
+        )
+
+    def free(self, ended: Ended) -> Freed:
+        """Free the slots of an end that committed (idempotent)."""
+        self._slots.release(ended.attempt_id, ended.scope)
+        return Freed(ended.attempt_id, ended.campaign_id, ended.outcome)
+
+    def free_if_ended(self, session: Session, attempt_id: int) -> None:
+        """Free the slots an ended attempt may still hold (a dial task repeated after the end:
+        its slot may have been taken again by the task's own acquire)."""
+        row = session.execute(_ENDED_SCOPE, {"attempt_id": attempt_id}).one_or_none()
+        if row is not None:
+            self._slots.release(attempt_id, SlotScope(*row))

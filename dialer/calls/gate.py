@@ -1,0 +1,73 @@
+"""Whether a call may start now: its slots held for the whole call, and its pace taken.
+
+The slot was taken for the queue's short lease when the attempt was claimed; before the dial
+it is extended to the call's lease (ring time + time limit + callback margin) or, if the
+lease lapsed meanwhile, taken again under the limits (all layers or none). Then the calls per
+second of the provider account (and caller number) are taken, right before the dial.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from dialer.calls.config import CallConfig
+from dialer.calls.jobs import DialJob
+from dialer.calls.results import DialResult
+from dialer.concurrency.keys import cps_rates
+from dialer.concurrency.rate.base import Rate
+from dialer.concurrency.stores import ConcurrencyStores
+
+
+class StartGate:
+    def __init__(
+        self,
+        stores: ConcurrencyStores,
+        config: CallConfig,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._slots = stores.slots
+        self._pacer = stores.pacer
+        self._config = config
+        self._sleep = sleep
+
+    def hold_slot(self, job: DialJob) -> bool:
+        """Extend the job's slots to the call's lease, or take them again; False if none is
+        free."""
+        return self._slots.hold(job.claim, self._config.call_lease_s)
+
+    def pace(self, job: DialJob) -> float:
+        """Take the job's pace: 0.0 when taken, else the seconds to wait (nothing taken).
+
+        A wait of up to ``pace_wait_here_s`` is waited out here, once: at a high pace calls
+        that start together are spaced by milliseconds, far less than a task sent again. The
+        caller's transaction keeps its row locks meanwhile (the attempt's, or a claim's
+        recipients', which other claims skip), for that long at most.
+        """
+        rates = self.rates(job)
+        wait_s = self._pacer.try_acquire(rates)
+        if 0 < wait_s <= self._config.pace_wait_here_s:
+            self._sleep(wait_s)
+            wait_s = self._pacer.try_acquire(rates)
+        return wait_s
+
+    def take_pace(self, job: DialJob) -> bool:
+        """Take the pace of a call about to start; False (nothing taken) when it must wait."""
+        return self.pace(job) == 0
+
+    def admit(self, job: DialJob) -> tuple[DialResult, float] | None:
+        """Hold the job's slot for the call and take its pace: None when the call may go now,
+        else (why not, seconds until its task tries again)."""
+        if not self.hold_slot(job):
+            return DialResult.WAITING_FOR_SLOT, self._config.slot_retry_s
+        wait_s = self.pace(job)
+        if wait_s > 0:
+            return DialResult.PACED, wait_s
+        return None
+
+    def rates(self, job: DialJob) -> tuple[Rate, ...]:
+        """The paces one call of ``job`` must pass: its provider account's, and its number's."""
+        config = self._config
+        return cps_rates(
+            config.account, job.from_, account_cps=config.account_cps, caller_cps=config.caller_cps
+        )

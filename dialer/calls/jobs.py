@@ -1,0 +1,72 @@
+"""The values a call's path passes along: small, immutable, no ORM objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from dialer.concurrency.keys import SlotLimits, SlotScope
+from dialer.concurrency.slots import SlotClaim
+from dialer.policy.attempt_state import AttemptStatus, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class DialJob:
+    """Everything a worker needs to place one attempt's call."""
+
+    attempt_id: int
+    campaign_id: str
+    tenant_id: str
+    recipient_id: int
+    to: str
+    #: The number the call is placed from; None only for a row that never had one.
+    from_: str | None
+    limits: SlotLimits
+    machine_detection_timeout_s: int
+
+    @property
+    def scope(self) -> SlotScope:
+        return SlotScope(self.campaign_id, self.tenant_id, self.from_)
+
+    @property
+    def claim(self) -> SlotClaim:
+        """The attempt's request for its slots."""
+        return SlotClaim(self.attempt_id, self.scope, self.limits)
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """An attempt ended in a transaction: its slots are to be freed once that commits."""
+
+    attempt_id: int
+    campaign_id: str
+    outcome: Outcome
+    scope: SlotScope
+
+
+@dataclass(frozen=True, slots=True)
+class Freed:
+    """An attempt's end is committed and its slots are free: the campaign can take a call.
+
+    Returned by everything that can end a call; the entry point (worker task, scheduler, API)
+    decides whether to refill (see :mod:`dialer.calls.refill`).
+    """
+
+    attempt_id: int
+    campaign_id: str
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    """The columns of an attempt that ingesting an event reads (not an ORM object)."""
+
+    id: int
+    campaign_id: str
+    recipient_id: int
+    from_number: str | None
+    status: AttemptStatus
+    outcome: Outcome | None
+    provider_call_id: str | None
+    answered_by: str | None
+    answered_at: datetime | None

@@ -1,0 +1,225 @@
+"""Placing one attempt's call, at most once.
+
+The logic behind the dial task and a refill's first call; the entry points only call in.
+Order of operations for a dial task, and why:
+
+1. Lock the attempt's row and read its job, in one statement; a task for an attempt that is
+   no longer queued does nothing (a redelivered or duplicated task), except free a slot an
+   ended attempt may still hold.
+2. Screen it again (:func:`~dialer.policy.screen.screen`): a suppression, a pause or a closing
+   window since the claim ends it unstarted, exactly as dispatch would have.
+3. Hold its slots for the whole call and take its pace (:class:`~dialer.calls.gate.StartGate`),
+   still holding the row: a redelivered task waits, then finds the attempt claimed. If it must
+   wait, its task comes back after that wait.
+4. Compare-and-set the attempt from queued to dialing (commit): from here on no other task
+   can dial it.
+5. Ask the provider for the call, then store its call id at once.
+   4xx: no call exists; the attempt fails with the provider's code, slot freed, retry policy
+   decides. 429/5xx: no call exists; the attempt goes back to the queue after a backoff.
+   Timeout: the call may exist; never dial again blindly, look the call up first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialer.calls import facts, statements, states
+from dialer.calls.config import CallConfig
+from dialer.calls.ending import Ender
+from dialer.calls.gate import StartGate
+from dialer.calls.jobs import DialJob, Freed
+from dialer.calls.resolving import Resolver
+from dialer.calls.results import DialResult, Resolution
+from dialer.concurrency.keys import SlotLimits
+from dialer.db.bulk import is_postgres
+from dialer.db.models import CallAttempt, Campaign
+from dialer.errors import (
+    AmbiguousProviderError,
+    RetryableProviderError,
+    TerminalProviderError,
+)
+from dialer.policy.attempt_state import AttemptStatus
+from dialer.policy.screen import CallNow, Decision, RecipientFacts, screen
+from dialer.queue.base import TaskQueue
+from dialer.telephony.base import CallRequest, TelephonyProvider
+
+log = logging.getLogger(__name__)
+
+#: An attempt id no row has (ids start at 1): what :meth:`Placer.warm` works on.
+NO_ATTEMPT = 0
+#: What an ambiguous dial's resolution means for the dial.
+_RESOLVED = {
+    Resolution.FOUND: DialResult.DIALED,
+    Resolution.SETTLED: DialResult.DIALED,
+    Resolution.NO_CALL: DialResult.UNKNOWN,
+    Resolution.UNRESOLVED: DialResult.UNRESOLVED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Dialed:
+    """What a dial did, what it freed (the entry point decides whether to refill), and, when
+    the screen turned the attempt away, the screen's decision."""
+
+    result: DialResult
+    freed: Freed | None = None
+    decision: Decision | None = None
+
+
+class Placer:
+    """Places the calls of queued attempts (dial tasks) and of claims started in place."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        gate: StartGate,
+        provider: TelephonyProvider,
+        ender: Ender,
+        resolver: Resolver,
+        queue: TaskQueue,
+        clock: Callable[[], datetime],
+        config: CallConfig,
+    ) -> None:
+        self._sessions = sessions
+        self._gate = gate
+        self._provider = provider
+        self._ender = ender
+        self._resolver = resolver
+        self._queue = queue
+        self._clock = clock
+        self._config = config
+
+    def dial(self, attempt_id: int) -> Dialed:
+        """Run one dial task (see the module docstring). Nothing is written unless the claim
+        goes ahead or the screen ends the attempt."""
+        with self._sessions() as session, session.begin():
+            queued = _lock_queued(session, attempt_id)
+            if queued is None:
+                self._ender.free_if_ended(session, attempt_id)
+                return Dialed(DialResult.NOT_QUEUED)
+            job, now = queued.job, self._clock()
+            decision = screen(queued.recipient, facts.campaign_facts(queued.campaign), now)
+            turned_away = None
+            if not isinstance(decision, CallNow):
+                turned_away = states.not_dialed(session, attempt_id, decision, now)
+            else:
+                waiting = self._gate.admit(job)
+                if waiting is not None:
+                    result, countdown_s = waiting
+                    self._queue.dial([attempt_id], countdown_s)
+                    return Dialed(result)
+                if not states.claim(session, attempt_id, job.recipient_id, now):
+                    return Dialed(DialResult.NOT_QUEUED)
+        if turned_away is not None:
+            ended = turned_away.ended
+            freed = None if ended is None else self._ender.free(ended)
+            return Dialed(DialResult.SCREENED_OUT, freed, decision)
+        return self._place(job)
+
+    def place_started(self, job: DialJob) -> Dialed:
+        """Place the call of an attempt a dispatch claimed straight into dialing (its pace
+        taken), right after that commit.
+
+        Its slot is still on the queue lease: extended to the call's first. If the slot was
+        lost in between (Redis restarted) and none is free, no call goes out: the attempt goes
+        back to the queue, and its dial task waits for a slot.
+        """
+        if not self._gate.hold_slot(job):
+            with self._sessions() as session, session.begin():
+                requeued = states.requeue(session, job.attempt_id, now=self._clock(), refused=False)
+            if requeued:
+                self._queue.dial([job.attempt_id], self._config.slot_retry_s)
+            return Dialed(DialResult.WAITING_FOR_SLOT)
+        return self._place(job)
+
+    def warm(self) -> None:
+        """Compile the statements a dial starts with (for an attempt that cannot exist)."""
+        self.dial(NO_ATTEMPT)
+
+    def _place(self, job: DialJob) -> Dialed:
+        if job.from_ is None:
+            refused = TerminalProviderError("the attempt has no number to call from")
+            return Dialed(DialResult.REFUSED, self._ender.refused(job.attempt_id, refused))
+        request = CallRequest(
+            attempt_id=str(job.attempt_id),
+            campaign_id=job.campaign_id,
+            to=job.to,
+            from_=job.from_,
+            ring_timeout_s=self._config.ring_timeout_s,
+            time_limit_s=self._config.time_limit_s,
+            machine_detection=self._config.machine_detection,
+            machine_detection_timeout_s=job.machine_detection_timeout_s,
+        )
+        sent_at = self._clock()
+        try:
+            placed = self._provider.place_call(request)
+        except TerminalProviderError as exc:
+            log.warning(
+                "attempt %s: provider refused the call: %s (%s)", job.attempt_id, exc, exc.code
+            )
+            return Dialed(DialResult.REFUSED, self._ender.refused(job.attempt_id, exc))
+        except RetryableProviderError as exc:
+            return self._provider_busy(job, exc)
+        except AmbiguousProviderError as exc:
+            log.warning(
+                "attempt %s: dial outcome unknown (%s); looking the call up", job.attempt_id, exc
+            )
+            resolved = self._resolver.resolve(job.attempt_id, since=sent_at)
+            return Dialed(_RESOLVED[resolved.resolution], resolved.freed)
+        with self._sessions() as session, session.begin():
+            states.record_dial(
+                session, job.attempt_id, self._provider.name, placed.provider_call_id
+            )
+        return Dialed(DialResult.DIALED)
+
+    def _provider_busy(self, job: DialJob, exc: RetryableProviderError) -> Dialed:
+        """No call exists: back to the queue after a backoff, or, after too many refusals,
+        failed."""
+        with self._sessions() as session, session.begin():
+            requeued = states.requeue(session, job.attempt_id, now=self._clock())
+            tries = session.scalar(
+                sa.select(CallAttempt.provider_retries).where(CallAttempt.id == job.attempt_id)
+            )
+        if requeued:
+            self._queue.dial([job.attempt_id], self._config.provider_backoff_s * (tries or 1))
+            return Dialed(DialResult.PROVIDER_BUSY)
+        return Dialed(DialResult.REFUSED, self._ender.refused(job.attempt_id, exc))
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """A queued attempt whose row this transaction locked: its job and its screen facts."""
+
+    job: DialJob
+    campaign: Campaign
+    recipient: RecipientFacts
+
+
+def _lock_queued(session: Session, attempt_id: int) -> _Queued | None:
+    """Lock a still-queued attempt's row, with its campaign, limits and recipient facts, in
+    one statement; None if it is not queued (or does not exist)."""
+    stmt = statements.JOB_LOCK if is_postgres(session) else statements.JOB_READ
+    row = session.execute(stmt, {"attempt_id": attempt_id}).one_or_none()
+    if row is None:
+        return None
+    attempt, campaign, tenant_limit, caller_limit, time_zone, suppressed = row
+    if attempt.status is not AttemptStatus.QUEUED:
+        return None
+    job = DialJob(
+        attempt_id=attempt.id,
+        campaign_id=attempt.campaign_id,
+        tenant_id=campaign.tenant_id,
+        recipient_id=attempt.recipient_id,
+        to=attempt.to_number,
+        from_=attempt.from_number,
+        limits=SlotLimits(campaign.max_concurrency, tenant_limit, caller_limit),
+        machine_detection_timeout_s=campaign.machine_detection_timeout_seconds or 30,
+    )
+    recipient = RecipientFacts(attempt.to_number, time_zone, bool(suppressed))
+    return _Queued(job, campaign, recipient)

@@ -1,0 +1,392 @@
+"""The one writer of call states: every move of an attempt or a recipient, with its counters.
+
+Nothing else writes ``call_attempts.status`` or ``recipients.status``: dispatch, the dial
+path, ingestion, the reaper and the campaign actions ask this module. Every function runs
+inside the caller's transaction and moves the counters in it (:mod:`dialer.services.counters`),
+so a count commits or rolls back with the move it counts. Slot releases are the caller's,
+after commit (a reconcile between the two can then never re-add a finished holder): a
+function that ends an attempt returns :class:`~dialer.calls.jobs.Ended` for that.
+
+The moves themselves are the policy's (:mod:`dialer.policy.attempt_state`), and so are the
+decisions behind them: whether to call (:mod:`dialer.policy.screen`) and where a recipient
+goes after a call (:mod:`dialer.policy.settle`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, load_only
+
+from dialer.calls import facts, statements
+from dialer.calls.jobs import AttemptRow, DialJob, Ended
+from dialer.concurrency.keys import SlotScope
+from dialer.db.bulk import is_postgres
+from dialer.db.models import CallAttempt, Campaign, Recipient
+from dialer.policy.attempt_state import (
+    AttemptStatus,
+    Outcome,
+    RecipientStatus,
+    move_recipient,
+)
+from dialer.policy.retry import RetryPolicy
+from dialer.policy.screen import CallNow, Decision, Deferred, Terminal
+from dialer.policy.settle import after_outcome
+from dialer.services import counters
+
+#: Retryable provider refusals (429, 5xx) of one attempt before it ends as failed.
+MAX_PROVIDER_RETRIES = 5
+#: ``error_code`` of an attempt that ended without ever being dialed.
+NOT_DIALED = "not-dialed"
+
+#: What an attempt's end reads of the campaign: its retry policy, state and windows.
+_END_COLUMNS = load_only(
+    Campaign.id,
+    Campaign.tenant_id,
+    Campaign.status,
+    Campaign.ended_reason,
+    Campaign.retry_policy,
+    *facts.CAMPAIGN_WINDOW_COLUMNS,
+)
+
+
+# -- recipients arrive -------------------------------------------------------------------
+
+
+def recipients_added(session: Session, campaign_id: str, count: int) -> None:
+    """``count`` new recipients of the campaign were inserted as pending."""
+    counters.bump(session, campaign_id, counters.moved(None, RecipientStatus.PENDING, count))
+
+
+def recount(session: Session, campaign_id: str) -> dict[str, int]:
+    """Set the campaign's counters to its rows after a bulk insert or move; the correction."""
+    return counters.recount(session, campaign_id)
+
+
+# -- dispatch: screen, claim, admit --------------------------------------------------------
+
+
+def screened_out(session: Session, recipient: Recipient, decision: Decision, now: datetime) -> None:
+    """A due recipient dispatch will not claim now: due again later, or ended for good."""
+    if isinstance(decision, Deferred):
+        if decision.until is not None:
+            recipient.next_attempt_at = decision.until
+    elif isinstance(decision, Terminal):
+        _move(session, recipient, decision.status, now=now, reason=decision.reason)
+
+
+def insert_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """New queued attempts (one INSERT), their ids in the order given."""
+    return list(session.scalars(statements.INSERT_ATTEMPTS, list(rows)))
+
+
+def drop_refused(session: Session, attempt_ids: Sequence[int]) -> None:
+    """Attempts inserted in this transaction whose slots were refused never existed."""
+    if attempt_ids:
+        session.execute(sa.delete(CallAttempt).where(CallAttempt.id.in_(attempt_ids)))
+
+
+def admit(
+    session: Session,
+    campaign_id: str,
+    admitted: Sequence[tuple[DialJob, Recipient]],
+    *,
+    start: int,
+    may_start: Callable[[DialJob], bool] | None,
+    now: datetime,
+) -> list[DialJob]:
+    """Move the recipients of admitted attempts on: the first ``start`` of them, while
+    ``may_start`` allows (it takes the call's pace), go in flight with their attempts dialing,
+    for the caller to place right after the commit; the rest are queued for dial tasks.
+    Returns the jobs started."""
+    started: list[DialJob] = []
+    starting = may_start is not None
+    deltas: Counter[str] = Counter()
+    for job, recipient in admitted:
+        source = recipient.status
+        recipient.status = move_recipient(source, RecipientStatus.QUEUED)
+        if starting and len(started) < start:
+            assert may_start is not None
+            if may_start(job):
+                recipient.status = move_recipient(recipient.status, RecipientStatus.IN_FLIGHT)
+                started.append(job)
+            else:
+                starting = False  # this call must wait: it and the rest go to the queue
+        deltas.update(counters.moved(source, recipient.status))
+        recipient.reason = None
+        recipient.attempt_count += 1
+        recipient.run_attempts += 1
+        recipient.updated_at = now
+    if started:
+        session.execute(
+            statements.CLAIM, [{"attempt_id": job.attempt_id, "at": now} for job in started]
+        )
+    counters.bump(session, campaign_id, deltas)
+    return started
+
+
+def mark_handed_off(session: Session, attempt_ids: Sequence[int], now: datetime) -> None:
+    """Dial tasks for ``attempt_ids`` were sent (the outbox: re-sent only if still queued
+    ``lost_task_timeout_s`` later)."""
+    session.execute(statements.HANDED_OFF, {"ids": list(attempt_ids), "at": now})
+
+
+# -- the dial ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NotDialed:
+    """The attempt will not be dialed (the screen's ``decision``); it ended unstarted, and
+    ``ended`` says which slots to free (None if it was no longer queued)."""
+
+    decision: Decision
+    ended: Ended | None
+
+
+def claim(session: Session, attempt_id: int, recipient_id: int, now: datetime) -> bool:
+    """Move a queued attempt to dialing, and its recipient in flight: the compare-and-set that
+    makes dialing at most once. False (nothing changed) if it was no longer queued."""
+    recipient = _recipient(session, recipient_id)
+    cas = session.execute(statements.CLAIM, {"attempt_id": attempt_id, "at": now})
+    if cas.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    _move(session, recipient, RecipientStatus.IN_FLIGHT, now=now)
+    return True
+
+
+def not_dialed(session: Session, attempt_id: int, decision: Decision, now: datetime) -> NotDialed:
+    """End a queued attempt the screen turned away right before its dial: canceled, and it
+    does not count against the recipient's attempts. The recipient goes where the decision
+    says: due again at ``until`` (or once the campaign runs again), or ended with the reason.
+    """
+    assert not isinstance(decision, CallNow)
+    attempt = _attempt(session, attempt_id)
+    if attempt is None or attempt.status is not AttemptStatus.QUEUED:
+        return NotDialed(decision, None)
+    recipient = _recipient(session, attempt.recipient_id)
+    attempt.status = AttemptStatus.ENDED
+    attempt.outcome = Outcome.CANCELED
+    attempt.ended_at = now
+    attempt.error_code = NOT_DIALED
+    counters.bump(session, attempt.campaign_id, {counters.outcome_key(Outcome.CANCELED): 1})
+    recipient.run_attempts = max(0, recipient.run_attempts - 1)
+    if isinstance(decision, Terminal):
+        _move(session, recipient, decision.status, now=now, reason=decision.reason)
+    elif decision.until is None:
+        _move(session, recipient, RecipientStatus.PENDING, now=now)
+    else:
+        _move(session, recipient, RecipientStatus.WAITING_RETRY, now=now)
+        recipient.next_attempt_at = decision.until
+    return NotDialed(decision, _ended(session, attempt))
+
+
+def record_dial(session: Session, attempt_id: int, provider: str, provider_call_id: str) -> None:
+    """Store the provider's call id the moment we have it (callbacks may already be racing)."""
+    session.execute(
+        statements.RECORD_DIAL,
+        {"attempt_id": attempt_id, "provider_name": provider, "call_id": provider_call_id},
+    )
+
+
+def requeue(session: Session, attempt_id: int, *, now: datetime, refused: bool = True) -> bool:
+    """Put a dialing attempt whose call was not placed (no call exists) back in queue.
+
+    ``refused``: the provider refused it retryably, which counts; after too many refusals it
+    returns False and the caller ends it as failed (and releases). Without ``refused`` (the
+    call never went out: its slot was lost before the dial) nothing counts.
+    """
+    attempt = _attempt(session, attempt_id)
+    if attempt is None or attempt.status is not AttemptStatus.DIALING:
+        return False
+    if attempt.provider_call_id is not None:
+        raise AssertionError("a call exists for this attempt; it must not be dialed again")
+    if refused:
+        attempt.provider_retries += 1
+        if attempt.provider_retries > MAX_PROVIDER_RETRIES:
+            return False
+    attempt.status = AttemptStatus.QUEUED
+    attempt.dialed_at = None
+    attempt.enqueued_at = now  # the caller sends its dial task again
+    recipient = _recipient(session, attempt.recipient_id)
+    source = recipient.status
+    recipient.status = RecipientStatus.QUEUED  # the one backward move: no call ever existed
+    counters.bump(session, recipient.campaign_id, counters.moved(source, RecipientStatus.QUEUED))
+    return True
+
+
+# -- the end -------------------------------------------------------------------------------
+
+
+def end(
+    session: Session,
+    attempt_id: int,
+    outcome: Outcome,
+    *,
+    now: datetime,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> Ended | None:
+    """End an attempt with ``outcome`` (first end wins) and settle its recipient."""
+    attempt = _attempt(session, attempt_id)
+    if attempt is None or attempt.status is AttemptStatus.ENDED:
+        return None
+    attempt.status = AttemptStatus.ENDED
+    attempt.outcome = outcome
+    attempt.ended_at = now
+    if error_code is not None:
+        attempt.error_code = error_code[:30]
+        attempt.error_message = error_message
+    return _ended(session, attempt, _settle(session, attempt, now=now))
+
+
+def progress(
+    session: Session, row: AttemptRow, changes: dict[str, Any], *, now: datetime
+) -> Ended | None:
+    """Write what a provider event changed of the attempt ``row`` (read, and locked, in this
+    transaction); when it ended the attempt (``changes`` has its outcome), settle the
+    recipient and return the end."""
+    if changes:
+        session.execute(statements.ATTEMPT_UPDATE, {"b_attempt_id": row.id, **changes})
+    outcome = changes.get("outcome")
+    if outcome is None:
+        return None
+    ending = _Ending(row.id, row.campaign_id, row.recipient_id, row.from_number, outcome)
+    return _ended(session, ending, _settle(session, ending, now=now))
+
+
+# -- campaign actions (bulk) ---------------------------------------------------------------
+
+
+def end_unreached(
+    session: Session, campaign_id: str, status: RecipientStatus, reason: str, *, now: datetime
+) -> int:
+    """End every recipient not yet on a call (pending, due to retry, or queued for a worker).
+
+    Queued attempts that no worker has started end as ``canceled`` here; a dial task that
+    arrives later finds its attempt ended and does nothing but free its slot. Calls in flight
+    finish; their recipients end when the call does. Returns how many recipients ended.
+    """
+    session.execute(
+        sa.update(CallAttempt)
+        .where(CallAttempt.campaign_id == campaign_id, CallAttempt.status == AttemptStatus.QUEUED)
+        .values(status=AttemptStatus.ENDED, outcome=Outcome.CANCELED, ended_at=now)
+    )
+    result = session.execute(
+        sa.update(Recipient)
+        .where(
+            Recipient.campaign_id == campaign_id,
+            Recipient.status.in_(
+                [RecipientStatus.PENDING, RecipientStatus.WAITING_RETRY, RecipientStatus.QUEUED]
+            ),
+        )
+        .values(status=status, reason=reason, updated_at=now)
+    )
+    counters.recount(session, campaign_id)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def reset_for_run(session: Session, campaign_id: str, *, now: datetime) -> None:
+    """A new run of a campaign: everyone not still on a call is due again, from scratch."""
+    session.execute(
+        sa.update(Recipient)
+        .where(
+            Recipient.campaign_id == campaign_id,
+            Recipient.status.not_in([RecipientStatus.QUEUED, RecipientStatus.IN_FLIGHT]),
+        )
+        .values(
+            status=RecipientStatus.PENDING,
+            reason=None,
+            run_attempts=0,
+            next_attempt_at=now,
+            updated_at=now,
+        )
+    )
+    counters.recount(session, campaign_id)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    """What settling an ended attempt reads of it (an ORM attempt has the same attributes)."""
+
+    id: int
+    campaign_id: str
+    recipient_id: int
+    from_number: str | None
+    outcome: Outcome
+
+
+def _settle(session: Session, attempt: CallAttempt | _Ending, *, now: datetime) -> Campaign | None:
+    """Count the outcome and move the recipient on (retry policy, windows, campaign state);
+    returns the campaign when it was loaded (the session holds it weakly: the caller keeps it
+    for :func:`_ended`)."""
+    outcome = attempt.outcome
+    assert outcome is not None
+    counters.bump(session, attempt.campaign_id, {counters.outcome_key(outcome): 1})
+    recipient = _recipient(session, attempt.recipient_id)
+    if recipient.status not in (RecipientStatus.IN_FLIGHT, RecipientStatus.QUEUED):
+        recipient.last_outcome = outcome
+        return None  # already ended by a stop or window close while the call was live
+    campaign = session.get_one(Campaign, attempt.campaign_id, options=[_END_COLUMNS])
+    recipient.last_outcome = outcome  # after the load, whose autoflush would write it alone
+    window = facts.window_of(campaign)
+    settled = after_outcome(
+        outcome,
+        policy=RetryPolicy.model_validate(campaign.retry_policy),
+        attempts_so_far=recipient.run_attempts,
+        window=facts.recipient_window_of(window, recipient),
+        campaign=facts.campaign_facts(campaign, window),
+        now=now,
+        jitter_seed=str(recipient.id),
+    )
+    if settled.retry_at is not None:
+        recipient.next_attempt_at = settled.retry_at
+    _move(session, recipient, settled.status, now=now, reason=settled.reason)
+    return campaign
+
+
+def _ended(
+    session: Session, attempt: CallAttempt | _Ending, campaign: Campaign | None = None
+) -> Ended:
+    """The record of ``attempt``'s end; pass its campaign when this transaction loaded it."""
+    assert attempt.outcome is not None
+    if campaign is None:
+        campaign = session.get_one(Campaign, attempt.campaign_id, options=[_END_COLUMNS])
+    scope = SlotScope(attempt.campaign_id, campaign.tenant_id, attempt.from_number)
+    return Ended(attempt.id, attempt.campaign_id, attempt.outcome, scope)
+
+
+def _move(
+    session: Session,
+    recipient: Recipient,
+    target: RecipientStatus,
+    *,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    source = recipient.status
+    recipient.status = move_recipient(source, target)
+    recipient.reason = reason
+    recipient.updated_at = now
+    counters.bump(session, recipient.campaign_id, counters.moved(source, target))
+
+
+def _attempt(session: Session, attempt_id: int) -> CallAttempt | None:
+    """The attempt, its row locked (PostgreSQL) for this transaction."""
+    stmt = statements.ATTEMPT_LOCK if is_postgres(session) else statements.ATTEMPT_READ
+    attempt: CallAttempt | None = session.scalars(stmt, {"attempt_id": attempt_id}).one_or_none()
+    return attempt
+
+
+def _recipient(session: Session, recipient_id: int) -> Recipient:
+    """The recipient, its row locked (PostgreSQL) for this transaction."""
+    stmt = statements.RECIPIENT_LOCK if is_postgres(session) else statements.RECIPIENT_READ
+    recipient: Recipient = session.scalars(stmt, {"recipient_id": recipient_id}).one()
+    return recipient

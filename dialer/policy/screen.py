@@ -1,0 +1,130 @@
+"""Whether a recipient may be called now: one decision, made at claim and again at dial.
+
+Dispatch screens the recipients it claims, and the dial path screens an attempt again right
+before asking the provider (a suppression, a pause or a closing window may have come in
+between). Both call :func:`screen` over the same facts, so they can never disagree. A decision
+is one of:
+
+- :class:`CallNow`;
+- :class:`Deferred`: not now; callable again at ``until`` (None: once the campaign runs again);
+- :class:`Terminal`: never in this run; the recipient ends in ``status`` with ``reason``.
+
+The order of the checks is the order of precedence: the campaign (running, its schedule not
+over, its own window open), then the number (do-not-call list, a known time zone), then the
+recipient's legal hours. A campaign-level decision does not depend on the recipient, so
+dispatch makes it once per campaign (:func:`screen_campaign`) before reading any recipient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from dialer.policy.attempt_state import RecipientStatus
+from dialer.policy.calling_hours import NotCallable, legal_hours_for, recipient_window
+from dialer.policy.campaign_state import CampaignStatus, EndedReason
+from dialer.policy.windows import AllOf
+
+
+class ScreenReason(StrEnum):
+    """Why a recipient is not called now (stored on the recipient when it ends for it)."""
+
+    CAMPAIGN_NOT_RUNNING = "campaign-not-running"
+    CAMPAIGN_STOPPED = "campaign-stopped"
+    WINDOW_CLOSED = "window-closed"
+    OUTSIDE_CAMPAIGN_WINDOW = "outside-campaign-window"
+    SUPPRESSED = "suppressed"
+    UNKNOWN_TIME_ZONE = "unknown-time-zone"
+    OUTSIDE_LEGAL_HOURS = "outside-legal-hours"
+    NO_WINDOW_LEFT = "no-window-left"
+
+
+@dataclass(frozen=True, slots=True)
+class CallNow:
+    """Nothing stands in the way of the call."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """Not now: callable again at ``until``, or, when None, once the campaign runs again."""
+
+    until: datetime | None
+    reason: ScreenReason
+
+
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    """Never in this run: the recipient ends in ``status`` because of ``reason``."""
+
+    status: RecipientStatus
+    reason: ScreenReason
+
+
+Decision = CallNow | Deferred | Terminal
+CALL_NOW = CallNow()
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignFacts:
+    """What screening reads of a campaign."""
+
+    status: CampaignStatus
+    ended_reason: EndedReason | None
+    #: Its schedule span and weekly hours (:func:`~dialer.policy.calling_hours.campaign_window`).
+    window: AllOf
+    schedule_end: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientFacts:
+    """What screening reads of a recipient: its number, its explicit zone, and whether the
+    number is on the tenant's do-not-call list now."""
+
+    phone_number: str
+    time_zone: str | None
+    suppressed: bool
+
+
+def screen_campaign(campaign: CampaignFacts, now: datetime) -> Decision:
+    """The part of :func:`screen` that holds for every recipient of ``campaign``."""
+    if campaign.status is CampaignStatus.COMPLETED:
+        if campaign.ended_reason is EndedReason.WINDOW_CLOSED:
+            return Terminal(RecipientStatus.SKIPPED, ScreenReason.WINDOW_CLOSED)
+        return Terminal(RecipientStatus.CANCELED, ScreenReason.CAMPAIGN_STOPPED)
+    if campaign.status is not CampaignStatus.RUNNING:
+        return Deferred(None, ScreenReason.CAMPAIGN_NOT_RUNNING)
+    if campaign.schedule_end is not None and now >= campaign.schedule_end:
+        return Terminal(RecipientStatus.SKIPPED, ScreenReason.WINDOW_CLOSED)
+    if not campaign.window.allows(now):
+        opens = campaign.window.next_open(now)
+        if opens is None:
+            return Terminal(RecipientStatus.SKIPPED, ScreenReason.WINDOW_CLOSED)
+        return Deferred(opens, ScreenReason.OUTSIDE_CAMPAIGN_WINDOW)
+    return CALL_NOW
+
+
+def screen(recipient: RecipientFacts, campaign: CampaignFacts, now: datetime) -> Decision:
+    """May ``recipient`` of ``campaign`` be called at ``now``? See the module docstring."""
+    decision = screen_campaign(campaign, now)
+    if not isinstance(decision, CallNow):
+        return decision
+    return screen_recipient(recipient, campaign, now)
+
+
+def screen_recipient(recipient: RecipientFacts, campaign: CampaignFacts, now: datetime) -> Decision:
+    """The recipient's part of :func:`screen`, for a campaign :func:`screen_campaign` let
+    through at ``now``."""
+    if recipient.suppressed:
+        return Terminal(RecipientStatus.SUPPRESSED, ScreenReason.SUPPRESSED)
+    legal = legal_hours_for(recipient.phone_number, recipient.time_zone)
+    if isinstance(legal, NotCallable):
+        # A number's zones do not change: waiting would never make it callable.
+        return Terminal(RecipientStatus.SKIPPED, ScreenReason.UNKNOWN_TIME_ZONE)
+    window = recipient_window(campaign.window, legal)
+    if window.allows(now):
+        return CALL_NOW
+    opens = window.next_open(now)
+    if opens is None:
+        return Terminal(RecipientStatus.SKIPPED, ScreenReason.NO_WINDOW_LEFT)
+    return Deferred(opens, ScreenReason.OUTSIDE_LEGAL_HOURS)

@@ -1,0 +1,202 @@
+"""One process's wiring: its database, stores, provider, queue, and the services of a call's path.
+
+Built once per process by the builder of its role (:mod:`dialer.runtime.roles`) and passed
+down; nothing below reads the environment. The services are built in dependency order, each
+given what it uses, and nothing is bound after construction: the consumers of in-process work
+(the simulator's event lanes, the embedded task threads) are started once the runtime exists,
+as Celery workers are started beside a broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialer.calls.config import CallConfig
+from dialer.calls.dispatch import DispatchConfig, Dispatcher
+from dialer.calls.ending import Ender
+from dialer.calls.gate import StartGate
+from dialer.calls.ingesting import Ingestor
+from dialer.calls.jobs import Freed
+from dialer.calls.placing import Dialed, Placer
+from dialer.calls.reaper import Reaper, ReapReport
+from dialer.calls.refill import LEAVE, AfterFreed, AskQueue, Refiller, RefillHere
+from dialer.calls.resolving import Resolver
+from dialer.clock import utc_now
+from dialer.concurrency.stores import ConcurrencyStores
+from dialer.db.engine import make_engine, session_factory
+from dialer.queue.base import TaskQueue
+from dialer.settings import Settings
+from dialer.telephony.base import TelephonyProvider
+from dialer.telephony.events import ProviderEvent
+from dialer.telephony.providers import provider_package
+from dialer.telephony.simulator.channel import EventLanes, LaneReaders
+
+log = logging.getLogger(__name__)
+
+
+class Refills(StrEnum):
+    """Where a slot freed by a call's end is refilled (see :mod:`dialer.calls.refill`)."""
+
+    #: In the thread that ended the call: a process that dials (worker, embedded scheduler).
+    HERE = "here"
+    #: By asking the queue for a dispatch: the API and the distributed scheduler.
+    QUEUE = "queue"
+    #: Not by this process: the embedded API, which must not dispatch.
+    ELSEWHERE = "elsewhere"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    stores: ConcurrencyStores
+    provider: TelephonyProvider
+    clock: Callable[[], datetime]
+    #: Where this process sends dial and dispatch work.
+    queue: TaskQueue
+    calls: CallConfig
+    ender: Ender
+    ingestor: Ingestor
+    resolver: Resolver
+    gate: StartGate
+    placer: Placer
+    dispatcher: Dispatcher
+    refiller: Refiller
+    reaper: Reaper
+    #: What this process does with a slot an ended call freed.
+    after_freed: AfterFreed
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    # -- entry points: each hands what it freed to ``after_freed`` -------------------------
+
+    def run_dial(self, attempt_id: int) -> Dialed:
+        """The dial task: place the call of one queued attempt, at most once."""
+        dialed = self.placer.dial(attempt_id)
+        self.after_freed(dialed.freed)
+        return dialed
+
+    def run_dispatch(self, campaign_id: str) -> int:
+        """The dispatch task: slots of the campaign freed (a call the API took in ended, a dial
+        failed in a refill, the campaign started); the first call claimed is dialed here."""
+        self.queue.dispatch_started(campaign_id)
+        return self.refiller.refill(campaign_id)
+
+    def take_event(self, attempt_id: int | str, event: ProviderEvent) -> Freed | None:
+        """A provider event: a webhook's, or the simulator's."""
+        freed = self.ingestor.ingest(int(attempt_id), event)
+        self.after_freed(freed)
+        return freed
+
+    def reap(self, now: datetime) -> ReapReport:
+        """Look up stuck attempts at the provider (the scheduler's reconcile)."""
+        report = self.reaper.reap(now)
+        for freed in report.freed:
+            self.after_freed(freed)
+        return report
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def warm(self, connections: int) -> None:
+        """Pay the first-use costs now, so that the first calls do not wait for them.
+
+        Opens up to ``connections`` database connections at once (as many as the pool keeps),
+        compiles the first statements of the dial, callback and dispatch paths and loads the
+        semaphore's scripts. Nothing is read but rows that cannot exist, and no row is written
+        (on SQLite each of its transactions still takes the write lock for an instant).
+        """
+        with contextlib.ExitStack() as held:
+            for _ in range(min(connections, _pool_size(self.engine))):
+                # Connected, not in a transaction (SQLite's would take the write lock).
+                held.enter_context(contextlib.closing(self.engine.raw_connection()))
+        self.placer.warm()
+        self.ingestor.warm()
+        self.stores.slots.warm()
+        self.dispatcher.warm(self.clock())
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+        self.engine.dispose()
+
+
+def _pool_size(engine: Engine) -> int:
+    """Connections ``engine``'s pool keeps open (SQLite's own pools: one)."""
+    size = getattr(engine.pool, "size", None)
+    return size() if callable(size) else 1
+
+
+def build_runtime(
+    settings: Settings,
+    queue: TaskQueue,
+    stores: ConcurrencyStores,
+    *,
+    refills: Refills,
+    engine: Engine | None = None,
+    provider: TelephonyProvider | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    dispatch: DispatchConfig | None = None,
+    calls: CallConfig | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Runtime:
+    """A runtime over ``settings``; tests pass their own engine, provider, clock (and the
+    ``sleep`` that goes with it) and configs.
+
+    Without ``provider``, the configured provider's package builds one; a provider that
+    reports in process (the simulator) gets event lanes, read into this runtime.
+    """
+    engine = engine or make_engine(settings.database_url)
+    sessions = session_factory(engine)
+    package = provider_package(settings.provider)
+    calls = calls or CallConfig.from_settings(settings, account=package.pace_account(settings))
+    closers: list[Callable[[], None]] = []
+    lanes: EventLanes | None = None
+    if provider is None:
+        lanes = EventLanes()
+        provider = package.build(settings, lanes, clock)
+        closers.append(provider.close)
+    ender = Ender(sessions, stores.slots, clock)
+    ingestor = Ingestor(
+        sessions, provider, ender, clock, unknown_is_machine=calls.amd_unknown_as_voicemail
+    )
+    resolver = Resolver(sessions, provider, ingestor, ender, clock)
+    gate = StartGate(stores, calls, sleep)
+    placer = Placer(sessions, gate, provider, ender, resolver, queue, clock, calls)
+    dispatcher = Dispatcher(
+        sessions,
+        stores.slots,
+        queue,
+        dispatch or DispatchConfig(lost_task_timeout_s=settings.lost_task_timeout_s),
+    )
+    refiller = Refiller(dispatcher, gate, placer, queue, clock)
+    reaper = Reaper(
+        sessions,
+        provider,
+        resolver,
+        ingestor,
+        ender,
+        call_lease_s=calls.call_lease_s,
+        unplaced_after_s=settings.reap_unplaced_after_s,
+    )
+    after_freed: AfterFreed = LEAVE
+    if refills is Refills.HERE:
+        after_freed = RefillHere(refiller, queue)
+    elif refills is Refills.QUEUE:
+        after_freed = AskQueue(queue)
+    runtime = Runtime(
+        settings, engine, sessions, stores, provider, clock, queue, calls, ender, ingestor,
+        resolver, gate, placer, dispatcher, refiller, reaper, after_freed, closers,
+    )  # fmt: skip
+    if lanes is not None and package.reports_in_process:
+        # Runs after the provider's own close (closers run reversed): what it sent is taken in.
+        closers.insert(0, LaneReaders(lanes, runtime.take_event).close)
+    return runtime

@@ -1,0 +1,62 @@
+"""What an answered call plays (TwiML): the assistant's media stream, or the voicemail drop.
+
+The twilio SDK is imported when a document is rendered, not with this module."""
+
+from __future__ import annotations
+
+import json
+
+from dialer.telephony.base import CallContext
+from dialer.telephony.events import MACHINE_ANSWERS
+
+#: Longest value of one <Parameter> we send (Twilio caps custom parameters' total size).
+MAX_PARAMETER_CHARS = 500
+
+
+def for_answer(ctx: CallContext, answered_by: str | None, stream_url: str | None) -> str:
+    """TwiML for an answered call: voicemail drop for a machine, else the assistant's stream."""
+    from twilio.twiml.voice_response import Connect, VoiceResponse
+
+    response = VoiceResponse()
+    if answered_by in MACHINE_ANSWERS:
+        if ctx.voicemail_message:
+            response.say(ctx.voicemail_message)
+        response.hangup()
+        return str(response)
+    if stream_url is None:
+        if ctx.opening_message:
+            response.say(ctx.opening_message)
+        return str(response)
+    connect = Connect()
+    stream = connect.stream(url=stream_url)
+    for name, value in _parameters(ctx).items():
+        stream.parameter(name=name, value=value[:MAX_PARAMETER_CHARS])
+    response.append(connect)
+    return str(response)
+
+
+def _parameters(ctx: CallContext) -> dict[str, str]:
+    params = {
+        "campaign_id": ctx.campaign_id,
+        "assistant_id": ctx.assistant_id,
+        "run_id": ctx.run_id,
+        "recipient_id": str(ctx.recipient_id),
+        "attempt_id": str(ctx.attempt_id),
+        "opening_message": ctx.opening_message,
+        "campaign_context": ctx.campaign_context or "",
+        "speech_settings": json.dumps(ctx.speech_settings, sort_keys=True),
+        "assistant_overrides": json.dumps(ctx.assistant_overrides, sort_keys=True),
+        "returning_recipient": "true" if ctx.returning else "false",
+    }
+    for index, summary in enumerate(ctx.summaries):
+        params[f"summary_{index}"] = summary
+    return params
+
+
+def hang_up() -> str:
+    """TwiML that ends the call (an answer for an attempt we do not know)."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)

@@ -1,0 +1,25 @@
+"""Where Twilio reaches us about one attempt: our own ids in the webhook URLs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The API mounts this package's routes under this path (``/webhooks/<provider name>``).
+WEBHOOKS_PATH = "/webhooks/twilio"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookUrls:
+    """The URLs of one attempt's webhooks under ``base_url`` (``DIALER_PUBLIC_BASE_URL``):
+    signatures are computed over them, so they must be the public ones."""
+
+    base_url: str
+
+    def root(self) -> str:
+        return f"{self.base_url.rstrip('/')}{WEBHOOKS_PATH}"
+
+    def for_attempt(self, attempt_id: str, campaign_id: str) -> tuple[str, str, str]:
+        """(answer URL, status callback URL, AMD callback URL) of one attempt."""
+        root = f"{self.root()}/{attempt_id}"
+        query = f"?campaign={campaign_id}"
+        return f"{root}/twiml{query}", f"{root}/status{query}", f"{root}/amd{query}"

@@ -36,30 +36,23 @@ import statistics
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from _shared import REDIS, callable_zone, scratch_database
-from dialer.inprocess import InProcessQueue, bind_runtime
-from dialer.services.dispatch import DispatchConfig
 from sqlalchemy.orm import Session
 
 from dialer.api.schemas.recipients import RecipientIn
+from dialer.calls.dispatch import DispatchConfig
 from dialer.clock import utc_now
-from dialer.concurrency.keys import SlotScope
-from dialer.concurrency.stores import open_stores
 from dialer.db.engine import session_factory
 from dialer.db.migrate import upgrade
 from dialer.db.models import CallAttempt, CallEvent, Campaign
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
-from dialer.runtime import build_runtime
+from dialer.runtime import embedded_runtime
 from dialer.services import campaigns, counters, tenancy
 from dialer.settings import Settings
-from dialer.telephony.simulator import SimulatedProvider
-from dialer.telephony.simulator.distributions import Fixed
-from dialer.telephony.simulator.plan import OutcomeWeights, SimulationProfile
 from scheduler.loop import SchedulerLoop
 
 RECIPIENTS = int(os.environ.get("MAKESPAN_RECIPIENTS", "2000"))
@@ -75,17 +68,6 @@ POOL = os.environ.get("MAKESPAN_POOL")
 WORKER_THREADS = os.environ.get("MAKESPAN_WORKER_CONCURRENCY", "6")
 #: How many ``dialer worker`` processes.
 WORKERS = int(os.environ.get("MAKESPAN_WORKERS", "2"))
-
-
-class _ConcurrentSink:
-    """Callbacks ingested in parallel, as webhook requests to several API workers would be."""
-
-    def __init__(self, workers: int) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhook")
-        self.target: Any = None
-
-    def deliver(self, attempt_id: str, kind: Any, params: Any) -> None:
-        self.pool.submit(self.target, attempt_id, kind, dict(params))
 
 
 def main() -> None:
@@ -139,8 +121,8 @@ def run_distributed(url: str) -> dict[str, Any]:
 
     import redis
 
-    from dialer.concurrency.semaphore.redis import RedisSemaphore
-    from workers.celery_app import CeleryQueue, create_celery
+    from dialer.concurrency.stores import ConcurrencyStores
+    from dialer.queue.celery import CeleryQueue, create_celery
 
     redis_url = str(sa.make_url(REDIS.replace("redis://", "postgresql://")).set(database="13"))
     redis_url = redis_url.replace("postgresql://", "redis://")
@@ -181,8 +163,7 @@ def run_distributed(url: str) -> dict[str, Any]:
         while len(celery.control.ping(timeout=1.0)) < WORKERS:
             if time.monotonic() > deadline:
                 raise RuntimeError("workers did not come up")
-        semaphore = RedisSemaphore(client)
-        key = SlotScope(campaign_id, tenant_id).campaign_key(semaphore.prefix)
+        slots = ConcurrencyStores.on_redis(client).slots
         engine = sa.create_engine(url)
         sessions = session_factory(engine)
         queue = CeleryQueue(celery, client)
@@ -193,7 +174,7 @@ def run_distributed(url: str) -> dict[str, Any]:
         queue.dispatch(campaign_id)
         status, peak = CampaignStatus.RUNNING, 0
         while time.perf_counter() < started + 600 and status is not CampaignStatus.COMPLETED:
-            peak = max(peak, semaphore.count(key))
+            peak = max(peak, slots.in_use(campaign_id))
             with sessions() as session:
                 status = session.get_one(Campaign, campaign_id).status
             time.sleep(POLL_S)
@@ -291,35 +272,22 @@ def _timeline(session: Session) -> dict[str, float | None]:
 def run(url: str) -> dict[str, Any]:
     upgrade(url)
     settings = Settings(
-        database_url=url, redis_url=None, calls_per_second=1000, machine_detection="Enable"
+        database_url=url,
+        redis_url=None,
+        calls_per_second=1000,
+        machine_detection="Enable",
+        simulator_profile=PROFILE,
+        simulator_seed=1,
     )
-    queue = InProcessQueue(workers=12)
-    sink = _ConcurrentSink(workers=8)
-    profile = SimulationProfile(
-        weights=OutcomeWeights(human=1.0, voicemail=0.0, busy=0.0, no_answer=0.0, failed=0.0),
-        setup_s=Fixed(0.0),
-        ring_s=Fixed(0.0),
-        amd_s=Fixed(0.5),
-        talk_s=Fixed(CALL_S),
+    # As ``dialer scheduler`` runs in embedded mode, with more task threads.
+    runtime = embedded_runtime(
+        settings, dispatch=DispatchConfig(round_size=MAX_CONCURRENCY), threads=12
     )
-    provider = SimulatedProvider.realtime(sink, profile=profile, seed=1)
-    stores = open_stores(None)
-    runtime = build_runtime(
-        settings,
-        queue,
-        provider=provider,
-        stores=stores,
-        dispatch=DispatchConfig(round_size=MAX_CONCURRENCY),
-        refill_here=True,  # as ``dialer scheduler`` in embedded mode
-    )
-    runtime.closers.append(provider.close)
-    sink.target = runtime.dialer.deliver
-    bind_runtime(queue, runtime)
+    slots = runtime.stores.slots
     sessions = session_factory(runtime.engine)
     campaign_id, tenant_id = _create_campaign(url)
     loop = SchedulerLoop(runtime, interval_s=0.2, reconcile_interval_s=30.0)
     stop = threading.Event()
-    key = SlotScope(campaign_id, tenant_id).campaign_key(stores.semaphore.prefix)
     peak = 0
     with sessions() as session, session.begin():
         campaigns.act(session, tenant_id, campaign_id, CampaignAction.START, now=utc_now())
@@ -329,15 +297,13 @@ def run(url: str) -> dict[str, Any]:
     status = CampaignStatus.RUNNING
     deadline = started + 600
     while time.perf_counter() < deadline and status is not CampaignStatus.COMPLETED:
-        peak = max(peak, stores.semaphore.count(key))
+        peak = max(peak, slots.in_use(campaign_id))
         with sessions() as session:
             status = session.get_one(Campaign, campaign_id).status
         time.sleep(POLL_S)
     wall_s = time.perf_counter() - started
     stop.set()
     thread.join(timeout=10)
-    queue.close()
-    sink.pool.shutdown(wait=True)
     with sessions() as session:
         calls = session.scalar(sa.select(sa.func.count()).select_from(CallAttempt))
         timeline = _timeline(session)

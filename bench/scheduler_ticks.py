@@ -27,17 +27,17 @@ import redis
 import sqlalchemy as sa
 from _shared import REDIS, callable_zone, scratch_database
 
-from dialer.concurrency.keys import holder_id
+from dialer.calls.dispatch import DispatchConfig
 from dialer.concurrency.rate.memory import MemoryRateLimiter
 from dialer.concurrency.semaphore.redis import RedisSemaphore
+from dialer.concurrency.slots import CallSlots
 from dialer.concurrency.stores import ConcurrencyStores
 from dialer.db.engine import make_engine
 from dialer.db.migrate import upgrade
 from dialer.policy.attempt_state import Outcome
 from dialer.policy.campaign_state import CampaignAction
-from dialer.runtime import build_runtime
-from dialer.services import attempts, campaigns, counters, tenancy
-from dialer.services.dispatch import DispatchConfig
+from dialer.runtime import Refills, build_runtime
+from dialer.services import campaigns, counters, tenancy
 from dialer.settings import Settings
 
 SIZES = (10_000, 1_000_000)
@@ -51,6 +51,9 @@ class _Queue:
         pass
 
     def dispatch(self, campaign_id: str) -> None:
+        pass
+
+    def dispatch_started(self, campaign_id: str) -> None:
         pass
 
 
@@ -108,7 +111,8 @@ def measure(size: int) -> dict[str, object]:
         runtime = build_runtime(
             Settings(database_url=url, redis_url=REDIS),
             _Queue(),
-            stores=ConcurrencyStores(semaphore, MemoryRateLimiter()),
+            ConcurrencyStores(CallSlots(semaphore), MemoryRateLimiter()),
+            refills=Refills.ELSEWHERE,
             provider=object(),  # type: ignore[arg-type]
             dispatch=DispatchConfig(round_size=MAX_CONCURRENCY),
         )
@@ -121,10 +125,7 @@ def measure(size: int) -> dict[str, object]:
             assert len(result.dispatched) == MAX_CONCURRENCY, len(result.dispatched)
             times.append(elapsed)
             for attempt_id in result.dispatched:  # end the calls, outside the measure
-                with runtime.sessions() as session, session.begin():
-                    ended = attempts.end(session, attempt_id, Outcome.HUMAN, now=now)
-                assert ended is not None
-                semaphore.release(holder_id(attempt_id), ended.scope.keys(semaphore.prefix))
+                assert runtime.ender.end(attempt_id, Outcome.HUMAN) is not None
         times = times[2:]  # warm-up: connections, statement caches
         runtime.engine.dispose()
         times.sort()

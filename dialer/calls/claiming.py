@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from dialer.calls import completion, facts, statements, states
 from dialer.calls.jobs import DialJob
-from dialer.concurrency.keys import SlotLimits
 from dialer.concurrency.slots import CallSlots
 from dialer.db.bulk import is_postgres
 from dialer.db.models import CallerNumber, Campaign, Recipient
@@ -164,19 +163,14 @@ class Claimer:
             ],
         )
         jobs = [
-            DialJob(
+            DialJob.of(
+                campaign,
                 attempt_id=attempt_id,
-                campaign_id=campaign.id,
-                tenant_id=campaign.tenant_id,
                 recipient_id=recipient.id,
                 to=recipient.phone_number,
                 from_=number,
-                limits=SlotLimits(
-                    campaign.max_concurrency,
-                    tenant_limit,
-                    _caller_limit(_caller(callers, recipient)),
-                ),
-                machine_detection_timeout_s=campaign.machine_detection_timeout_seconds or 30,
+                tenant_limit=tenant_limit,
+                caller_limit=_caller_limit(_caller(callers, recipient)),
             )
             for attempt_id, recipient, number in zip(ids, chosen, numbers, strict=True)
         ]

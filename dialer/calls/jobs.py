@@ -7,7 +7,11 @@ from datetime import datetime
 
 from dialer.concurrency.keys import SlotLimits, SlotScope
 from dialer.concurrency.slots import SlotClaim
+from dialer.db.models import Campaign
 from dialer.policy.attempt_state import AttemptStatus, Outcome
+
+#: Seconds of answering-machine detection for a campaign that sets none.
+DEFAULT_MACHINE_DETECTION_TIMEOUT_S = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +27,33 @@ class DialJob:
     from_: str | None
     limits: SlotLimits
     machine_detection_timeout_s: int
+
+    @classmethod
+    def of(
+        cls,
+        campaign: Campaign,
+        *,
+        attempt_id: int,
+        recipient_id: int,
+        to: str,
+        from_: str | None,
+        tenant_limit: int | None,
+        caller_limit: int | None,
+    ) -> DialJob:
+        """The job of one attempt of ``campaign``, under its tenant's and caller number's
+        caps."""
+        return cls(
+            attempt_id=attempt_id,
+            campaign_id=campaign.id,
+            tenant_id=campaign.tenant_id,
+            recipient_id=recipient_id,
+            to=to,
+            from_=from_,
+            limits=SlotLimits(campaign.max_concurrency, tenant_limit, caller_limit),
+            machine_detection_timeout_s=(
+                campaign.machine_detection_timeout_seconds or DEFAULT_MACHINE_DETECTION_TIMEOUT_S
+            ),
+        )
 
     @property
     def scope(self) -> SlotScope:

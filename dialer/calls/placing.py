@@ -36,7 +36,6 @@ from dialer.calls.gate import StartGate
 from dialer.calls.jobs import DialJob, Freed
 from dialer.calls.resolving import Resolver
 from dialer.calls.results import DialResult, Resolution
-from dialer.concurrency.keys import SlotLimits
 from dialer.db.bulk import is_postgres
 from dialer.db.models import CallAttempt, Campaign
 from dialer.errors import (
@@ -211,15 +210,14 @@ def _lock_queued(session: Session, attempt_id: int) -> _Queued | None:
     attempt, campaign, tenant_limit, caller_limit, time_zone, suppressed = row
     if attempt.status is not AttemptStatus.QUEUED:
         return None
-    job = DialJob(
+    job = DialJob.of(
+        campaign,
         attempt_id=attempt.id,
-        campaign_id=attempt.campaign_id,
-        tenant_id=campaign.tenant_id,
         recipient_id=attempt.recipient_id,
         to=attempt.to_number,
         from_=attempt.from_number,
-        limits=SlotLimits(campaign.max_concurrency, tenant_limit, caller_limit),
-        machine_detection_timeout_s=campaign.machine_detection_timeout_seconds or 30,
+        tenant_limit=tenant_limit,
+        caller_limit=caller_limit,
     )
     recipient = RecipientFacts(attempt.to_number, time_zone, bool(suppressed))
     return _Queued(job, campaign, recipient)

@@ -35,8 +35,38 @@ MAX_PAGE_SIZE = 1000
 
 def create_app(carrier: Carrier) -> Starlette:
     """An ASGI app serving ``carrier``; its lifespan starts and stops the carrier."""
+    api = _CallsApi(carrier)
+    account = f"{API_PREFIX}/Accounts/{{account_sid}}"
+    list_or_create = api.rest(api.list_calls), api.rest(api.create_call)
+    fetch_or_update = api.rest(api.fetch_call), api.rest(api.update_call)
 
-    def rest(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def calls_endpoint(request: Request) -> Response:
+        return await list_or_create[request.method == "POST"](request)
+
+    async def call_endpoint(request: Request) -> Response:
+        return await fetch_or_update[request.method == "POST"](request)
+
+    return Starlette(
+        routes=[
+            Route(f"{account}/Calls.json", calls_endpoint, methods=["GET", "POST"]),
+            Route(f"{account}/Calls/{{call_sid}}.json", call_endpoint, methods=["GET", "POST"]),
+            Route("/__carrier__/stats", api.stats, methods=["GET"]),
+            Route("/__carrier__/calls", api.calls_view, methods=["GET"]),
+        ],
+        lifespan=api.lifespan,
+    )
+
+
+class _CallsApi:
+    """The handlers of the carrier's routes."""
+
+    def __init__(self, carrier: Carrier) -> None:
+        self.carrier = carrier
+
+    def rest(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """A REST endpoint: authenticated, faults injected, answered as Twilio does."""
+        carrier = self.carrier
+
         async def endpoint(request: Request) -> Response:
             try:
                 carrier.authenticate(
@@ -60,21 +90,21 @@ def create_app(carrier: Carrier) -> Starlette:
 
         return endpoint
 
-    async def create_call(request: Request) -> tuple[int, dict[str, Any]]:
+    async def create_call(self, request: Request) -> tuple[int, dict[str, Any]]:
         form = await request.form()
         names = list(dict.fromkeys(form.keys()))
 
         def getlist(name: str) -> list[str]:
             return [str(value) for value in form.getlist(name)]
 
-        call = carrier.create(parse_create(getlist, names))
+        call = self.carrier.create(parse_create(getlist, names))
         return 201, call_resource(call.sim, call.updated_at)
 
-    async def list_calls(request: Request) -> tuple[int, dict[str, Any]]:
+    async def list_calls(self, request: Request) -> tuple[int, dict[str, Any]]:
         query = request.query_params
         page_size = min(max(_query_int(query.get("PageSize"), DEFAULT_PAGE_SIZE), 1), MAX_PAGE_SIZE)
         page = _query_int(query.get("Page"), 0)
-        calls = carrier.matching(dict(query))
+        calls = self.carrier.matching(dict(query))
         chosen = calls[page * page_size : (page + 1) * page_size]
         base = calls_uri(request.path_params["account_sid"])
 
@@ -95,30 +125,30 @@ def create_app(carrier: Carrier) -> Starlette:
             "next_page_uri": page_uri(page + 1) if more else None,
         }
 
-    async def fetch_call(request: Request) -> tuple[int, dict[str, Any]]:
-        call = _call(request)
+    async def fetch_call(self, request: Request) -> tuple[int, dict[str, Any]]:
+        call = self._call(request)
         return 200, call_resource(call.sim, call.updated_at)
 
-    async def update_call(request: Request) -> tuple[int, dict[str, Any]]:
-        call = _call(request)
+    async def update_call(self, request: Request) -> tuple[int, dict[str, Any]]:
+        call = self._call(request)
         status = str((await request.form()).get("Status") or "")
         if status not in ("completed", "canceled"):
             raise TwilioApiError(400, 21220, f"Invalid Status for modification: {status!r}")
-        carrier.hang_up(call, status)
+        self.carrier.hang_up(call, status)
         return 200, call_resource(call.sim, call.updated_at)
 
-    def _call(request: Request) -> CarrierCall:
-        call = carrier.get(request.path_params["call_sid"])
+    def _call(self, request: Request) -> CarrierCall:
+        call = self.carrier.get(request.path_params["call_sid"])
         if call is None:
             raise TwilioApiError(
                 404, 20404, f"The requested resource {request.url.path} was not found"
             )
         return call
 
-    async def stats(request: Request) -> Response:
-        return JSONResponse(carrier.stats.snapshot())
+    async def stats(self, request: Request) -> Response:
+        return JSONResponse(self.carrier.stats.snapshot())
 
-    async def calls_view(request: Request) -> Response:
+    async def calls_view(self, request: Request) -> Response:
         return JSONResponse(
             [
                 {
@@ -131,37 +161,17 @@ def create_app(carrier: Carrier) -> Starlette:
                     "answered_by": call.sim.answered_by,
                     "params": call.request.params,
                 }
-                for call in carrier.calls()
+                for call in self.carrier.calls()
             ]
         )
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await carrier.start()
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        await self.carrier.start()
         try:
             yield
         finally:
-            await carrier.stop()
-
-    account = f"{API_PREFIX}/Accounts/{{account_sid}}"
-    list_or_create = rest(list_calls), rest(create_call)
-    fetch_or_update = rest(fetch_call), rest(update_call)
-
-    async def calls_endpoint(request: Request) -> Response:
-        return await list_or_create[request.method == "POST"](request)
-
-    async def call_endpoint(request: Request) -> Response:
-        return await fetch_or_update[request.method == "POST"](request)
-
-    return Starlette(
-        routes=[
-            Route(f"{account}/Calls.json", calls_endpoint, methods=["GET", "POST"]),
-            Route(f"{account}/Calls/{{call_sid}}.json", call_endpoint, methods=["GET", "POST"]),
-            Route("/__carrier__/stats", stats, methods=["GET"]),
-            Route("/__carrier__/calls", calls_view, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
+            await self.carrier.stop()
 
 
 def _query_int(text: str | None, default: int) -> int:

@@ -161,8 +161,8 @@ def build_runtime(
     closers: list[Callable[[], None]] = []
     lanes: EventLanes | None = None
     if provider is None:
-        lanes = EventLanes()
-        provider = package.build(settings, lanes, clock)
+        lanes = EventLanes() if package.reports_in_process else None
+        provider = package.build(settings, lanes or _NO_EVENTS, clock)
         closers.append(provider.close)
     ender = Ender(sessions, stores.slots, clock)
     ingestor = Ingestor(
@@ -171,32 +171,37 @@ def build_runtime(
     resolver = Resolver(sessions, provider, ingestor, ender, clock)
     gate = StartGate(stores, calls, sleep)
     placer = Placer(sessions, gate, provider, ender, resolver, queue, clock, calls)
-    dispatcher = Dispatcher(
-        sessions,
-        stores.slots,
-        queue,
-        dispatch or DispatchConfig(lost_task_timeout_s=settings.lost_task_timeout_s),
-    )
+    dispatch = dispatch or DispatchConfig(lost_task_timeout_s=settings.lost_task_timeout_s)
+    dispatcher = Dispatcher(sessions, stores.slots, queue, dispatch)
     refiller = Refiller(dispatcher, gate, placer, queue, clock)
     reaper = Reaper(
-        sessions,
-        provider,
-        resolver,
-        ingestor,
-        ender,
-        call_lease_s=calls.call_lease_s,
-        unplaced_after_s=settings.reap_unplaced_after_s,
-    )
-    after_freed: AfterFreed = LEAVE
-    if refills is Refills.HERE:
-        after_freed = RefillHere(refiller, queue)
-    elif refills is Refills.QUEUE:
-        after_freed = AskQueue(queue)
+        sessions, provider, resolver, ingestor, ender,
+        call_lease_s=calls.call_lease_s, unplaced_after_s=settings.reap_unplaced_after_s,
+    )  # fmt: skip
     runtime = Runtime(
         settings, engine, sessions, stores, provider, clock, queue, calls, ender, ingestor,
-        resolver, gate, placer, dispatcher, refiller, reaper, after_freed, closers,
+        resolver, gate, placer, dispatcher, refiller, reaper,
+        _after_freed(refills, refiller, queue), closers,
     )  # fmt: skip
-    if lanes is not None and package.reports_in_process:
+    if lanes is not None:
         # Runs after the provider's own close (closers run reversed): what it sent is taken in.
         closers.insert(0, LaneReaders(lanes, runtime.take_event).close)
     return runtime
+
+
+def _after_freed(refills: Refills, refiller: Refiller, queue: TaskQueue) -> AfterFreed:
+    if refills is Refills.HERE:
+        return RefillHere(refiller, queue)
+    if refills is Refills.QUEUE:
+        return AskQueue(queue)
+    return LEAVE
+
+
+class _NoEvents:
+    """The sink a provider that reports by webhook is given: it never sends to it."""
+
+    def deliver(self, attempt_id: str, event: ProviderEvent) -> None:
+        raise AssertionError("this provider reports by webhook, not in process")
+
+
+_NO_EVENTS = _NoEvents()

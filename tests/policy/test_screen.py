@@ -1,0 +1,127 @@
+"""The screen, as a table: facts in, one decision out, precedence as documented."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from dialer.policy.attempt_state import RecipientStatus
+from dialer.policy.calling_hours import WeeklyScheduleSpec, campaign_window
+from dialer.policy.campaign_state import CampaignStatus, EndedReason
+from dialer.policy.screen import (
+    CALL_NOW,
+    CampaignFacts,
+    Decision,
+    Deferred,
+    RecipientFacts,
+    ScreenReason,
+    Terminal,
+    screen,
+    screen_campaign,
+)
+
+NOON_NY = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)  # a Monday
+END = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+WEEKDAYS_9_TO_13 = WeeklyScheduleSpec.model_validate(
+    {"timezone": "America/New_York", "hours": [{"start": "09:00", "end": "13:00"}]}
+)
+RUNNING = CampaignFacts(CampaignStatus.RUNNING, None, campaign_window(None, END, None), END)
+WEEKLY = replace(RUNNING, window=campaign_window(None, None, WEEKDAYS_9_TO_13), schedule_end=None)
+IN_NY = RecipientFacts("+12125551000", None, suppressed=False)
+SATELLITE = RecipientFacts("+870301234567", None, suppressed=False)
+TOKYO = RecipientFacts("+81312345678", None, suppressed=False)
+
+S, R = RecipientStatus, ScreenReason
+TABLE: list[tuple[str, RecipientFacts, CampaignFacts, datetime, Decision]] = [
+    ("callable", IN_NY, RUNNING, NOON_NY, CALL_NOW),
+    (
+        "suppressed",
+        replace(IN_NY, suppressed=True),
+        RUNNING,
+        NOON_NY,
+        Terminal(S.SUPPRESSED, R.SUPPRESSED),
+    ),
+    ("no zone", SATELLITE, RUNNING, NOON_NY, Terminal(S.SKIPPED, R.UNKNOWN_TIME_ZONE)),
+    ("explicit zone", replace(SATELLITE, time_zone="America/New_York"), RUNNING, NOON_NY, CALL_NOW),
+    (
+        "night in Tokyo",
+        TOKYO,
+        replace(RUNNING, window=campaign_window(None, None, None), schedule_end=None),
+        NOON_NY,
+        Deferred(datetime(2026, 11, 23, 23, 0, tzinfo=UTC), R.OUTSIDE_LEGAL_HOURS),
+    ),
+    (
+        "legal hours end after the schedule",
+        TOKYO,
+        RUNNING,
+        NOON_NY,
+        Terminal(S.SKIPPED, R.NO_WINDOW_LEFT),
+    ),
+    (
+        "weekly hours over for the day",
+        IN_NY,
+        WEEKLY,
+        datetime(2026, 11, 23, 19, 0, tzinfo=UTC),
+        Deferred(datetime(2026, 11, 24, 14, 0, tzinfo=UTC), R.OUTSIDE_CAMPAIGN_WINDOW),
+    ),
+    ("schedule over", IN_NY, RUNNING, END, Terminal(S.SKIPPED, R.WINDOW_CLOSED)),
+    (
+        "paused",
+        IN_NY,
+        replace(RUNNING, status=CampaignStatus.PAUSED),
+        NOON_NY,
+        Deferred(None, R.CAMPAIGN_NOT_RUNNING),
+    ),
+    (
+        "stopped",
+        IN_NY,
+        replace(
+            RUNNING,
+            status=CampaignStatus.COMPLETED,
+            ended_reason=EndedReason.IN_PROGRESS_ENDED_BY_USER,
+        ),
+        NOON_NY,
+        Terminal(S.CANCELED, R.CAMPAIGN_STOPPED),
+    ),
+    (
+        "window closed",
+        IN_NY,
+        replace(RUNNING, status=CampaignStatus.COMPLETED, ended_reason=EndedReason.WINDOW_CLOSED),
+        NOON_NY,
+        Terminal(S.SKIPPED, R.WINDOW_CLOSED),
+    ),
+    # Precedence: the campaign first, then the number, then the hours.
+    (
+        "paused beats suppressed",
+        replace(IN_NY, suppressed=True),
+        replace(RUNNING, status=CampaignStatus.PAUSED),
+        NOON_NY,
+        Deferred(None, R.CAMPAIGN_NOT_RUNNING),
+    ),
+    (
+        "suppressed beats no zone",
+        replace(SATELLITE, suppressed=True),
+        RUNNING,
+        NOON_NY,
+        Terminal(S.SUPPRESSED, R.SUPPRESSED),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("recipient", "campaign", "now", "decision"),
+    [row[1:] for row in TABLE],
+    ids=[row[0] for row in TABLE],
+)
+def test_screen(
+    recipient: RecipientFacts, campaign: CampaignFacts, now: datetime, decision: Decision
+) -> None:
+    assert screen(recipient, campaign, now) == decision
+
+
+def test_a_campaign_level_decision_needs_no_recipient() -> None:
+    assert screen_campaign(RUNNING, NOON_NY) == CALL_NOW
+    paused = replace(RUNNING, status=CampaignStatus.PAUSED)
+    assert screen_campaign(paused, NOON_NY) == Deferred(None, R.CAMPAIGN_NOT_RUNNING)

@@ -27,6 +27,10 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest
 
+# The fast subset: no PostgreSQL, no Redis, none of the dialer's processes.
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not postgres and not redis and not e2e"
+
 bench: $(STAMP)
 	mkdir -p bench/results
 	@set -e; for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script; done

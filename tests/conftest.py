@@ -14,6 +14,24 @@ from dialer.db.models import Base
 from tests.services import postgres_or_skip, redis_or_skip
 
 BACKENDS = ["sqlite", "postgresql"]
+#: Fixtures (and parameters of parametrised fixtures) that reach a real server.
+_POSTGRES = {"postgres_url", "postgresql"}
+_REDIS = {"redis_url", "real_redis", "redis"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by the servers it reaches (``postgres``, ``redis``): by the fixtures it
+    uses, and by the backend its parametrised fixtures run it on. ``make unit`` runs the
+    tests that need neither, nor the dialer's processes (``e2e``)."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            used |= {value for value in callspec.params.values() if isinstance(value, str)}
+        if used & _POSTGRES:
+            item.add_marker(pytest.mark.postgres)
+        if used & _REDIS:
+            item.add_marker(pytest.mark.redis)
 
 
 @pytest.fixture(scope="session")

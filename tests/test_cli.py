@@ -13,6 +13,9 @@ import sqlalchemy as sa
 
 from tests.conftest import BACKENDS, scratch_database_url
 
+#: Runs the dialer's processes.
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[1]
 DIALER = [sys.executable, "-m", "dialer"]
 

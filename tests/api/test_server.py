@@ -15,6 +15,9 @@ from sqlalchemy.engine import Engine
 
 from tests.api.conftest import campaign_body
 
+#: Runs the dialer's processes.
+pytestmark = pytest.mark.e2e
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

@@ -11,12 +11,16 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import cast
 
+import pytest
 import redis
 
 from dialer.concurrency.semaphore.base import Reaped, Truth
 from dialer.concurrency.semaphore.redis import RedisSemaphore
 from tests.concurrency import processes
 from tests.concurrency.conftest import LONG_LEASE_S, poll
+
+#: Runs the dialer's processes.
+pytestmark = pytest.mark.e2e
 
 WORKERS = 8
 CYCLES = 5_000

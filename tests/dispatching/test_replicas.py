@@ -24,7 +24,7 @@ from dialer.policy.campaign_state import CampaignAction
 from dialer.services import campaigns, counters, tenancy
 from tests.conftest import scratch_database_url
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
 
 

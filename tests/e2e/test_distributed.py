@@ -57,7 +57,7 @@ from tests.e2e.fleet import (
     zone_open_now,
 )
 
-pytestmark = pytest.mark.timeout(400)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
 #: Redis databases the fleet may take (the first empty one) for its Celery broker, semaphore
 #: and pacing; the test services' own database (15 by default) is never one of them.

@@ -41,6 +41,7 @@ class Received:
     attempt_id: str
     url: str
     params: dict[str, str]
+    signature: str
     signature_ok: bool
     at: float  # monotonic seconds
 
@@ -71,6 +72,7 @@ class Receiver:
             attempt_id=request.path_params["attempt_id"],
             url=str(request.url),
             params=params,
+            signature=signature,
             signature_ok=is_valid(str(request.url), params, signature, self.auth_token),
             at=time.monotonic(),
         )

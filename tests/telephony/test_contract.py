@@ -1,4 +1,5 @@
-"""The provider port's contract, run against every adapter.
+"""The provider port's outbound contract, run against every adapter (the inbound one, events
+in, is ``test_inbound_contract``).
 
 ``simulator``: the in-process simulator on an injected clock. ``twilio``: the Twilio adapter
 against the carrier simulator on 127.0.0.1.

@@ -11,8 +11,9 @@ from dialer.db.base import Base
 class CampaignCounter(Base):
     """One shard of a named count of a campaign: ``recipients.<status>``, ``attempts.<outcome>``.
 
-    Every row a campaign can have is created with the campaign, so a transition is a plain
-    ``UPDATE ... SET value = value + :delta`` in the transaction that moves the counted row:
+    The rows are created with the campaign (a counter added later: by the first transaction
+    that counts on it), so a transition is a plain ``UPDATE ... SET value = value + :delta``
+    in the transaction that moves the counted row:
     the count commits or rolls back with it, and never drifts under a crash. A count is the
     sum of its shards; each transaction writes one shard, so concurrent transitions of one
     campaign rarely wait on the same row.

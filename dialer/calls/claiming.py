@@ -22,7 +22,6 @@ from dialer.calls.jobs import DialJob
 from dialer.concurrency.slots import CallSlots
 from dialer.db.bulk import is_postgres
 from dialer.db.models import CallerNumber, Campaign, Recipient
-from dialer.policy.attempt_state import AttemptStatus
 from dialer.policy.campaign_state import CampaignStatus
 from dialer.policy.screen import (
     CallNow,
@@ -145,23 +144,7 @@ class Claimer:
             return [], False
         callers = _callers(session, campaign.id, chosen)
         numbers = [_from_number(campaign, _caller(callers, r)) for r in chosen]
-        ids = states.insert_attempts(
-            session,
-            [
-                {
-                    "recipient_id": recipient.id,
-                    "campaign_id": campaign.id,
-                    "run_id": campaign.current_run_id,
-                    "attempt_number": recipient.attempt_count + 1,
-                    "from_number": number,
-                    "to_number": recipient.phone_number,
-                    "status": AttemptStatus.QUEUED.value,
-                    "queued_at": now,
-                    "provider_retries": 0,
-                }
-                for recipient, number in zip(chosen, numbers, strict=True)
-            ],
-        )
+        ids = states.new_attempts(session, campaign, list(zip(chosen, numbers, strict=True)), now)
         jobs = [
             DialJob.of(
                 campaign,

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialer.calls import statements, states
+from dialer.calls import statements
 from dialer.calls.claiming import Claimer, Round, Screened, StartHere
 from dialer.calls.jobs import DialJob
 from dialer.concurrency.slots import CallSlots
@@ -192,7 +192,7 @@ class Dispatcher:
         """Record that dial tasks for ``attempt_ids`` were sent (the outbox's second rule:
         re-sent only if still queued ``lost_task_timeout_s`` later)."""
         with self._sessions() as session, session.begin():
-            states.mark_handed_off(session, attempt_ids, now)
+            session.execute(statements.HANDED_OFF, {"ids": list(attempt_ids), "at": now})
 
     def recover_outbox(self, now: datetime) -> list[int]:
         """Re-send dial tasks a crash left unsent, or that no worker ever started.

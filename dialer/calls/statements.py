@@ -30,6 +30,16 @@ ATTEMPT_LOCK = ATTEMPT_READ.with_for_update()
 RECIPIENT_READ = sa.select(Recipient).where(Recipient.id == sa.bindparam("recipient_id"))
 RECIPIENT_LOCK = RECIPIENT_READ.with_for_update()
 
+#: What an attempt's end reads of the campaign: its retry policy, state and windows.
+END_COLUMNS = load_only(
+    Campaign.id,
+    Campaign.tenant_id,
+    Campaign.status,
+    Campaign.ended_reason,
+    Campaign.retry_policy,
+    *CAMPAIGN_WINDOW_COLUMNS,
+)
+
 # -- the claim round -----------------------------------------------------------------------
 
 #: What a dispatch reads of its campaign (anything else loads on first use: closing a window).

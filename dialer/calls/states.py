@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 
 from dialer.calls import facts, statements
 from dialer.calls.jobs import AttemptRow, DialJob, Ended
@@ -43,16 +43,6 @@ from dialer.services import counters
 MAX_PROVIDER_RETRIES = 5
 #: ``error_code`` of an attempt that ended without ever being dialed.
 NOT_DIALED = "not-dialed"
-
-#: What an attempt's end reads of the campaign: its retry policy, state and windows.
-_END_COLUMNS = load_only(
-    Campaign.id,
-    Campaign.tenant_id,
-    Campaign.status,
-    Campaign.ended_reason,
-    Campaign.retry_policy,
-    *facts.CAMPAIGN_WINDOW_COLUMNS,
-)
 
 
 # -- recipients arrive -------------------------------------------------------------------
@@ -80,9 +70,30 @@ def screened_out(session: Session, recipient: Recipient, decision: Decision, now
         _move(session, recipient, decision.status, now=now, reason=decision.reason)
 
 
-def insert_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """New queued attempts (one INSERT), their ids in the order given."""
-    return list(session.scalars(statements.INSERT_ATTEMPTS, list(rows)))
+def new_attempts(
+    session: Session,
+    campaign: Campaign,
+    calls: Sequence[tuple[Recipient, str]],
+    now: datetime,
+) -> list[int]:
+    """New queued attempts of ``campaign``'s current run, one per (recipient, number it is
+    called from), in one INSERT; their ids in the order given. The recipients are moved by
+    :func:`admit` once their slots are taken."""
+    rows = [
+        {
+            "recipient_id": recipient.id,
+            "campaign_id": campaign.id,
+            "run_id": campaign.current_run_id,
+            "attempt_number": recipient.attempt_count + 1,
+            "from_number": from_number,
+            "to_number": recipient.phone_number,
+            "status": AttemptStatus.QUEUED.value,
+            "queued_at": now,
+            "provider_retries": 0,
+        }
+        for recipient, from_number in calls
+    ]
+    return list(session.scalars(statements.INSERT_ATTEMPTS, rows))
 
 
 def drop_refused(session: Session, attempt_ids: Sequence[int]) -> None:
@@ -128,12 +139,6 @@ def admit(
         )
     counters.bump(session, campaign_id, deltas)
     return started
-
-
-def mark_handed_off(session: Session, attempt_ids: Sequence[int], now: datetime) -> None:
-    """Dial tasks for ``attempt_ids`` were sent (the outbox: re-sent only if still queued
-    ``lost_task_timeout_s`` later)."""
-    session.execute(statements.HANDED_OFF, {"ids": list(attempt_ids), "at": now})
 
 
 # -- the dial ------------------------------------------------------------------------------
@@ -334,7 +339,7 @@ def _settle(session: Session, attempt: CallAttempt | _Ending, *, now: datetime) 
     if recipient.status not in (RecipientStatus.IN_FLIGHT, RecipientStatus.QUEUED):
         recipient.last_outcome = outcome
         return None  # already ended by a stop or window close while the call was live
-    campaign = session.get_one(Campaign, attempt.campaign_id, options=[_END_COLUMNS])
+    campaign = session.get_one(Campaign, attempt.campaign_id, options=[statements.END_COLUMNS])
     recipient.last_outcome = outcome  # after the load, whose autoflush would write it alone
     window = facts.window_of(campaign)
     settled = after_outcome(
@@ -358,7 +363,7 @@ def _ended(
     """The record of ``attempt``'s end; pass its campaign when this transaction loaded it."""
     assert attempt.outcome is not None
     if campaign is None:
-        campaign = session.get_one(Campaign, attempt.campaign_id, options=[_END_COLUMNS])
+        campaign = session.get_one(Campaign, attempt.campaign_id, options=[statements.END_COLUMNS])
     scope = SlotScope(attempt.campaign_id, campaign.tenant_id, attempt.from_number)
     return Ended(attempt.id, attempt.campaign_id, attempt.outcome, scope)
 

@@ -63,11 +63,6 @@ def advance(
     return AttemptState(status, outcome if status is AttemptStatus.ENDED else None)
 
 
-def is_in_flight(status: AttemptStatus) -> bool:
-    """True while the attempt may hold a concurrency slot."""
-    return status is not AttemptStatus.ENDED
-
-
 class RecipientStatus(StrEnum):
     PENDING = "pending"  # never tried in this run
     QUEUED = "queued"  # an attempt is claimed and waiting for a worker

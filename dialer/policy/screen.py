@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from dialer.policy import calling_hours
 from dialer.policy.attempt_state import RecipientStatus
 from dialer.policy.calling_hours import NotCallable, legal_hours_for, recipient_window
 from dialer.policy.campaign_state import CampaignStatus, EndedReason
@@ -35,7 +36,7 @@ class ScreenReason(StrEnum):
     WINDOW_CLOSED = "window-closed"
     OUTSIDE_CAMPAIGN_WINDOW = "outside-campaign-window"
     SUPPRESSED = "suppressed"
-    UNKNOWN_TIME_ZONE = "unknown-time-zone"
+    UNKNOWN_TIME_ZONE = calling_hours.UNKNOWN_TIME_ZONE
     OUTSIDE_LEGAL_HOURS = "outside-legal-hours"
     NO_WINDOW_LEFT = "no-window-left"
 
@@ -120,7 +121,7 @@ def screen_recipient(recipient: RecipientFacts, campaign: CampaignFacts, now: da
     legal = legal_hours_for(recipient.phone_number, recipient.time_zone)
     if isinstance(legal, NotCallable):
         # A number's zones do not change: waiting would never make it callable.
-        return Terminal(RecipientStatus.SKIPPED, ScreenReason.UNKNOWN_TIME_ZONE)
+        return Terminal(RecipientStatus.SKIPPED, ScreenReason(legal.reason))
     window = recipient_window(campaign.window, legal)
     if window.allows(now):
         return CALL_NOW

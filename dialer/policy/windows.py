@@ -151,9 +151,6 @@ class Between:
             return as_utc(self.start)
         return now
 
-    def has_ended(self, now: datetime) -> bool:
-        return self.end is not None and as_utc(now) >= self.end
-
 
 @dataclass(frozen=True)
 class AllOf:

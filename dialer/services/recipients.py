@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -263,12 +262,3 @@ def _count(session: Session, campaign_id: str) -> int:
         )
         or 0
     )
-
-
-def status_counts(session: Session, campaign_id: str) -> Counter[RecipientStatus]:
-    rows = session.execute(
-        sa.select(Recipient.status, sa.func.count())
-        .where(Recipient.campaign_id == campaign_id)
-        .group_by(Recipient.status)
-    )
-    return Counter({RecipientStatus(s): int(n) for s, n in rows})

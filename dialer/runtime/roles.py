@@ -27,7 +27,6 @@ from dialer.clock import utc_now
 from dialer.concurrency.connection import open_redis
 from dialer.concurrency.stores import ConcurrencyStores
 from dialer.errors import ConfigurationError
-from dialer.queue.celery import CeleryQueue, create_celery
 from dialer.queue.inprocess import InProcessQueue, InProcessWorkers, RecordOnlyQueue
 from dialer.runtime.core import Refills, Runtime, build_runtime
 from dialer.settings import Settings
@@ -106,6 +105,8 @@ def _distributed(
     engine: Engine | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> Runtime:
+    from dialer.queue.celery import CeleryQueue, create_celery  # Celery: distributed only
+
     client = open_redis(settings)
     queue = CeleryQueue(create_celery(settings), client)
     runtime = build_runtime(

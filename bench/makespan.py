@@ -44,6 +44,7 @@ from _shared import REDIS, callable_zone, scratch_database
 from sqlalchemy.orm import Session
 
 from dialer.api.schemas.recipients import RecipientIn
+from dialer.calls import counters
 from dialer.calls.dispatch import DispatchConfig
 from dialer.clock import utc_now
 from dialer.db.engine import session_factory
@@ -51,7 +52,7 @@ from dialer.db.migrate import upgrade
 from dialer.db.models import CallAttempt, CallEvent, Campaign
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from dialer.runtime import embedded_runtime
-from dialer.services import campaigns, counters, tenancy
+from dialer.services import campaigns, tenancy
 from dialer.settings import Settings
 from scheduler.loop import SchedulerLoop
 

@@ -27,6 +27,7 @@ import redis
 import sqlalchemy as sa
 from _shared import REDIS, callable_zone, scratch_database
 
+from dialer.calls import counters
 from dialer.calls.dispatch import DispatchConfig
 from dialer.concurrency.rate.memory import MemoryRateLimiter
 from dialer.concurrency.semaphore.redis import RedisSemaphore
@@ -37,7 +38,7 @@ from dialer.db.migrate import upgrade
 from dialer.policy.attempt_state import Outcome
 from dialer.policy.campaign_state import CampaignAction
 from dialer.runtime import Refills, build_runtime
-from dialer.services import campaigns, counters, tenancy
+from dialer.services import campaigns, tenancy
 from dialer.settings import Settings
 
 SIZES = (10_000, 1_000_000)

@@ -20,13 +20,14 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from dialer.api.schemas.recipients import RecipientIn
+from dialer.calls import counters
 from dialer.calls.dispatch import DispatchConfig
 from dialer.clock import utc_now
 from dialer.db.migrate import upgrade
 from dialer.db.models import Campaign, Recipient
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from dialer.runtime import Runtime, embedded_runtime
-from dialer.services import campaigns, counters, suppression, tenancy
+from dialer.services import campaigns, suppression, tenancy
 from dialer.settings import Settings
 from scheduler.loop import SchedulerLoop
 

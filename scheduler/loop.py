@@ -14,11 +14,11 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from dialer.calls import counters
 from dialer.calls.dispatch import TickResult
 from dialer.concurrency.semaphore.base import ReconcileResult
 from dialer.concurrency.truth import SlotTruth, read_truth
 from dialer.runtime import Runtime
-from dialer.services import counters
 
 log = logging.getLogger(__name__)
 

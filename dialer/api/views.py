@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dialer.api.schemas.campaigns import CampaignOut, Counts, DialPlanOut
+from dialer.calls import counters
 from dialer.db.models import CallerNumber, Campaign, RecipientList
 from dialer.policy.attempt_state import Outcome, RecipientStatus
-from dialer.services import counters
 
 
 def counts(values: Mapping[str, int]) -> Counts:

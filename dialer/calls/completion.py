@@ -11,12 +11,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dialer.calls import states
+from dialer.calls import counters, states
 from dialer.db.models import Campaign, CampaignRun
 from dialer.policy.attempt_state import RecipientStatus
 from dialer.policy.campaign_state import CampaignAction, EndedReason, apply_action
 from dialer.policy.screen import ScreenReason
-from dialer.services import counters
 
 log = logging.getLogger(__name__)
 

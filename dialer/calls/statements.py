@@ -8,20 +8,33 @@ row locks (it serialises writers on its own) and gets the plain ``*_READ``.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import load_only
 
 from dialer.calls.facts import CAMPAIGN_WINDOW_COLUMNS
-from dialer.db.models import CallAttempt, CallerNumber, Campaign, Recipient, Tenant
+from dialer.db.models import CallAttempt, CallerNumber, Campaign, Recipient, Suppression, Tenant
 from dialer.policy.attempt_state import CLAIMABLE_RECIPIENT, AttemptStatus
 from dialer.policy.campaign_state import CampaignStatus
-from dialer.services.suppression import suppressed_number
 
 ATTEMPTS = cast(sa.Table, CallAttempt.__table__)
 _CAMPAIGNS = cast(sa.Table, Campaign.__table__)
 _TENANTS = cast(sa.Table, Tenant.__table__)
+
+
+def suppressed_number(tenant_id: Any, recipient: Any) -> sa.Label[bool]:
+    """A column for a query over recipients: whether the recipient's number is on the do-not-call
+    list of ``tenant_id`` (a value, or a column of the same query)."""
+    return (
+        sa.exists()
+        .where(
+            Suppression.tenant_id == tenant_id,
+            Suppression.phone_number == recipient.phone_number,
+        )
+        .label("suppressed")
+    )
+
 
 # -- rows locked for a move ----------------------------------------------------------------
 

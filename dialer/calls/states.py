@@ -2,7 +2,7 @@
 
 Nothing else writes ``call_attempts.status`` or ``recipients.status``: dispatch, the dial
 path, ingestion, the reaper and the campaign actions ask this module. Every function runs
-inside the caller's transaction and moves the counters in it (:mod:`dialer.services.counters`),
+inside the caller's transaction and moves the counters in it (:mod:`dialer.calls.counters`),
 so a count commits or rolls back with the move it counts. Slot releases are the caller's,
 after commit (a reconcile between the two can then never re-add a finished holder): a
 function that ends an attempt returns :class:`~dialer.calls.jobs.Ended` for that.
@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dialer.calls import facts, statements
+from dialer.calls import counters, facts, statements
 from dialer.calls.jobs import AttemptRow, DialJob, Ended
 from dialer.concurrency.keys import SlotScope
 from dialer.db.bulk import is_postgres
@@ -37,7 +37,6 @@ from dialer.policy.attempt_state import (
 from dialer.policy.retry import RetryPolicy
 from dialer.policy.screen import CallNow, Decision, Deferred, Terminal
 from dialer.policy.settle import after_outcome
-from dialer.services import counters
 
 #: Retryable provider refusals (429, 5xx) of one attempt before it ends as failed.
 MAX_PROVIDER_RETRIES = 5

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dialer.calls import completion, states
+from dialer.calls import completion, counters, states
 from dialer.db.bulk import for_update
 from dialer.db.models import (
     CallAttempt,
@@ -26,7 +26,7 @@ from dialer.phone import to_e164
 from dialer.policy.attempt_state import AttemptStatus, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus, apply_action
 from dialer.policy.screen import ScreenReason
-from dialer.services import counters, greeting
+from dialer.services import greeting
 from dialer.services.recipients import BatchResult, RecipientLike, add_batch, attach_list
 
 log = logging.getLogger(__name__)

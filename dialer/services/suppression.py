@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -48,16 +47,3 @@ def page(
     if after_id is not None:
         stmt = stmt.where(Suppression.id > after_id)
     return list(session.scalars(stmt.order_by(Suppression.id).limit(limit)))
-
-
-def suppressed_number(tenant_id: Any, recipient: Any) -> sa.Label[bool]:
-    """A column for a query over recipients: whether the recipient's number is on the do-not-call
-    list of ``tenant_id`` (a value, or a column of the same query)."""
-    return (
-        sa.exists()
-        .where(
-            Suppression.tenant_id == tenant_id,
-            Suppression.phone_number == recipient.phone_number,
-        )
-        .label("suppressed")
-    )

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from dialer.calls import counters
 from dialer.db.engine import session_factory
 from dialer.db.models import Campaign, CampaignCounter, Recipient
 from dialer.policy.attempt_state import RecipientStatus
-from dialer.services import counters
 from tests.db import factories
 
 PENDING = counters.recipient_key(RecipientStatus.PENDING)

@@ -16,12 +16,13 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from dialer.calls import counters
 from dialer.db.engine import make_engine, session_factory
 from dialer.db.migrate import upgrade
 from dialer.db.models import CallAttempt, Recipient
 from dialer.policy.attempt_state import RecipientStatus
 from dialer.policy.campaign_state import CampaignAction
-from dialer.services import campaigns, counters, tenancy
+from dialer.services import campaigns, tenancy
 from tests.conftest import scratch_database_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

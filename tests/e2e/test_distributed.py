@@ -26,6 +26,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dialer.calls import counters
 from dialer.carrier import CarrierConfig, Faults, RunningCarrier, running_carrier
 from dialer.concurrency.keys import SEMAPHORE_PREFIX, SlotScope
 from dialer.db.engine import make_engine, session_factory
@@ -33,7 +34,6 @@ from dialer.db.migrate import upgrade
 from dialer.db.models import CallAttempt, CallEvent, Campaign, Recipient
 from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
 from dialer.queue.celery import SOFT_SHUTDOWN_TIMEOUT_S
-from dialer.services import counters
 from dialer.settings import Settings
 from dialer.telephony.simulator.distributions import Fixed
 from dialer.telephony.simulator.plan import OutcomeWeights, SimulationProfile

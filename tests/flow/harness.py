@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from dialer.calls import counters
 from dialer.calls.config import CallConfig
 from dialer.calls.dispatch import DispatchConfig
 from dialer.calls.results import DialResult
@@ -24,7 +25,7 @@ from dialer.db.engine import session_factory
 from dialer.db.models import Campaign
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from dialer.runtime import Refills, build_runtime
-from dialer.services import campaigns, counters, tenancy
+from dialer.services import campaigns, tenancy
 from dialer.settings import Settings
 from dialer.telephony.events import EventKind, ProviderEvent
 from dialer.telephony.simulator import SimulatedProvider

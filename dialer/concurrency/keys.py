@@ -9,7 +9,7 @@ Semaphore keys (``SEMAPHORE_PREFIX``; one sorted set of holders each):
 
 An attempt registers in *every* key of its scope, capped or not, so counts and reconcile see
 all calls; a limit of None means "tracked, no cap". The holder id is the attempt id as text
-(:func:`holder_id`), the same string :func:`dialer.concurrency.truth.live_holders` reads back
+(:func:`holder_id`), the string :class:`~dialer.concurrency.slots.CallSlots` reads back
 (and :func:`attempt_id_of` turns back into the id).
 
 Pacing keys (``RATE_PREFIX``; one number each): ``{prefix}account:{account}`` and

@@ -78,7 +78,7 @@ TERMINAL = {
 RETRY_POLICY = {"max_attempts": 2, "backoff": {"kind": "fixed", "delay": "1s"}, "jitter": 0}
 #: How fast the scheduler gives up on a dial task a dead worker took (re-sends it) and on an
 #: attempt left in dialing without a call id (asks the carrier). The product hard-codes 300 s
-#: and 120 s today (``DispatchConfig.lost_task_timeout_s``, ``reap_stuck(unplaced_after_s=)``);
+#: and 120 s today (``DispatchConfig.lost_task_timeout_s``, ``Reaper(unplaced_after_s=)``);
 #: once settings of these names exist the fleet uses short bounds and test 2 runs in seconds.
 #: The unplaced bound stays above the Twilio adapter's 10 s HTTP timeout plus the carrier's
 #: slow-response delay, so a worker still waiting for its answer is never overtaken.

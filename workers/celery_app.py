@@ -45,7 +45,7 @@ class DialerWorker:
         if self._runtime is None:
             with self._building:
                 if self._runtime is None:
-                    self._runtime = worker_runtime(self.settings)
+                    self._runtime = worker_runtime(self.settings, self.celery)
         return self._runtime
 
     def close(self) -> None:
@@ -82,8 +82,10 @@ class DialerWorker:
 
         @signals.worker_process_shutdown.connect(weak=False)  # each process of a prefork pool
         @signals.worker_shutdown.connect(weak=False)  # the worker itself (a pool of threads)
-        def _close(**_: Any) -> None:
-            self.close()
+        def _close(sender: Any = None, **_: Any) -> None:
+            app = getattr(sender, "app", None)
+            if app is None or app is self.celery:  # a prefork child's signal names no app
+                self.close()
 
 
 def create_worker(settings: Settings) -> DialerWorker:

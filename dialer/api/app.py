@@ -18,7 +18,7 @@ from dialer.concurrency.connection import open_redis
 from dialer.db.engine import make_engine, session_factory
 from dialer.runtime import Runtime, api_runtime
 from dialer.settings import Settings
-from dialer.telephony.providers import all_packages
+from dialer.telephony.providers import all_packages, webhooks_path
 
 DESCRIPTION = """
 Outbound voice campaigns: create a campaign with its recipients, then start, pause, resume
@@ -71,5 +71,5 @@ def create_app(
     for package in all_packages():
         webhooks = package.webhooks(settings, inbound)
         if webhooks is not None:
-            app.include_router(webhooks, prefix=f"/webhooks/{package.name}")
+            app.include_router(webhooks, prefix=webhooks_path(package.name))
     return app

@@ -10,6 +10,7 @@ recipients on. The cost of a round follows the calls it claims, never the campai
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,8 @@ from dialer.policy.screen import (
     CallNow,
     CampaignFacts,
     Decision,
+    Deferred,
+    ScreenReason,
     Terminal,
     screen_campaign,
     screen_recipient,
@@ -49,13 +52,22 @@ class StartHere:
 
 @dataclass(slots=True)
 class Screened:
-    """The decisions a tick made other than calling: per campaign (``held``: none of its
-    recipients may be called now) and per recipient (``recipients``)."""
+    """What a tick decided other than calling: per campaign (``held``: none of its recipients
+    may be called now), how many recipients it turned away and why (``reasons``), and, when
+    asked for (``keep_decisions``), each of those recipients' decision: a tick over a large
+    campaign outside its hours may turn away every due recipient it reads."""
 
+    keep_decisions: bool = False
     held: dict[str, Decision] = field(default_factory=dict)
+    reasons: Counter[ScreenReason] = field(default_factory=Counter)
     recipients: dict[int, Decision] = field(default_factory=dict)
     completed: list[str] = field(default_factory=list)
     window_closed: list[str] = field(default_factory=list)
+
+    def turned_away(self, recipient_id: int, decision: Deferred | Terminal) -> None:
+        self.reasons[decision.reason] += 1
+        if self.keep_decisions:
+            self.recipients[recipient_id] = decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +199,7 @@ def _screen(
         if isinstance(decision, CallNow):
             chosen.append(recipient)
         else:
-            screened.recipients[recipient.id] = decision
+            screened.turned_away(recipient.id, decision)
             states.screened_out(session, recipient, decision, now)
     return chosen
 

@@ -4,7 +4,8 @@ A tick runs claim rounds (:mod:`dialer.calls.claiming`, one transaction each) ro
 over the running campaigns, and hands the claimed attempts to the queue only after each
 round's commit (outbox: ``enqueued_at`` records the hand-off, and :meth:`Dispatcher.recover_outbox`
 re-sends what a crash between commit and hand-off left behind; a repeated dial task is a
-no-op). The scheduler only decides and enqueues: the dialing happens in workers.
+no-op). A scheduler's tick only decides and enqueues; a refill (:mod:`dialer.calls.refill`)
+runs the same rounds and places its first claim itself.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class Dispatcher:
         campaign_ids: Sequence[str] | None = None,
         most: int | None = None,
         start_here: StartHere | None = None,
+        keep_decisions: bool = False,
     ) -> TickResult:
         """Dispatch what the free slots allow, round-robin over running campaigns.
 
@@ -104,8 +106,11 @@ class Dispatcher:
         Each round gives every campaign that still has free slots and due recipients up to
         ``round_size`` claims, starting one campaign further each tick, so a huge campaign
         sharing a tenant cap or caller number with small ones cannot starve them.
+
+        With ``keep_decisions`` the result keeps the screen's decision about each recipient it
+        turned away (otherwise only how many, by reason).
         """
-        result = TickResult()
+        result = TickResult(screened=Screened(keep_decisions=keep_decisions))
         active = self._campaigns(campaign_ids)
         while active:
             still: list[str] = []

@@ -1,9 +1,10 @@
 """The statements of a call's hot path, built once.
 
 Building and keying a statement costs more than running it here (a dozen short transactions
-per call), so the claim round, the dial, ingestion and the end use these prebuilt Core and ORM
-statements with bound parameters. ``*_LOCK`` variants lock rows on PostgreSQL; SQLite has no
-row locks (it serialises writers on its own) and gets the plain ``*_READ``.
+per call), so the claim round, the dial, ingestion and the end run these prebuilt Core and ORM
+statements with bound parameters (the rarer steps build their own). ``*_LOCK`` variants lock
+rows on PostgreSQL; SQLite has no row locks (it serialises writers on its own) and gets the
+plain ``*_READ``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The one writer of call states: every move of an attempt or a recipient, with its counters.
 
-Nothing else writes ``call_attempts.status`` or ``recipients.status``: dispatch, the dial
-path, ingestion, the reaper and the campaign actions ask this module. Every function runs
+Nothing else moves an attempt or a recipient from one status to another (the services that
+add recipients create them pending, or suppressed): dispatch, the dial path, ingestion, the
+reaper and the campaign actions ask this module. Every function runs
 inside the caller's transaction and moves the counters in it (:mod:`dialer.calls.counters`),
 so a count commits or rolls back with the move it counts. Slot releases are the caller's,
 after commit (a reconcile between the two can then never re-add a finished holder): a

@@ -28,6 +28,7 @@ from dialer.concurrency.semaphore.base import (
     Reaped,
     ReconcileResult,
     Truth,
+    reconcile_from,
 )
 from dialer.concurrency.truth import SlotTruth
 
@@ -49,7 +50,9 @@ class SlotClaim:
 class CallSlots:
     """Slots of call attempts in one :class:`~dialer.concurrency.semaphore.base.LeaseSemaphore`.
 
-    Every method is one round trip to the store (one script on Redis). Durations in seconds.
+    Every method is one round trip to the store (one script on Redis), but :meth:`hold` (a
+    renew, and an acquire when the lease lapsed) and :meth:`reconcile` (a snapshot, then the
+    reconcile). Durations in seconds.
     """
 
     def __init__(self, semaphore: LeaseSemaphore) -> None:
@@ -97,20 +100,19 @@ class CallSlots:
         """Bring the slots in line with the database, never freeing a real call's.
 
         Snapshots the holders first, then reads the truth of the attempts it observed, then
-        reconciles against that snapshot: an attempt released after the snapshot is not added
-        back, and one admitted after it is not touched; admitted attempts whose rows are not
-        committed when the database is read are not removed either (only ended ones are).
-        Placed calls missing from the store (Redis lost its data) are added with ``lease_s``.
+        reconciles against that snapshot (see
+        :func:`~dialer.concurrency.semaphore.base.reconcile_from`): an attempt released after
+        the snapshot is not added back, and one admitted after it is not touched; admitted
+        attempts whose rows are not committed when the database is read are not removed either
+        (only ended ones are). Placed calls missing from the store (Redis lost its data) are
+        added with ``lease_s``. Holders that name no attempt are left to their leases.
         """
-        observed = self._semaphore.snapshot()
-        seen = {
-            attempt_id
-            for holders in observed.values()
-            for attempt_id in map(attempt_id_of, holders)
-            if attempt_id is not None
-        }
-        truth = read_truth(seen)
-        return self._semaphore.reconcile(self._keyed(truth), lease_s, observed=observed)
+
+        def keyed(observed: AbstractSet[str]) -> Truth:
+            attempts = {i for i in map(attempt_id_of, observed) if i is not None}
+            return self._keyed(read_truth(attempts))
+
+        return reconcile_from(self._semaphore, keyed, lease_s)
 
     def warm(self) -> None:
         """Load the store's scripts (the first count loads the count script)."""

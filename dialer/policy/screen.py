@@ -6,7 +6,8 @@ between). Both call :func:`screen` over the same facts, so they can never disagr
 is one of:
 
 - :class:`CallNow`;
-- :class:`Deferred`: not now; callable again at ``until`` (None: once the campaign runs again);
+- :class:`Deferred`: not now; callable again at ``until`` (None: once the campaign can call
+  again);
 - :class:`Terminal`: never in this run; the recipient ends in ``status`` with ``reason``.
 
 The order of the checks is the order of precedence: the campaign (running, its schedule not
@@ -48,7 +49,8 @@ class CallNow:
 
 @dataclass(frozen=True, slots=True)
 class Deferred:
-    """Not now: callable again at ``until``, or, when None, once the campaign runs again."""
+    """Not now: callable again at ``until``, or, when None, once the campaign can call again
+    (it runs again, or its schedule is changed to open again)."""
 
     until: datetime | None
     reason: ScreenReason
@@ -98,10 +100,9 @@ def screen_campaign(campaign: CampaignFacts, now: datetime) -> Decision:
     if campaign.schedule_end is not None and now >= campaign.schedule_end:
         return Terminal(RecipientStatus.SKIPPED, ScreenReason.WINDOW_CLOSED)
     if not campaign.window.allows(now):
-        opens = campaign.window.next_open(now)
-        if opens is None:
-            return Terminal(RecipientStatus.SKIPPED, ScreenReason.WINDOW_CLOSED)
-        return Deferred(opens, ScreenReason.OUTSIDE_CAMPAIGN_WINDOW)
+        # No opening left before the schedule ends is no reason to end anything yet: the
+        # schedule may be changed while the campaign runs; it closes when its end time comes.
+        return Deferred(campaign.window.next_open(now), ScreenReason.OUTSIDE_CAMPAIGN_WINDOW)
     return CALL_NOW
 
 

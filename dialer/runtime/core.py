@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,33 +77,42 @@ class Runtime:
     #: What this process does with a slot an ended call freed.
     after_freed: AfterFreed
     closers: list[Callable[[], None]] = field(default_factory=list)
+    #: Set as the runtime starts closing: calls that end from then on free their slots, and
+    #: nothing new is claimed or placed here (the rest of the fleet, or the next start, will).
+    closing: threading.Event = field(default_factory=threading.Event)
 
     # -- entry points: each hands what it freed to ``after_freed`` -------------------------
 
     def run_dial(self, attempt_id: int) -> Dialed:
         """The dial task: place the call of one queued attempt, at most once."""
         dialed = self.placer.dial(attempt_id)
-        self.after_freed(dialed.freed)
+        self._freed(dialed.freed)
         return dialed
 
     def run_dispatch(self, campaign_id: str) -> int:
         """The dispatch task: slots of the campaign freed (a call the API took in ended, a dial
         failed in a refill, the campaign started); the first call claimed is dialed here."""
         self.queue.dispatch_started(campaign_id)
+        if self.closing.is_set():
+            return 0
         return self.refiller.refill(campaign_id)
 
     def take_event(self, attempt_id: int | str, event: ProviderEvent) -> Freed | None:
         """A provider event: a webhook's, or the simulator's."""
         freed = self.ingestor.ingest(int(attempt_id), event)
-        self.after_freed(freed)
+        self._freed(freed)
         return freed
 
     def reap(self, now: datetime) -> ReapReport:
         """Look up stuck attempts at the provider (the scheduler's reconcile)."""
         report = self.reaper.reap(now)
         for freed in report.freed:
-            self.after_freed(freed)
+            self._freed(freed)
         return report
+
+    def _freed(self, freed: Freed | None) -> None:
+        if freed is not None and not self.closing.is_set():
+            self.after_freed(freed)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -124,6 +134,8 @@ class Runtime:
         self.dispatcher.warm(self.clock())
 
     def close(self) -> None:
+        """Stop refilling, then close what was opened, the last opened first."""
+        self.closing.set()
         for close in reversed(self.closers):
             close()
         self.engine.dispose()

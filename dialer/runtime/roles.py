@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -25,12 +26,15 @@ from dialer.calls.config import CallConfig
 from dialer.calls.dispatch import DispatchConfig
 from dialer.clock import utc_now
 from dialer.concurrency.connection import open_redis
-from dialer.concurrency.stores import ConcurrencyStores
+from dialer.concurrency.stores import open_stores
 from dialer.errors import ConfigurationError
 from dialer.queue.inprocess import InProcessQueue, InProcessWorkers, RecordOnlyQueue
 from dialer.runtime.core import Refills, Runtime, build_runtime
 from dialer.settings import Settings
 from dialer.telephony.base import TelephonyProvider
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 #: Threads the embedded scheduler runs dial and dispatch tasks on.
 EMBEDDED_TASK_THREADS = 8
@@ -46,7 +50,7 @@ def api_runtime(
         return build_runtime(
             settings,
             RecordOnlyQueue(),
-            ConcurrencyStores.in_memory(),
+            open_stores(settings),
             refills=Refills.ELSEWHERE,
             engine=engine,
             clock=clock,
@@ -54,11 +58,12 @@ def api_runtime(
     return _distributed(settings, Refills.QUEUE, engine=engine, clock=clock)
 
 
-def worker_runtime(settings: Settings) -> Runtime:
-    """A Celery worker's: it dials, and refills the slots of the calls it sees end."""
+def worker_runtime(settings: Settings, celery: Celery | None = None) -> Runtime:
+    """A Celery worker's: it dials, and refills the slots of the calls it sees end. It sends
+    its tasks with ``celery``, the worker's own app, when given."""
     if settings.embedded:
         raise ConfigurationError("DIALER_REDIS_URL must be set to run workers")
-    return _distributed(settings, Refills.HERE)
+    return _distributed(settings, Refills.HERE, celery=celery)
 
 
 def scheduler_runtime(settings: Settings) -> Runtime:
@@ -86,7 +91,7 @@ def embedded_runtime(
     runtime = build_runtime(
         settings,
         queue,
-        ConcurrencyStores.in_memory(),
+        open_stores(settings),
         refills=Refills.HERE,
         engine=engine,
         provider=provider,
@@ -104,18 +109,22 @@ def _distributed(
     *,
     engine: Engine | None = None,
     clock: Callable[[], datetime] = utc_now,
+    celery: Celery | None = None,
 ) -> Runtime:
     from dialer.queue.celery import CeleryQueue, create_celery  # Celery: distributed only
 
     client = open_redis(settings)
-    queue = CeleryQueue(create_celery(settings), client)
+    sender = celery or create_celery(settings)
     runtime = build_runtime(
         settings,
-        queue,
-        ConcurrencyStores.on_redis(client),
+        CeleryQueue(sender, client),
+        open_stores(settings, client),
         refills=refills,
         engine=engine,
         clock=clock,
     )
-    runtime.closers.append(client.close)
+    # Closed last (closers run in reverse): what closes before them may still use them.
+    runtime.closers.insert(0, client.close)
+    if celery is None:
+        runtime.closers.insert(0, sender.close)
     return runtime

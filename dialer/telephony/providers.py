@@ -67,6 +67,11 @@ class ProviderPackage(Protocol):
         ...
 
 
+def webhooks_path(name: str) -> str:
+    """Where the API mounts the webhook routes of provider ``name``."""
+    return f"/webhooks/{name}"
+
+
 def provider_package(name: ProviderName | str) -> ProviderPackage:
     """The package of provider ``name`` (``dialer.telephony.<name>``)."""
     module = importlib.import_module(f"{__package__}.{ProviderName(name).value}")

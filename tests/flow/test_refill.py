@@ -165,3 +165,23 @@ def test_a_refill_that_fails_leaves_the_slot_to_a_dispatch_task(
 
     assert _attempts(h)[0].status is AttemptStatus.ENDED, "the end itself is kept"
     assert h.queue.dispatches == [cid], "and the freed slot is asked for again"
+
+
+def test_a_closing_runtime_frees_the_slots_of_calls_that_end_and_claims_nothing(
+    engine: Engine,
+) -> None:
+    h = Harness(engine, refill_here=True)
+    cid = h.campaign(numbers(4), max_concurrency=2, retry_policy={"max_attempts": 1})
+    h.act(cid, CampaignAction.START)
+    h.step()
+    assert len(_attempts(h)) == 2
+
+    h.runtime.closing.set()  # as Runtime.close() starts: its event lanes still drain
+    h.clock.advance(40)
+    h.deliver_due()
+
+    assert [a.status for a in _attempts(h)] == [AttemptStatus.ENDED] * 2, "nothing new claimed"
+    assert h.semaphore.snapshot() == {}, "the ended calls' slots are free"
+    assert h.queue.dispatches == []
+    assert h.runtime.run_dispatch(cid) == 0
+    assert len(_attempts(h)) == 2

@@ -140,7 +140,9 @@ def test_dispatch_and_dial_screen_alike(engine: Engine, case: str) -> None:
     change(staged)
 
     dialed = h.runtime.placer.dial(staged.attempt_id)
-    ticked = h.runtime.dispatcher.tick(h.clock.now, campaign_ids=[staged.unclaimed])
+    ticked = h.runtime.dispatcher.tick(
+        h.clock.now, campaign_ids=[staged.unclaimed], keep_decisions=True
+    )
 
     assert dialed.result is DialResult.SCREENED_OUT
     at_dispatch = ticked.screened.held.get(staged.unclaimed) or next(
@@ -178,3 +180,20 @@ def test_dispatch_and_dial_screen_alike(engine: Engine, case: str) -> None:
     for cid in (staged.claimed, staged.unclaimed):
         assert h.counts(cid) == h.truth(cid)
     assert h.semaphore.snapshot() == {}, "the claim's slot is freed"
+
+
+def test_a_tick_counts_whom_it_turned_away_and_keeps_no_decision_unless_asked(
+    engine: Engine,
+) -> None:
+    h = Harness(engine)
+    cid = h.campaign([f"+8131234{n:04d}" for n in range(30)], max_concurrency=5)
+    with h.session() as session, session.begin():
+        session.execute(sa.update(Recipient).values(time_zone="Asia/Tokyo"))  # 02:00 there
+    h.act(cid, CampaignAction.START)
+
+    ticked = h.runtime.dispatcher.tick(h.clock.now)
+
+    assert ticked.dispatched == []
+    # Each due recipient read is deferred to 08:00 in Tokyo; the tick reads on until none is due.
+    assert ticked.screened.reasons == {ScreenReason.OUTSIDE_LEGAL_HOURS: 30}
+    assert ticked.screened.recipients == {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -67,6 +67,17 @@ TABLE: list[tuple[str, RecipientFacts, CampaignFacts, datetime, Decision]] = [
         Deferred(datetime(2026, 11, 24, 14, 0, tzinfo=UTC), R.OUTSIDE_CAMPAIGN_WINDOW),
     ),
     ("schedule over", IN_NY, RUNNING, END, Terminal(S.SKIPPED, R.WINDOW_CLOSED)),
+    (
+        "no weekly hours left before the schedule ends: not over until it ends",
+        IN_NY,
+        replace(
+            WEEKLY,
+            window=campaign_window(None, END + timedelta(hours=2), WEEKDAYS_9_TO_13),
+            schedule_end=END + timedelta(hours=2),
+        ),
+        datetime(2026, 11, 23, 19, 0, tzinfo=UTC),
+        Deferred(None, R.OUTSIDE_CAMPAIGN_WINDOW),
+    ),
     (
         "paused",
         IN_NY,

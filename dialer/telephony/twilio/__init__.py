@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from dialer.settings import Settings
 from dialer.telephony.base import TelephonyProvider
 from dialer.telephony.events import EventSink
+from dialer.telephony.twilio.urls import NAME
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 class _Twilio:
     reports_in_process = False
-    name = "twilio"
+    name = NAME
 
     def build(
         self, settings: Settings, events: EventSink, clock: Callable[[], datetime]

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: The API mounts this package's routes under this path (``/webhooks/<provider name>``).
-WEBHOOKS_PATH = "/webhooks/twilio"
+from dialer.telephony.providers import webhooks_path
+
+#: The provider's name: ``DIALER_PROVIDER=twilio``.
+NAME = "twilio"
+#: Where the API mounts this package's routes.
+WEBHOOKS_PATH = webhooks_path(NAME)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialer.calls import facts, statements, states
@@ -182,9 +181,8 @@ class Placer:
         failed."""
         with self._sessions() as session, session.begin():
             requeued = states.requeue(session, job.attempt_id, now=self._clock())
-            tries = session.scalar(
-                sa.select(CallAttempt.provider_retries).where(CallAttempt.id == job.attempt_id)
-            )
+            # The row requeue just locked: from the session's identity map, no second read.
+            tries = session.get_one(CallAttempt, job.attempt_id).provider_retries if requeued else 0
         if requeued:
             self._queue.dial([job.attempt_id], self._config.provider_backoff_s * (tries or 1))
             return Dialed(DialResult.PROVIDER_BUSY)

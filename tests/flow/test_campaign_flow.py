@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from dialer.calls.results import DialResult
 from dialer.db.models import CallAttempt, Recipient
-from dialer.policy.attempt_state import Outcome, RecipientStatus
+from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from tests.flow.harness import Harness, numbers, profile
 
@@ -328,3 +328,43 @@ def test_outbox_resends_what_a_crash_left_unsent(engine: Engine) -> None:
 
 class _Died(Exception):
     pass
+
+
+def test_a_busy_provider_backs_off_then_fails_the_attempt_after_too_many_refusals(
+    engine: Engine,
+) -> None:
+    from dialer.calls.states import MAX_PROVIDER_RETRIES
+    from dialer.errors import RetryableProviderError
+
+    h = Harness(engine)
+    cid = h.campaign(numbers(1), max_concurrency=1, retry_policy={"max_attempts": 1})
+    h.act(cid, CampaignAction.START)
+
+    def busy(request):  # type: ignore[no-untyped-def]
+        raise RetryableProviderError("Too Many Requests", code="20429", status=429)
+
+    h.simulator.place_call = busy  # type: ignore[method-assign]
+    h.runtime.dispatcher.tick(h.clock.now)
+    countdowns = []
+    for refusal in range(1, MAX_PROVIDER_RETRIES + 1):
+        [(due, attempt_id)] = h.queue.dials
+        h.queue.dials.clear()
+        h.clock.now = due
+        assert h.runtime.run_dial(attempt_id).result is DialResult.PROVIDER_BUSY
+        [(again, _)] = h.queue.dials
+        countdowns.append((again - h.clock.now).total_seconds())
+        [attempt] = _attempts(h, cid)
+        assert (attempt.status, attempt.provider_retries) == (AttemptStatus.QUEUED, refusal)
+    backoff_s = h.runtime.calls.provider_backoff_s
+    assert countdowns == [backoff_s * n for n in range(1, MAX_PROVIDER_RETRIES + 1)]
+
+    [(due, attempt_id)] = h.queue.dials
+    h.queue.dials.clear()
+    h.clock.now = due
+    assert h.runtime.run_dial(attempt_id).result is DialResult.REFUSED
+
+    [attempt] = _attempts(h, cid)
+    assert (attempt.outcome, attempt.error_code) == (Outcome.FAILED, "20429")
+    assert [r.status for r in _recipients(h, cid)] == [RecipientStatus.EXHAUSTED]
+    assert h.semaphore.snapshot() == {}
+    assert h.counts(cid) == h.truth(cid)

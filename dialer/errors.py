@@ -70,3 +70,9 @@ class AmbiguousProviderError(ProviderError):
 
 class ConcurrencyError(DialerError):
     """The concurrency store failed or is unreachable."""
+
+
+class SlotsLost(ConcurrencyError):
+    """The semaphore's store lost its holders (Redis restarted empty, or was flushed): it
+    admits nothing until it is rebuilt from the database (see
+    :func:`dialer.concurrency.semaphore.base.rebuild_from`)."""

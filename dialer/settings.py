@@ -94,6 +94,14 @@ class Settings(BaseSettings):
         "looked up at the provider (a worker died mid-dial); keep it above the provider's "
         "HTTP timeout.",
     )
+    provider_sweep_s: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="Seconds between sweeps that ask the provider about calls we have heard "
+        "nothing of (its live-call list, then the calls missing from it): a lost terminal "
+        "callback frees its slot within this plus one sweep.",
+    )
     ring_timeout_s: int = Field(default=30, ge=15, le=600, description="Ring time per call.")
     call_time_limit_s: int = Field(
         default=3600, ge=10, le=14400, description="Longest call once answered, in seconds."
@@ -123,6 +131,13 @@ class Settings(BaseSettings):
     )
     simulator_time_scale: float = Field(
         default=1.0, gt=0, le=10, description="Wall seconds per simulated second."
+    )
+    simulator_lose_ended_p: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of simulated calls whose end is never reported (a lost terminal "
+        "callback), to try the provider sweep.",
     )
 
     @field_validator("database_url")

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from dialer.calls import counters
 from dialer.calls.dispatch import TickResult
+from dialer.calls.sweep import SweepReport
 from dialer.concurrency.semaphore.base import ReconcileResult
 from dialer.concurrency.truth import SlotTruth, read_truth
 from dialer.runtime import Runtime
@@ -28,7 +29,9 @@ class LoopStats:
     ticks: int = 0
     dispatched: int = 0
     reconciles: int = 0
+    sweeps: int = 0
     last: TickResult = field(default_factory=TickResult)
+    last_sweep: SweepReport | None = None
 
 
 class SchedulerLoop:
@@ -38,22 +41,29 @@ class SchedulerLoop:
         *,
         interval_s: float,
         reconcile_interval_s: float,
+        sweep_interval_s: float | None = None,
         free_ended_each_tick: bool = False,
     ) -> None:
         """``free_ended_each_tick``: this process's semaphore is the only one (embedded mode),
         and callbacks recorded by another process (the API) end calls without freeing their
-        slots here; each tick frees them before dispatching (one query over the holders)."""
+        slots here; each tick frees them before dispatching (one query over the holders).
+        ``sweep_interval_s``: between sweeps of the provider's live calls (default
+        ``DIALER_PROVIDER_SWEEP_S``)."""
         self.runtime = runtime
         self.free_ended_each_tick = free_ended_each_tick
         self.interval_s = interval_s
         self.reconcile_interval_s = reconcile_interval_s
+        self.sweep_interval_s = (
+            runtime.settings.provider_sweep_s if sweep_interval_s is None else sweep_interval_s
+        )
+        self._last_sweep: datetime | None = None
         self.stats = LoopStats()
         self._last_reconcile: datetime | None = None
         #: Where the next reconcile of counters starts (they are taken in rotation).
         self._counters_after: str | None = None
 
     def run_once(self, now: datetime) -> TickResult:
-        """One iteration: reconcile when due, recover the outbox, then dispatch."""
+        """One iteration: reconcile and sweep when due, recover the outbox, then dispatch."""
         if (
             self._last_reconcile is None
             or (now - self._last_reconcile).total_seconds() >= self.reconcile_interval_s
@@ -71,6 +81,13 @@ class SchedulerLoop:
                     log.debug("slots of ended calls freed: %s", freed.summary())
             except Exception:
                 log.exception("freeing the slots of ended calls failed; dispatching anyway")
+        if self._last_sweep is None or _elapsed_s(self._last_sweep, now) >= self.sweep_interval_s:
+            self._last_sweep = now
+            try:
+                self.stats.last_sweep = self.runtime.sweep(now)
+                self.stats.sweeps += 1
+            except Exception:
+                log.exception("provider sweep failed; dispatching anyway")
         self.runtime.dispatcher.recover_outbox(now)
         result = self.runtime.dispatcher.tick(now)
         self.stats.ticks += 1
@@ -118,3 +135,7 @@ class SchedulerLoop:
             except Exception:
                 log.exception("scheduler tick failed")
             stop.wait(self.interval_s)
+
+
+def _elapsed_s(since: datetime, now: datetime) -> float:
+    return (now - since).total_seconds()

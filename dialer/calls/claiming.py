@@ -20,9 +20,12 @@ from sqlalchemy.orm import Session
 
 from dialer.calls import completion, facts, statements, states
 from dialer.calls.jobs import DialJob
-from dialer.concurrency.slots import CallSlots
+from dialer.calls.rebuild import SlotRebuilder
+from dialer.concurrency.semaphore.base import Admission
+from dialer.concurrency.slots import CallSlots, SlotClaim
 from dialer.db.bulk import is_postgres
 from dialer.db.models import CallerNumber, Campaign, Recipient
+from dialer.errors import SlotsLost
 from dialer.policy.campaign_state import CampaignStatus
 from dialer.policy.screen import (
     CallNow,
@@ -86,11 +89,15 @@ _NOTHING = Round()
 class Claimer:
     """Runs claim rounds against one slot store."""
 
-    def __init__(self, slots: CallSlots, *, queue_lease_s: float) -> None:
+    def __init__(
+        self, slots: CallSlots, *, queue_lease_s: float, rebuilder: SlotRebuilder | None = None
+    ) -> None:
         """``queue_lease_s``: the lease of a claimed attempt's slots until a worker renews
-        them for the call, in seconds."""
+        them for the call, in seconds; ``rebuilder`` restores the slots when their store lost
+        them (without one, such a store refuses every claim)."""
         self._slots = slots
         self._queue_lease_s = queue_lease_s
+        self._rebuilder = rebuilder
 
     def round(
         self,
@@ -169,7 +176,7 @@ class Claimer:
             )
             for attempt_id, recipient, number in zip(ids, chosen, numbers, strict=True)
         ]
-        admissions = self._slots.acquire_many([job.claim for job in jobs], self._queue_lease_s)
+        admissions = self._acquire([job.claim for job in jobs])
         refused = [job.attempt_id for job, a in zip(jobs, admissions, strict=True) if not a]
         states.drop_refused(session, refused)
         admitted = [
@@ -178,6 +185,18 @@ class Claimer:
             if a
         ]
         return admitted, bool(refused)
+
+    def _acquire(self, claims: list[SlotClaim]) -> list[Admission]:
+        """Take the claims' slots; none when their store lost its holders and could not be
+        rebuilt yet."""
+
+        def acquire() -> list[Admission]:
+            return self._slots.acquire_many(claims, self._queue_lease_s)
+
+        try:
+            return acquire() if self._rebuilder is None else self._rebuilder.retrying(acquire)
+        except SlotsLost:
+            return [Admission(False)] * len(claims)
 
 
 def _screen(

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialer.calls import statements
 from dialer.calls.claiming import Claimer, Round, Screened, StartHere
 from dialer.calls.jobs import DialJob
+from dialer.calls.rebuild import SlotRebuilder
 from dialer.concurrency.slots import CallSlots
 from dialer.db.models import CallAttempt, Campaign
 from dialer.policy.attempt_state import AttemptStatus
@@ -70,11 +71,12 @@ class Dispatcher:
         slots: CallSlots,
         queue: TaskQueue,
         config: DispatchConfig | None = None,
+        rebuilder: SlotRebuilder | None = None,
     ) -> None:
         self._sessions = sessions
         self._queue = queue
         self.config = config or DispatchConfig()
-        self._claimer = Claimer(slots, queue_lease_s=self.config.queue_lease_s)
+        self._claimer = Claimer(slots, queue_lease_s=self.config.queue_lease_s, rebuilder=rebuilder)
         self._rotation = 0
         #: campaign id -> (until when, the campaigns its freed slots are shared with).
         self._sharing: dict[str, tuple[datetime, list[str]]] = {}

@@ -13,10 +13,12 @@ from collections.abc import Callable
 
 from dialer.calls.config import CallConfig
 from dialer.calls.jobs import DialJob
+from dialer.calls.rebuild import SlotRebuilder
 from dialer.calls.results import DialResult
 from dialer.concurrency.keys import cps_rates
 from dialer.concurrency.rate.base import Rate
 from dialer.concurrency.stores import ConcurrencyStores
+from dialer.errors import SlotsLost
 
 
 class StartGate:
@@ -25,7 +27,11 @@ class StartGate:
         stores: ConcurrencyStores,
         config: CallConfig,
         sleep: Callable[[float], None] = time.sleep,
+        rebuilder: SlotRebuilder | None = None,
     ) -> None:
+        """``rebuilder``: restores the slots when their store lost them (without one, such a
+        store only refuses)."""
+        self._rebuilder = rebuilder
         self._slots = stores.slots
         self._pacer = stores.pacer
         self._config = config
@@ -33,8 +39,15 @@ class StartGate:
 
     def hold_slot(self, job: DialJob) -> bool:
         """Extend the job's slots to the call's lease, or take them again; False if none is
-        free."""
-        return self._slots.hold(job.claim, self._config.call_lease_s)
+        free, or their store lost its holders and could not be rebuilt yet."""
+        try:
+            if self._rebuilder is None:
+                return self._slots.hold(job.claim, self._config.call_lease_s)
+            return self._rebuilder.retrying(
+                lambda: self._slots.hold(job.claim, self._config.call_lease_s)
+            )
+        except SlotsLost:
+            return False
 
     def pace(self, job: DialJob) -> float:
         """Take the job's pace: 0.0 when taken, else the seconds to wait (nothing taken).

@@ -84,7 +84,7 @@ class Ingestor:
         """
         freed = self._apply(attempt_id, event, ask_verdict=True)
         if event.kind == "amd" and event.answered_by in MACHINE_ANSWERS:
-            self._machine_answered(attempt_id, event.provider_call_id)
+            freed = self._machine_answered(attempt_id, event.provider_call_id) or freed
         return freed
 
     def apply_call_info(self, attempt_id: int, info: CallInfo) -> Freed | None:
@@ -132,9 +132,11 @@ class Ingestor:
             log.warning("attempt %s: AMD verdict lookup failed: %s", attempt_id, exc)
             return None
 
-    def _machine_answered(self, attempt_id: int, provider_call_id: str) -> None:
+    def _machine_answered(self, attempt_id: int, provider_call_id: str) -> Freed | None:
         """A machine took the call: without a voicemail message to leave, hang up now
-        (the verdict came asynchronously, after the call was connected)."""
+        (the verdict came asynchronously, after the call was connected). The provider's
+        answer to the hang-up ends the attempt, without waiting for the call's last callback
+        (which may never come)."""
         with self._sessions() as session:
             message = session.scalar(
                 sa.select(Campaign.voicemail_message)
@@ -142,11 +144,13 @@ class Ingestor:
                 .where(CallAttempt.id == attempt_id)
             )
         if message:
-            return
+            return None
         try:
-            self._provider.hang_up(provider_call_id)
+            info = self._provider.hang_up(provider_call_id)
         except ProviderError as exc:
             log.warning("attempt %s: hang-up on voicemail failed: %s", attempt_id, exc)
+            return None
+        return None if info is None else self.apply_call_info(attempt_id, info)
 
 
 def ingest(

@@ -232,7 +232,7 @@ class Carrier:
         name = "completed" if event.status.is_terminal else _EVENT_NAMES[event.status]
         if request.status_callback and name in request.status_callback_events:
             params = callback_params(call.sim, event, at)
-            await call.stream.send(request.status_callback, params)
+            await call.stream.send(request.status_callback, params, ends=event.status.is_terminal)
         if event.status.is_terminal:
             await call.stream.flush()
 

@@ -41,6 +41,9 @@ def carrier_command(
         float, typer.Option(help="Chance a callback arrives after the next one.")
     ] = 0.0,
     drop_p: Annotated[float, typer.Option(help="Chance a callback is never sent.")] = 0.0,
+    drop_ended_p: Annotated[
+        float, typer.Option(help="Chance a call's terminal status callback is never sent.")
+    ] = 0.0,
     http_429_p: Annotated[float, typer.Option(help="Chance a REST request gets 429.")] = 0.0,
     http_5xx_p: Annotated[float, typer.Option(help="Chance a REST request gets 500.")] = 0.0,
     slow_p: Annotated[float, typer.Option(help="Chance a REST response is delayed.")] = 0.0,
@@ -65,6 +68,7 @@ def carrier_command(
                 duplicate_p=duplicate_p,
                 reorder_p=reorder_p,
                 drop_p=drop_p,
+                drop_ended_p=drop_ended_p,
                 http_429_p=http_429_p,
                 http_5xx_p=http_5xx_p,
                 slow_p=slow_p,

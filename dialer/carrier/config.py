@@ -22,6 +22,7 @@ class Faults:
     duplicate_p: float = 0.0  # a callback is sent twice (Twilio retries webhooks)
     reorder_p: float = 0.0  # a callback is held back and sent after the call's next one
     drop_p: float = 0.0  # a callback is never sent
+    drop_ended_p: float = 0.0  # a terminal status callback is never sent (on top of drop_p)
     http_429_p: float = 0.0  # a REST request is refused with 429 (code 20429), nothing done
     http_5xx_p: float = 0.0  # a REST request fails with 500 (code 20500), nothing done
     slow_p: float = 0.0  # a REST response is delayed, after the request has taken effect

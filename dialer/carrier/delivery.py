@@ -62,10 +62,14 @@ class CallbackStream:
         self._stats = stats
         self._held: tuple[str, Mapping[str, str]] | None = None
 
-    async def send(self, url: str, params: Mapping[str, str]) -> None:
+    async def send(self, url: str, params: Mapping[str, str], *, ends: bool = False) -> None:
+        """Send one callback; ``ends``: it reports the call's end (``drop_ended_p`` applies)."""
         faults = self._faults()
         if self._rng.random() < faults.drop_p:
             self._stats.fault("dropped")
+            return
+        if ends and faults.drop_ended_p and self._rng.random() < faults.drop_ended_p:
+            self._stats.fault("dropped_ended")
             return
         if self._held is None and self._rng.random() < faults.reorder_p:
             self._stats.fault("reordered")

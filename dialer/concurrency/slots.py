@@ -28,6 +28,7 @@ from dialer.concurrency.semaphore.base import (
     Reaped,
     ReconcileResult,
     Truth,
+    rebuild_from,
     reconcile_from,
 )
 from dialer.concurrency.truth import SlotTruth
@@ -108,11 +109,21 @@ class CallSlots:
         added with ``lease_s``. Holders that name no attempt are left to their leases.
         """
 
+        return reconcile_from(self._semaphore, self._keyed_reader(read_truth), lease_s)
+
+    def _keyed_reader(self, read_truth: ReadSlotTruth) -> Callable[[AbstractSet[str]], Truth]:
         def keyed(observed: AbstractSet[str]) -> Truth:
             attempts = {i for i in map(attempt_id_of, observed) if i is not None}
             return self._keyed(read_truth(attempts))
 
-        return reconcile_from(self._semaphore, keyed, lease_s)
+        return keyed
+
+    def rebuild(self, read_truth: ReadSlotTruth, lease_s: float) -> ReconcileResult:
+        """After the store lost its holders (:class:`~dialer.errors.SlotsLost`): restore the
+        placed calls' from the database, then admit again (see
+        :func:`~dialer.concurrency.semaphore.base.rebuild_from`). ``read_truth`` must wait for
+        the dials under way (``read_truth(..., after_dials=True)``)."""
+        return rebuild_from(self._semaphore, self._keyed_reader(read_truth), lease_s)
 
     def warm(self) -> None:
         """Load the store's scripts (the first count loads the count script)."""

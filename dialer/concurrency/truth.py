@@ -86,7 +86,27 @@ def ended_attempts(session: Session, attempt_ids: Iterable[int]) -> set[int]:
     return ended
 
 
-def read_truth(session: Session, observed: AbstractSet[int]) -> SlotTruth:
+def read_truth(
+    session: Session, observed: AbstractSet[int], *, after_dials: bool = False
+) -> SlotTruth:
     """The :class:`SlotTruth` for a reconcile that observed the attempts ``observed`` holding
-    slots (see :meth:`dialer.concurrency.slots.CallSlots.reconcile`)."""
+    slots (see :meth:`dialer.concurrency.slots.CallSlots.reconcile`).
+
+    ``after_dials`` (a rebuild after the store lost its holders, in a transaction of its own):
+    first wait for the dials under way. A dial task renews its slot while it holds its queued
+    attempt's row lock, and commits the attempt as dialing afterwards; a renewal from before
+    the loss must be seen as the call it becomes, or the rebuilt store would let another call
+    take its place. Locking the queued rows (``FOR SHARE``) waits for those commits, and the
+    read that follows, a statement later under READ COMMITTED, sees them. (On SQLite, the
+    embedded default, the semaphore lives in process and never loses its holders alone.)
+    """
+    if after_dials and session.get_bind().dialect.name == "postgresql":
+        session.execute(_QUEUED_SHARED).all()
     return SlotTruth(live=live_attempts(session), ended=ended_attempts(session, observed))
+
+
+_QUEUED_SHARED = (
+    sa.select(CallAttempt.id)
+    .where(CallAttempt.status == AttemptStatus.QUEUED)
+    .with_for_update(read=True)
+)

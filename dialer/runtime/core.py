@@ -29,8 +29,10 @@ from dialer.calls.ingesting import Ingestor
 from dialer.calls.jobs import Freed
 from dialer.calls.placing import Dialed, Placer
 from dialer.calls.reaper import Reaper, ReapReport
+from dialer.calls.rebuild import SlotRebuilder
 from dialer.calls.refill import LEAVE, AfterFreed, AskQueue, Refiller, RefillHere
 from dialer.calls.resolving import Resolver
+from dialer.calls.sweep import Sweeper, SweepReport
 from dialer.clock import utc_now
 from dialer.concurrency.stores import ConcurrencyStores
 from dialer.db.engine import make_engine, session_factory
@@ -74,6 +76,8 @@ class Runtime:
     dispatcher: Dispatcher
     refiller: Refiller
     reaper: Reaper
+    sweeper: Sweeper
+    rebuilder: SlotRebuilder
     #: What this process does with a slot an ended call freed.
     after_freed: AfterFreed
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -106,6 +110,13 @@ class Runtime:
     def reap(self, now: datetime) -> ReapReport:
         """Look up stuck attempts at the provider (the scheduler's reconcile)."""
         report = self.reaper.reap(now)
+        for freed in report.freed:
+            self._freed(freed)
+        return report
+
+    def sweep(self, now: datetime) -> SweepReport:
+        """Ask the provider about calls we have heard nothing of (lost callbacks)."""
+        report = self.sweeper.sweep(now)
         for freed in report.freed:
             self._freed(freed)
         return report
@@ -181,10 +192,11 @@ def build_runtime(
         sessions, provider, ender, clock, unknown_is_machine=calls.amd_unknown_as_voicemail
     )
     resolver = Resolver(sessions, provider, ingestor, ender, clock)
-    gate = StartGate(stores, calls, sleep)
+    rebuilder = SlotRebuilder(sessions, stores.slots, call_lease_s=calls.call_lease_s)
+    gate = StartGate(stores, calls, sleep, rebuilder)
     placer = Placer(sessions, gate, provider, ender, resolver, queue, clock, calls)
     dispatch = dispatch or DispatchConfig(lost_task_timeout_s=settings.lost_task_timeout_s)
-    dispatcher = Dispatcher(sessions, stores.slots, queue, dispatch)
+    dispatcher = Dispatcher(sessions, stores.slots, queue, dispatch, rebuilder)
     refiller = Refiller(dispatcher, gate, placer, queue, clock)
     reaper = Reaper(
         sessions, provider, resolver, ingestor, ender,
@@ -193,6 +205,7 @@ def build_runtime(
     runtime = Runtime(
         settings, engine, sessions, stores, provider, clock, queue, calls, ender, ingestor,
         resolver, gate, placer, dispatcher, refiller, reaper,
+        Sweeper(sessions, provider, ingestor), rebuilder,
         _after_freed(refills, refiller, queue), closers,
     )  # fmt: skip
     if lanes is not None:

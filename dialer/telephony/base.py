@@ -47,6 +47,14 @@ class CallStatus(StrEnum):
         return self in TERMINAL_STATUSES
 
 
+#: Statuses of a call the provider still has up, in the order a call goes through them.
+LIVE_STATUSES = (
+    CallStatus.QUEUED,
+    CallStatus.INITIATED,
+    CallStatus.RINGING,
+    CallStatus.IN_PROGRESS,
+)
+
 TERMINAL_STATUSES = frozenset(
     {
         CallStatus.COMPLETED,
@@ -115,6 +123,15 @@ class CallInfo:
     ended_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class LiveCalls:
+    """The account's calls the provider still has up, listed in bulk; ``requests`` is what
+    the listing cost (pages)."""
+
+    ids: frozenset[str]
+    requests: int
+
+
 class TelephonyProvider(Protocol):
     """What the dialer asks of a telephony provider. Call progress arrives as callbacks."""
 
@@ -125,12 +142,24 @@ class TelephonyProvider(Protocol):
         """Ask the provider to dial; progress then arrives at the request's callback URLs."""
         ...
 
-    def hang_up(self, provider_call_id: str) -> None:
-        """End the call: cancel it if not answered yet, hang up if it is. A no-op once ended."""
+    def hang_up(self, provider_call_id: str) -> CallInfo | None:
+        """End the call: cancel it if not answered yet, hang up if it is. A no-op once ended.
+
+        Returns the provider's record of the call as its answer gave it (the caller ingests
+        it: the call's end is known without waiting for its callback), or None when the
+        answer carried none (the call had already ended).
+        """
         ...
 
     def fetch(self, provider_call_id: str) -> CallInfo:
         """The provider's current record of the call (unknown ids: TerminalProviderError)."""
+        ...
+
+    def live_calls(self) -> LiveCalls:
+        """Every call of the account that the provider still has up (queued, ringing or
+        answered), in as few requests as its API allows: a call of ours missing from it has
+        ended (or is ending) whatever its callbacks said. What it costs grows with the pages
+        listed, not with the calls we have in flight."""
         ...
 
     def find_calls(self, to: str, from_: str, since: datetime) -> list[CallInfo]:

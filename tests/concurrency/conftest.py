@@ -22,6 +22,7 @@ from dialer.concurrency.rate.redis import RedisRateLimiter
 from dialer.concurrency.semaphore.base import LeaseSemaphore
 from dialer.concurrency.semaphore.memory import MemorySemaphore
 from dialer.concurrency.semaphore.redis import RedisSemaphore
+from tests.concurrency.support import built
 
 ALL_BACKENDS = ["memory", "fakeredis", "redis"]
 REDIS_BACKENDS = ["fakeredis", "redis"]
@@ -116,7 +117,9 @@ def _backend(request: pytest.FixtureRequest, name: str) -> Iterator[Backend]:
         wait_for_redis_time(client, redis_time(client) + lease_s)
 
     try:
-        yield Backend(name, RedisSemaphore(client, prefix=prefix), prefix, lease_s, lapse, client)
+        yield Backend(
+            name, built(RedisSemaphore(client, prefix=prefix)), prefix, lease_s, lapse, client
+        )
     finally:
         delete_prefix(client, prefix)
         client.close()

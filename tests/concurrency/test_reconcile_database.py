@@ -20,6 +20,7 @@ from dialer.concurrency.semaphore.redis import RedisSemaphore
 from dialer.concurrency.slots import CallSlots
 from dialer.concurrency.truth import SlotTruth, ended_attempts, live_attempts, read_truth
 from dialer.db.models import CallAttempt, Campaign, CampaignRun
+from dialer.errors import SlotsLost
 from dialer.policy.attempt_state import AttemptStatus, Outcome
 from tests.concurrency.conftest import (
     LONG_LEASE_S,
@@ -27,6 +28,7 @@ from tests.concurrency.conftest import (
     redis_time,
     wait_for_redis_time,
 )
+from tests.concurrency.support import built
 from tests.db import factories
 
 CALLER = "+14155550100"
@@ -61,11 +63,11 @@ def scope(campaign: Campaign, row: CallAttempt) -> SlotScope:
     return SlotScope(campaign.id, campaign.tenant_id, row.from_number)
 
 
-def test_after_redis_loses_everything_reconcile_restores_the_databases_calls(
+def test_after_redis_loses_everything_it_admits_nothing_until_rebuilt_from_the_database(
     engine: Engine, real_redis: tuple[redis.Redis, str]
 ) -> None:
     client, prefix = real_redis
-    semaphore = RedisSemaphore(client, prefix=prefix)
+    semaphore = built(RedisSemaphore(client, prefix=prefix))
     with Session(engine) as session:
         owner = factories.tenant(session)
         first = factories.campaign(session, owner, max_concurrency=3)
@@ -96,12 +98,25 @@ def test_after_redis_loses_everything_reconcile_restores_the_databases_calls(
         client.script_flush()
         assert semaphore.snapshot() == {}
 
-        result = CallSlots(semaphore).reconcile(lambda ids: read_truth(session, ids), LONG_LEASE_S)
-        assert result.added == {key: frozenset(ids) for key, ids in expected.items()}
-        assert semaphore.snapshot() == expected
-        # The campaign holds 1 of its 3 slots again (its call placed): two more, not a flood.
+        # Forgetting the calls in flight, it admits nothing: not a call over the limit.
         new_scope = SlotScope(first.id, owner.id)
         limits = layered_limits(new_scope, first.max_concurrency, None, None, prefix=prefix)
+        with pytest.raises(SlotsLost):
+            semaphore.acquire("new-1", limits, LONG_LEASE_S)
+        with pytest.raises(SlotsLost):
+            semaphore.acquire_many([("new-1", limits)], LONG_LEASE_S)
+        with pytest.raises(SlotsLost):
+            semaphore.renew(holder_id(dialing.id), scope(first, dialing).keys(prefix), 1.0)
+        # A periodic reconcile restores the calls but does not make the store admit again...
+        slots = CallSlots(semaphore)
+        slots.reconcile(lambda ids: read_truth(session, ids), LONG_LEASE_S)
+        with pytest.raises(SlotsLost):
+            semaphore.acquire("new-1", limits, LONG_LEASE_S)
+        # ...a rebuild does.
+        result = slots.rebuild(lambda ids: read_truth(session, ids, after_dials=True), LONG_LEASE_S)
+        assert result.added == {}  # the reconcile restored them already
+        assert semaphore.snapshot() == expected
+        # The campaign holds 1 of its 3 slots again (its call placed): two more, not a flood.
         assert semaphore.acquire("new-1", limits, LONG_LEASE_S)
         assert semaphore.acquire("new-2", limits, LONG_LEASE_S)
         # The queued attempt's dial task finds its reservation gone and asks again, checked:
@@ -119,7 +134,7 @@ def test_reconcile_drops_what_the_database_says_has_ended(
     engine: Engine, real_redis: tuple[redis.Redis, str]
 ) -> None:
     client, prefix = real_redis
-    semaphore = RedisSemaphore(client, prefix=prefix)
+    semaphore = built(RedisSemaphore(client, prefix=prefix))
     with Session(engine) as session:
         owner = factories.tenant(session)
         camp = factories.campaign(session, owner)
@@ -152,7 +167,7 @@ def test_reconcile_removes_ended_keeps_unknown_and_restores_live_holders(
 ) -> None:
     """Only a row saying ``ended`` frees a slot; a holder with no row waits for its lease."""
     client, prefix = real_redis
-    semaphore = RedisSemaphore(client, prefix=prefix)
+    semaphore = built(RedisSemaphore(client, prefix=prefix))
     queue_lease_s = 0.3
     with Session(engine) as session:
         owner = factories.tenant(session)
@@ -198,7 +213,7 @@ def test_a_queued_attempt_is_not_forced_back(
     """A queued attempt whose reservation lapsed, its slot since taken by another call, is not
     re-added by a reconcile: that would put the campaign above its limit, unchecked."""
     client, prefix = real_redis
-    semaphore = RedisSemaphore(client, prefix=prefix)
+    semaphore = built(RedisSemaphore(client, prefix=prefix))
     queue_lease_s = 0.3
     with Session(engine) as session:
         owner = factories.tenant(session)
@@ -234,7 +249,7 @@ def test_an_attempt_admitted_before_its_row_commits_keeps_its_slot(
     if engine.dialect.name == "sqlite":
         pytest.skip("SQLite transactions begin IMMEDIATE: the read waits for the commit")
     client, prefix = real_redis
-    semaphore = RedisSemaphore(client, prefix=prefix)
+    semaphore = built(RedisSemaphore(client, prefix=prefix))
     with Session(engine) as session:
         owner = factories.tenant(session)
         camp = factories.campaign(session, owner, max_concurrency=2)

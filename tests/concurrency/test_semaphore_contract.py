@@ -16,6 +16,7 @@ from dialer.concurrency.semaphore.base import Limit, Reaped, Truth, reconcile_fr
 from dialer.concurrency.semaphore.redis import RedisSemaphore
 from dialer.errors import ConcurrencyError
 from tests.concurrency.conftest import LONG_LEASE_S, Backend
+from tests.concurrency.support import built
 
 SCOPE = SlotScope("camp-1", "tenant-1", "+14155550100")
 SISTER = SlotScope("camp-2", "tenant-1", "+14155550100")  # same tenant and number
@@ -384,7 +385,7 @@ def test_the_script_cache_flushed_by_a_restart_is_reloaded(redis_backend: Backen
 
 def test_responses_decoded_to_text_work_too() -> None:
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
-    sem = RedisSemaphore(client, prefix="p:")
+    sem = built(RedisSemaphore(client, prefix="p:"))
     scope_limits = layered_limits(SCOPE, 1, None, None, prefix="p:")
     assert sem.acquire("a", scope_limits, LONG_LEASE_S)
     assert sem.snapshot() == {k: {"a"} for k in SCOPE.keys("p:")}
@@ -397,6 +398,8 @@ def test_an_unreachable_redis_is_a_concurrency_error() -> None:
         host="127.0.0.1", port=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
     )
     sem = RedisSemaphore(client, prefix="p:")
+    with pytest.raises(ConcurrencyError):
+        sem.begin_rebuild()
     with pytest.raises(ConcurrencyError):
         sem.acquire("a", [Limit("p:campaign:1", 1)], LONG_LEASE_S)
     with pytest.raises(ConcurrencyError):

@@ -24,6 +24,7 @@ from dialer.concurrency.semaphore.base import Admission, LeaseSemaphore, Limit, 
 from dialer.concurrency.semaphore.memory import MemorySemaphore
 from dialer.concurrency.semaphore.redis import RedisSemaphore
 from tests.concurrency.conftest import ManualClock
+from tests.concurrency.support import built
 
 PREFIX = "model:"
 HOLDERS = [f"h{i}" for i in range(6)]
@@ -229,7 +230,7 @@ class FakeRedisMachine(SemaphoreMachine):
         self._patch = mock.patch.object(server_mixin, "time", SimpleNamespace(time=self.clock))
         self._patch.start()
         client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-        return RedisSemaphore(client, prefix=PREFIX)
+        return built(RedisSemaphore(client, prefix=PREFIX))
 
     def teardown(self) -> None:
         self._patch.stop()

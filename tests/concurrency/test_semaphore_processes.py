@@ -18,6 +18,7 @@ from dialer.concurrency.semaphore.base import Reaped, Truth
 from dialer.concurrency.semaphore.redis import RedisSemaphore
 from tests.concurrency import processes
 from tests.concurrency.conftest import LONG_LEASE_S, poll
+from tests.concurrency.support import built
 
 #: Runs the dialer's processes.
 pytestmark = pytest.mark.e2e
@@ -32,7 +33,7 @@ def test_many_processes_never_exceed_the_limit_and_leak_nothing(
 ) -> None:
     client, prefix = real_redis
     key = processes.stress_key(prefix)
-    semaphore = RedisSemaphore(client, prefix=prefix)
+    semaphore = built(RedisSemaphore(client, prefix=prefix))
     peak = {"zcard": 0, "count": 0, "samples": 0}
     done = threading.Event()
 
@@ -91,7 +92,7 @@ def test_a_killed_holders_slots_come_back_when_its_lease_expires(
     """The documented bound: a dead holder's slots are free at most one lease later."""
     client, prefix = real_redis
     key = processes.hold_key(prefix)
-    semaphore = RedisSemaphore(client, prefix=prefix)
+    semaphore = built(RedisSemaphore(client, prefix=prefix))
     lease_s = 1.0
     holder = start_holder(redis_url, prefix, lease_s, 3)
     try:
@@ -113,7 +114,7 @@ def test_a_killed_holders_slots_come_back_at_the_next_reconcile(
     """With a long lease the database (which knows the attempts ended) frees them sooner."""
     client, prefix = real_redis
     key = processes.hold_key(prefix)
-    semaphore = RedisSemaphore(client, prefix=prefix)
+    semaphore = built(RedisSemaphore(client, prefix=prefix))
     holder = start_holder(redis_url, prefix, LONG_LEASE_S, 3)
     try:
         assert holder.stdout is not None

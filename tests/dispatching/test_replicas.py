@@ -139,7 +139,8 @@ def test_two_schedulers_never_claim_a_recipient_twice(
     engine.dispose()
     _check(pg, campaign_id, dialed, n)
     client = redis.Redis.from_url(redis_url)
-    assert not list(client.scan_iter(f"{prefix}*")), "no slot leaked"
+    left = {key.decode() for key in client.scan_iter(f"{prefix}*")}
+    assert left <= {f"{prefix}~built"}, "no slot leaked"
 
 
 def test_scheduler_killed_between_commit_and_handoff(
@@ -168,4 +169,5 @@ def test_scheduler_killed_between_commit_and_handoff(
     assert not (tmp_path / "crashed.log").exists()
     _check(pg, campaign_id, dialed, n)
     client = redis.Redis.from_url(redis_url)
-    assert not list(client.scan_iter(f"{prefix}*")), "no slot leaked"
+    left = {key.decode() for key in client.scan_iter(f"{prefix}*")}
+    assert left <= {f"{prefix}~built"}, "no slot leaked"

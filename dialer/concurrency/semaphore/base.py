@@ -10,6 +10,10 @@ Invariants every backend keeps:
   Acquires leave other holders' expired leases to ``reap``, so call it periodically.
 - ``acquire`` never takes a slot that would make a capped key hold more than the limit passed
   to that call; only ``reconcile`` may push a key above its limit (the calls are real).
+- A store that lost its holders (Redis restarted empty, flushed, evicted) admits and renews
+  nothing, raising :class:`~dialer.errors.SlotsLost`, until :func:`rebuild_from` restored the
+  holders of the calls in flight from the database: it never admits a call over a limit on
+  the strength of holders it forgot.
 - ``reconcile`` removes a holder only when the database says its attempt has ended. A holder
   the database does not know (its row not committed yet, or never) keeps its slot until its
   lease expires: the dispatcher takes the slot *before* the row commits, so "not in the
@@ -24,6 +28,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
+
+from dialer.errors import SlotsLost
 
 log = logging.getLogger("dialer.concurrency")
 
@@ -190,6 +196,32 @@ class LeaseSemaphore(Protocol):
         is read are left alone.
         """
         ...
+
+    def begin_rebuild(self) -> str:
+        """Start rebuilding a store that lost its holders; the token to finish with."""
+        ...
+
+    def finish_rebuild(self, token: str) -> bool:
+        """Mark the store rebuilt, so it admits again; False (still unbuilt) when it lost its
+        data again since :meth:`begin_rebuild`, or another rebuild began after this one."""
+        ...
+
+
+def rebuild_from(
+    semaphore: LeaseSemaphore, read_truth: ReadTruth, lease_s: float
+) -> ReconcileResult:
+    """Restore the holders of the calls in flight after the store lost them, then admit again.
+
+    ``read_truth`` must see every call a holder admitted before the loss: the dial that
+    renewed its slot just before the loss commits its attempt as dialing afterwards (see
+    :func:`dialer.concurrency.truth.read_truth`, which waits for such dials). Raises
+    :class:`~dialer.errors.SlotsLost` when the store lost its data again meanwhile.
+    """
+    token = semaphore.begin_rebuild()
+    result = reconcile_from(semaphore, read_truth, lease_s)
+    if not semaphore.finish_rebuild(token):
+        raise SlotsLost("the semaphore's store lost its data again while it was rebuilt")
+    return result
 
 
 def reconcile_from(

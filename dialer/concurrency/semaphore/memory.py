@@ -147,6 +147,12 @@ class MemorySemaphore:
         self._reports.record(reaped)
         return reaped
 
+    def begin_rebuild(self) -> str:
+        return ""  # held in this process: it loses its holders only with the process
+
+    def finish_rebuild(self, token: str) -> bool:
+        return True
+
     def reconcile(
         self, truth: Truth, lease_s: float, *, observed: Holders | None = None
     ) -> ReconcileResult:

@@ -8,15 +8,20 @@ Redis error surfaces as :class:`~dialer.errors.ConcurrencyError`.
 ``acquire`` and ``release`` are the hot path (one each per call attempt): their scripts answer
 a single integer in the common case, and the wrapper does little beyond one round trip.
 
-A restart loses the holders: until the next reconcile the keys under-count, so up to the
-number of calls in flight may be admitted on top of them; that reconcile restores them.
-Recommend ``maxmemory-policy noeviction`` and AOF, and reconcile at start-up and periodically.
+A restart without persistence (or a flush) loses the holders, and with them the store's
+*built marker* (``{prefix}~built``): from then on every acquire and renew raises
+:class:`~dialer.errors.SlotsLost` until the holders of the calls in flight are rebuilt from the
+database (:func:`~dialer.concurrency.semaphore.base.rebuild_from`), so a forgotten call never
+lets another one in over a limit. A fresh Redis is unbuilt too: the first acquire rebuilds it.
+Restoring an older snapshot brings an old marker back with old holders: recommend
+``maxmemory-policy noeviction`` and AOF (``appendfsync everysec``), and reconcile periodically.
 Redis Cluster is not supported (one acquire touches keys in several hash slots).
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -39,10 +44,14 @@ from dialer.concurrency.semaphore.base import (
     plan_reconcile,
     reconcile_result,
 )
-from dialer.errors import ConcurrencyError
+from dialer.errors import ConcurrencyError, SlotsLost
 
 #: Keys per script call when a whole namespace is scanned (bounds the time Redis is busy).
 BATCH_KEYS = 500
+#: Key names under the prefix that start with this are the store's own, not semaphores.
+_OWN = "~"
+#: The answer of an acquire or renew script when the built marker is missing.
+_LOST = -1
 
 
 class RedisSemaphore:
@@ -64,6 +73,9 @@ class RedisSemaphore:
         self._snapshot = client.register_script(scripts.SNAPSHOT)
         self._reap = client.register_script(scripts.REAP)
         self._reconcile = client.register_script(scripts.RECONCILE)
+        self._finish_rebuild = client.register_script(scripts.FINISH_REBUILD)
+        self._built = f"{prefix}{_OWN}built"
+        self._building = f"{prefix}{_OWN}building"
 
     @property
     def prefix(self) -> str:
@@ -78,9 +90,17 @@ class RedisSemaphore:
         keys = [limit.key for limit in limits]
         check_keys(self._prefix, keys)
         reply = self._call(
-            self._acquire, len(keys), *keys, holder, lease_s, *(_cap(limit) for limit in limits)
+            self._acquire,
+            len(keys) + 1,
+            *keys,
+            self._built,
+            holder,
+            lease_s,
+            *(_cap(limit) for limit in limits),
         )
         if isinstance(reply, int):
+            if reply == _LOST:
+                raise _lost()
             return _GRANTED if reply == 0 else Admission(False, keys[reply - 1])
         self._reports.record([Reaped(keys[int(i) - 1], holder) for i in reply])
         return _GRANTED
@@ -97,7 +117,11 @@ class RedisSemaphore:
                 args += [index.setdefault(limit.key, len(index) + 1), _cap(limit)]
         keys = list(index)
         check_keys(self._prefix, keys)
-        reply = self._run(self._acquire_many, keys, args) if requests else []
+        if not requests:
+            return []
+        reply = self._run(self._acquire_many, [*keys, self._built], args)
+        if int(reply[0]) == _LOST:
+            raise _lost()
         admissions = []
         at = 0
         for holder, _ in requests:
@@ -117,7 +141,21 @@ class RedisSemaphore:
 
     def renew(self, holder: str, keys: Sequence[str], lease_s: float) -> bool:
         check_lease(lease_s)
-        return bool(self._run(self._renew, keys, [holder, lease_s]))
+        reply = int(self._run(self._renew, [*keys, self._built], [holder, lease_s]))
+        if reply == _LOST:
+            raise _lost()
+        return reply == 1
+
+    def begin_rebuild(self) -> str:
+        token = uuid.uuid4().hex
+        try:
+            self._client.set(self._building, token)
+        except redis.RedisError as exc:
+            raise ConcurrencyError(f"semaphore store failed: {exc}") from exc
+        return token
+
+    def finish_rebuild(self, token: str) -> bool:
+        return bool(self._run(self._finish_rebuild, [self._building, self._built], [token]))
 
     def release(self, holder: str, keys: Sequence[str]) -> bool:
         reply = self._call(self._release, len(keys), *keys, holder)
@@ -209,6 +247,8 @@ class RedisSemaphore:
                 _text(name)
                 for name in self._client.scan_iter(match=_glob_escape(self._prefix) + "*")
             ]
+            own = self._prefix + _OWN
+            names = [name for name in names if not name.startswith(own)]
         except redis.RedisError as exc:
             raise ConcurrencyError(f"semaphore store failed: {exc}") from exc
         return _batches(sorted(set(names)))
@@ -237,6 +277,10 @@ class RedisSemaphore:
 
 #: The answer to every granted acquire (immutable, so one instance does).
 _GRANTED = Admission(True)
+
+
+def _lost() -> SlotsLost:
+    return SlotsLost("the semaphore's store lost its holders: rebuild it from the database")
 
 
 def _cap(limit: Limit) -> int:

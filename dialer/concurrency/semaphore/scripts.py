@@ -4,6 +4,11 @@ Every key is a sorted set: member = holder id, score = lease expiry in seconds o
 ``TIME`` (never a client's clock). A holder is live while ``score > now``. The exclusive
 bound ``(now`` is formatted with ``%.17g``: Lua's ``tostring`` keeps only 14 digits. Scripts
 call ``TIME`` before writing, which needs effects replication (the default since Redis 5).
+
+The store's *built marker* is the last key of every acquire and renew: when it is missing,
+Redis lost its data (a restart without persistence, a flush, an eviction) and the holders
+with it, so the script admits and renews nothing (it answers ``-1``, or ``{-1}``) until the
+holders are rebuilt from the database and the marker set again (``FINISH_REBUILD``).
 """
 
 from __future__ import annotations
@@ -52,16 +57,17 @@ local function acquire(holder, layers, expiry, out)
 end
 """
 
-# KEYS: the layers. ARGV: holder, lease_s, then the limit of each key (-1: no cap).
-# The same decision as ``_ACQUIRE_ONE``, written out for one holder so the common case builds
-# no table. Returns 0 when granted with nothing replaced, i when KEYS[i] is full (nothing
-# changed), or the list of the key indexes where the holder's own expired lease was replaced
-# (granted).
+# KEYS: the layers, then the built marker. ARGV: holder, lease_s, then the limit of each key
+# (-1: no cap). The same decision as ``_ACQUIRE_ONE``, written out for one holder so the
+# common case builds no table. Returns 0 when granted with nothing replaced, i when KEYS[i] is
+# full (nothing changed), the list of the key indexes where the holder's own expired lease was
+# replaced (granted), or -1 when the marker is missing (nothing changed).
 ACQUIRE = (
     _NOW
     + """
+if redis.call('EXISTS', KEYS[#KEYS]) == 0 then return -1 end
 local holder = ARGV[1]
-local n = #KEYS
+local n = #KEYS - 1
 local above
 for i = 1, n do
   local cap = tonumber(ARGV[i + 2])
@@ -90,12 +96,14 @@ return replaced or 0
 """
 )
 
-# KEYS: every key of the batch, once. ARGV: lease_s, then per request: holder, n, and n pairs
-# (key index, limit). Requests are decided in order. Returns the ``out`` of each, in order.
+# KEYS: every key of the batch, once, then the built marker. ARGV: lease_s, then per request:
+# holder, n, and n pairs (key index, limit). Requests are decided in order. Returns the
+# ``out`` of each, in order, or {-1} when the marker is missing (nothing changed).
 ACQUIRE_MANY = (
     _NOW
     + _ACQUIRE_ONE
     + """
+if redis.call('EXISTS', KEYS[#KEYS]) == 0 then return {-1} end
 local expiry = now + tonumber(ARGV[1])
 local out = {}
 local a = 2
@@ -113,21 +121,23 @@ return out
 """
 )
 
-# KEYS: the holder's keys. ARGV: holder, lease_s. Returns 1 when renewed, 0 (nothing changed)
-# when the holder is missing or expired in any key.
+# KEYS: the holder's keys, then the built marker. ARGV: holder, lease_s. Returns 1 when
+# renewed, 0 (nothing changed) when the holder is missing or expired in any key, -1 when the
+# marker is missing.
 RENEW = (
     _NOW
     + """
+if redis.call('EXISTS', KEYS[#KEYS]) == 0 then return -1 end
 local holder = ARGV[1]
 local expiry = now + tonumber(ARGV[2])
 local scores = {}
-for i, key in ipairs(KEYS) do
-  local score = redis.call('ZSCORE', key, holder)
+for i = 1, #KEYS - 1 do
+  local score = redis.call('ZSCORE', KEYS[i], holder)
   if not score or tonumber(score) <= now then return 0 end
   scores[i] = tonumber(score)
 end
-for i, key in ipairs(KEYS) do
-  if scores[i] < expiry then redis.call('ZADD', key, expiry, holder) end
+for i = 1, #KEYS - 1 do
+  if scores[i] < expiry then redis.call('ZADD', KEYS[i], expiry, holder) end
 end
 return 1
 """
@@ -288,3 +298,14 @@ end
 return out
 """
 )
+
+# KEYS[1]: the rebuild's token key, KEYS[2]: the built marker. ARGV: the rebuild's token.
+# Sets the marker only if the token is still the one its rebuild wrote when it began: a flush
+# during the rebuild (the token gone with it) or a later rebuild (another token) leaves the
+# store unbuilt. Returns 1 when the marker was set.
+FINISH_REBUILD = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1
+"""

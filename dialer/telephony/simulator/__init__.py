@@ -38,6 +38,7 @@ class _Simulator:
             profile=profile,
             seed=settings.simulator_seed,
             time_scale=settings.simulator_time_scale,
+            lose_ended_p=settings.simulator_lose_ended_p,
         )
 
     def pace_account(self, settings: Settings) -> str:

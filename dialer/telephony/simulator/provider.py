@@ -28,7 +28,7 @@ from types import TracebackType
 
 from dialer.clock import Clock, as_utc, utc_now
 from dialer.errors import TerminalProviderError
-from dialer.telephony.base import CallInfo, CallRequest, PlacedCall
+from dialer.telephony.base import CallInfo, CallRequest, LiveCalls, PlacedCall
 from dialer.telephony.events import EventSink
 from dialer.telephony.simulator.call import SimulatedCall
 from dialer.telephony.simulator.plan import (
@@ -68,12 +68,22 @@ class SimulatedProvider:
         seed: int | None = None,
         clock: Clock = utc_now,
         time_scale: float = 1.0,
+        lose_ended_p: float = 0.0,
     ) -> None:
+        """``lose_ended_p``: the share of calls whose end is never reported (a terminal
+        callback lost on its way, as happens to webhooks); the call still ends, and its record
+        (:meth:`fetch`, :meth:`live_calls`) says so."""
         if not time_scale > 0:
             raise ValueError("time_scale must be positive")
+        if not 0.0 <= lose_ended_p <= 1.0:
+            raise ValueError("lose_ended_p must be a probability between 0 and 1")
         self._sink = sink
         self._profile = profile or SimulationProfile()
         self._rng = random.Random(seed)
+        # Losses draw from their own generator: turning them on keeps every call's plan.
+        self._loss_rng = random.Random(None if seed is None else seed + 1)
+        self._lose_ended_p = lose_ended_p
+        self.lost_ended = 0  # terminal events not reported
         self._clock = clock
         self._time_scale = time_scale
         self._calls: dict[str, SimulatedCall] = {}
@@ -92,9 +102,12 @@ class SimulatedProvider:
         profile: SimulationProfile | None = None,
         seed: int | None = None,
         time_scale: float = 1.0,
+        lose_ended_p: float = 0.0,
     ) -> SimulatedProvider:
         """A simulator that delivers callbacks on its own thread at wall-clock times."""
-        provider = cls(sink, profile=profile, seed=seed, time_scale=time_scale)
+        provider = cls(
+            sink, profile=profile, seed=seed, time_scale=time_scale, lose_ended_p=lose_ended_p
+        )
         provider._thread = threading.Thread(
             target=provider._deliver_forever, name="dialer-simulator", daemon=True
         )
@@ -127,9 +140,11 @@ class SimulatedProvider:
             self._changed.notify_all()
             return PlacedCall(call.sid, call.status)
 
-    def hang_up(self, provider_call_id: str) -> None:
+    def hang_up(self, provider_call_id: str) -> CallInfo | None:
         with self._changed:
             call = self._call(provider_call_id)
+            if call.ended:
+                return None
             now = as_utc(self._clock())
             event = call.hang_up(now)
             # Its planned steps will never happen: forget them, so nothing waits for them.
@@ -138,10 +153,16 @@ class SimulatedProvider:
             if event is not None:
                 heapq.heappush(self._due, _Due(now, next(self._order), call.sid, event, True))
                 self._changed.notify_all()
+            return call.info()
 
     def fetch(self, provider_call_id: str) -> CallInfo:
         with self._changed:
             return self._call(provider_call_id).info()
+
+    def live_calls(self) -> LiveCalls:
+        with self._changed:
+            ids = frozenset(sid for sid, call in self._calls.items() if not call.ended)
+        return LiveCalls(ids, requests=1)
 
     def find_calls(self, to: str, from_: str, since: datetime) -> list[CallInfo]:
         since = as_utc(since)
@@ -177,6 +198,8 @@ class SimulatedProvider:
                 call = self._calls[due.sid]
                 if not due.applied and not call.apply(due.event, due.at):
                     continue  # the call has already ended
+                if self._lost(call, due):
+                    continue
                 event = call.event(due.event, due.at)
                 attempt_id = self._attempt_of[due.sid]
             self._sink.deliver(attempt_id, event)
@@ -201,6 +224,16 @@ class SimulatedProvider:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _lost(self, call: SimulatedCall, due: _Due) -> bool:
+        """Whether this event is the end of a call, lost on its way (never for a hang-up we
+        asked for: its end is in the answer to the request anyway)."""
+        if due.applied or not call.ended or not self._lose_ended_p:
+            return False
+        if self._loss_rng.random() >= self._lose_ended_p:
+            return False
+        self.lost_ended += 1
+        return True
 
     def _call(self, provider_call_id: str) -> SimulatedCall:
         call = self._calls.get(provider_call_id)

@@ -9,6 +9,7 @@ of each call carry our attempt id (:mod:`dialer.telephony.twilio.urls`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,7 +18,14 @@ from urllib.parse import urlsplit
 
 from dialer.errors import ConfigurationError, TerminalProviderError
 from dialer.settings import TWILIO_API_URL, Settings
-from dialer.telephony.base import CallInfo, CallRequest, CallStatus, PlacedCall
+from dialer.telephony.base import (
+    LIVE_STATUSES,
+    CallInfo,
+    CallRequest,
+    CallStatus,
+    LiveCalls,
+    PlacedCall,
+)
 from dialer.telephony.twilio.errors import provider_error
 from dialer.telephony.twilio.urls import WebhookUrls
 
@@ -26,6 +34,8 @@ MAX_TWILIO_MACHINE_DETECTION_TIMEOUT_S = 59
 STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
 #: Twilio's answer when hanging up a call that has already ended.
 _ALREADY_ENDED_CODE = "21220"
+#: Calls per page when listing live calls: the most Twilio's Calls list answers with.
+LIVE_PAGE_SIZE = 1000
 _T = TypeVar("_T")
 
 
@@ -108,14 +118,16 @@ class TwilioProvider:
         )
         return PlacedCall(str(call.sid), _status(call.status))
 
-    def hang_up(self, provider_call_id: str) -> None:
+    def hang_up(self, provider_call_id: str) -> CallInfo | None:
         """``Status=completed`` ends the call in any state; ``canceled`` would leave an
-        answered call up."""
+        answered call up. Twilio answers with the call resource, ended."""
         try:
-            _calling(lambda: self._client.calls(provider_call_id).update(status="completed"))
+            call = _calling(lambda: self._client.calls(provider_call_id).update(status="completed"))
         except TerminalProviderError as exc:
             if exc.code != _ALREADY_ENDED_CODE:
                 raise
+            return None
+        return _info(call)
 
     def close(self) -> None:
         """Close the HTTP session's pooled connections."""
@@ -125,6 +137,23 @@ class TwilioProvider:
 
     def fetch(self, provider_call_id: str) -> CallInfo:
         return _info(_calling(lambda: self._client.calls(provider_call_id).fetch()))
+
+    def live_calls(self) -> LiveCalls:
+        """One list per live status (Twilio filters on one), :data:`LIVE_PAGE_SIZE` calls a
+        page, in the order calls go through them: a call that moves on while we list is met
+        again in a later list, or missing (then fetched: a cost, never a wrong answer)."""
+        calls = self._client.calls
+        ids: set[str] = set()
+        requests = 0
+        for status in LIVE_STATUSES:
+            page = _calling(
+                functools.partial(calls.page, status=status.value, page_size=LIVE_PAGE_SIZE)
+            )
+            while page is not None:
+                requests += 1
+                ids.update(str(call.sid) for call in page)
+                page = _calling(page.next_page)
+        return LiveCalls(frozenset(ids), requests)
 
     def find_calls(self, to: str, from_: str, since: datetime) -> list[CallInfo]:
         """Two queries: calls started since ``since``, and calls still queued, which have no

@@ -20,9 +20,7 @@ from sqlalchemy.orm import Session
 
 from dialer.calls import completion, facts, statements, states
 from dialer.calls.jobs import DialJob
-from dialer.calls.rebuild import SlotRebuilder
-from dialer.concurrency.semaphore.base import Admission
-from dialer.concurrency.slots import CallSlots, SlotClaim
+from dialer.concurrency.slots import CallSlots
 from dialer.db.bulk import is_postgres
 from dialer.db.models import CallerNumber, Campaign, Recipient
 from dialer.errors import SlotsLost
@@ -81,6 +79,9 @@ class Round:
     claimed: list[int] = field(default_factory=list)
     started: list[DialJob] = field(default_factory=list)
     more: bool = False
+    #: The slots' store had lost its holders: nothing was admitted. The caller rebuilds it,
+    #: after the round's transaction (never inside: the rebuild waits for dials under way).
+    slots_lost: bool = False
 
 
 _NOTHING = Round()
@@ -89,15 +90,11 @@ _NOTHING = Round()
 class Claimer:
     """Runs claim rounds against one slot store."""
 
-    def __init__(
-        self, slots: CallSlots, *, queue_lease_s: float, rebuilder: SlotRebuilder | None = None
-    ) -> None:
+    def __init__(self, slots: CallSlots, *, queue_lease_s: float) -> None:
         """``queue_lease_s``: the lease of a claimed attempt's slots until a worker renews
-        them for the call, in seconds; ``rebuilder`` restores the slots when their store lost
-        them (without one, such a store refuses every claim)."""
+        them for the call, in seconds."""
         self._slots = slots
         self._queue_lease_s = queue_lease_s
-        self._rebuilder = rebuilder
 
     def round(
         self,
@@ -139,7 +136,9 @@ class Claimer:
                 screened.completed.append(campaign.id)
             return _NOTHING
         chosen = _screen(session, rows, about, want, now, screened)
-        admitted, full = self._admit(session, campaign, tenant_limit, chosen, now)
+        admitted, full, lost = self._admit(session, campaign, tenant_limit, chosen, now)
+        if lost:
+            return Round(slots_lost=True)
         start = start_here.count if start_here is not None else 0
         pace = start_here.pace if start_here is not None else None
         started = states.admit(session, campaign.id, admitted, start=start, may_start=pace, now=now)
@@ -155,12 +154,13 @@ class Claimer:
         tenant_limit: int | None,
         chosen: list[Recipient],
         now: datetime,
-    ) -> tuple[list[tuple[DialJob, Recipient]], bool]:
+    ) -> tuple[list[tuple[DialJob, Recipient]], bool, bool]:
         """Create the attempts of ``chosen`` and take their slots, in a fixed number of
         statements; those refused a slot are dropped. Returns the admitted (job, recipient)
-        pairs, and whether a slot was refused."""
+        pairs, whether a slot was refused, and whether the slots' store had lost its holders
+        (then none is admitted)."""
         if not chosen:
-            return [], False
+            return [], False, False
         callers = _callers(session, campaign.id, chosen)
         numbers = [_from_number(campaign, _caller(callers, r)) for r in chosen]
         ids = states.new_attempts(session, campaign, list(zip(chosen, numbers, strict=True)), now)
@@ -176,7 +176,11 @@ class Claimer:
             )
             for attempt_id, recipient, number in zip(ids, chosen, numbers, strict=True)
         ]
-        admissions = self._acquire([job.claim for job in jobs])
+        try:
+            admissions = self._slots.acquire_many([job.claim for job in jobs], self._queue_lease_s)
+        except SlotsLost:
+            states.drop_refused(session, [job.attempt_id for job in jobs])
+            return [], True, True
         refused = [job.attempt_id for job, a in zip(jobs, admissions, strict=True) if not a]
         states.drop_refused(session, refused)
         admitted = [
@@ -184,19 +188,7 @@ class Claimer:
             for job, recipient, a in zip(jobs, chosen, admissions, strict=True)
             if a
         ]
-        return admitted, bool(refused)
-
-    def _acquire(self, claims: list[SlotClaim]) -> list[Admission]:
-        """Take the claims' slots; none when their store lost its holders and could not be
-        rebuilt yet."""
-
-        def acquire() -> list[Admission]:
-            return self._slots.acquire_many(claims, self._queue_lease_s)
-
-        try:
-            return acquire() if self._rebuilder is None else self._rebuilder.retrying(acquire)
-        except SlotsLost:
-            return [Admission(False)] * len(claims)
+        return admitted, bool(refused), False
 
 
 def _screen(

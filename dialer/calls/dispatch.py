@@ -76,7 +76,8 @@ class Dispatcher:
         self._sessions = sessions
         self._queue = queue
         self.config = config or DispatchConfig()
-        self._claimer = Claimer(slots, queue_lease_s=self.config.queue_lease_s, rebuilder=rebuilder)
+        self._claimer = Claimer(slots, queue_lease_s=self.config.queue_lease_s)
+        self._rebuilder = rebuilder
         self._rotation = 0
         #: campaign id -> (until when, the campaigns its freed slots are shared with).
         self._sharing: dict[str, tuple[datetime, list[str]]] = {}
@@ -114,6 +115,7 @@ class Dispatcher:
         """
         result = TickResult(screened=Screened(keep_decisions=keep_decisions))
         active = self._campaigns(campaign_ids)
+        rebuilt = False
         while active:
             still: list[str] = []
             for campaign_id in active:
@@ -124,7 +126,12 @@ class Dispatcher:
                 if start_here is not None and len(result.started) < start_here.count:
                     starting = replace(start_here, count=start_here.count - len(result.started))
                 claimed = self._round(campaign_id, now, budget, starting, result)
-                if claimed.more and (budget is None or len(claimed.claimed) < budget):
+                if claimed.slots_lost and not rebuilt and self._rebuilder is not None:
+                    # After the round's transaction; once a tick (a failed rebuild waits).
+                    rebuilt = self._rebuilder.rebuild()
+                    if rebuilt:
+                        still.append(campaign_id)
+                elif claimed.more and (budget is None or len(claimed.claimed) < budget):
                     still.append(campaign_id)
             active = still
         return result

@@ -39,15 +39,27 @@ class StartGate:
 
     def hold_slot(self, job: DialJob) -> bool:
         """Extend the job's slots to the call's lease, or take them again; False if none is
-        free, or their store lost its holders and could not be rebuilt yet."""
+        free. :class:`~dialer.errors.SlotsLost` when their store lost its holders: the caller
+        rebuilds it (:meth:`rebuild`) once outside its transaction."""
+        return self._slots.hold(job.claim, self._config.call_lease_s)
+
+    def hold_slot_rebuilding(self, job: DialJob) -> bool:
+        """:meth:`hold_slot`, rebuilding the store first if it lost its holders (for a caller
+        holding no database transaction); False when it still cannot."""
         try:
-            if self._rebuilder is None:
-                return self._slots.hold(job.claim, self._config.call_lease_s)
-            return self._rebuilder.retrying(
-                lambda: self._slots.hold(job.claim, self._config.call_lease_s)
-            )
+            return self.hold_slot(job)
+        except SlotsLost:
+            if not self.rebuild():
+                return False
+        try:
+            return self.hold_slot(job)
         except SlotsLost:
             return False
+
+    def rebuild(self) -> bool:
+        """Restore the slots after their store lost them; never inside a transaction that
+        holds a queued attempt's row (the rebuild waits for those). False if it could not."""
+        return self._rebuilder is not None and self._rebuilder.rebuild()
 
     def pace(self, job: DialJob) -> float:
         """Take the job's pace: 0.0 when taken, else the seconds to wait (nothing taken).
@@ -70,8 +82,13 @@ class StartGate:
 
     def admit(self, job: DialJob) -> tuple[DialResult, float] | None:
         """Hold the job's slot for the call and take its pace: None when the call may go now,
-        else (why not, seconds until its task tries again)."""
-        if not self.hold_slot(job):
+        else (why not, seconds until its task tries again). ``SLOTS_LOST``: the caller rebuilds
+        the store after its transaction."""
+        try:
+            held = self.hold_slot(job)
+        except SlotsLost:
+            return DialResult.SLOTS_LOST, 0.0
+        if not held:
             return DialResult.WAITING_FOR_SLOT, self._config.slot_retry_s
         wait_s = self.pace(job)
         if wait_s > 0:

@@ -103,17 +103,24 @@ class Placer:
                 return Dialed(DialResult.NOT_QUEUED)
             job, now = queued.job, self._clock()
             decision = screen(queued.recipient, facts.campaign_facts(queued.campaign), now)
-            turned_away = None
+            turned_away, waiting = None, None
             if not isinstance(decision, CallNow):
                 turned_away = states.not_dialed(session, attempt_id, decision, now)
             else:
                 waiting = self._gate.admit(job)
                 if waiting is not None:
                     result, countdown_s = waiting
-                    self._queue.dial([attempt_id], countdown_s)
-                    return Dialed(result)
-                if not states.claim(session, attempt_id, job.recipient_id, now):
+                    if result is not DialResult.SLOTS_LOST:
+                        self._queue.dial([attempt_id], countdown_s)
+                        return Dialed(result)
+                elif not states.claim(session, attempt_id, job.recipient_id, now):
                     return Dialed(DialResult.NOT_QUEUED)
+        if waiting is not None:
+            # The slots' store lost its holders: rebuilt now the row lock is gone, and the
+            # task comes back at once (or after a slot retry if the rebuild failed).
+            retry_s = 0.0 if self._gate.rebuild() else self._config.slot_retry_s
+            self._queue.dial([attempt_id], retry_s)
+            return Dialed(DialResult.SLOTS_LOST)
         if turned_away is not None:
             ended = turned_away.ended
             freed = None if ended is None else self._ender.free(ended)
@@ -128,7 +135,7 @@ class Placer:
         lost in between (Redis restarted) and none is free, no call goes out: the attempt goes
         back to the queue, and its dial task waits for a slot.
         """
-        if not self._gate.hold_slot(job):
+        if not self._gate.hold_slot_rebuilding(job):
             with self._sessions() as session, session.begin():
                 requeued = states.requeue(session, job.attempt_id, now=self._clock(), refused=False)
             if requeued:

@@ -2,8 +2,10 @@
 
 The store then refuses every acquire and renew (:class:`~dialer.errors.SlotsLost`) rather
 than admit calls on top of holders it forgot. Whoever meets the refusal first, a dispatch or
-a dial, rebuilds the holders of the calls in flight from the database and goes on: the pause
-lasts one rebuild (a database read that waits for the dials under way, and one reconcile).
+a dial, rebuilds the holders of the calls in flight from the database once its own
+transaction is over (the rebuild waits for the dials under way, and a dial holds its
+attempt's row lock) and goes on: the pause lasts about one rebuild (that read, and one
+reconcile).
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from collections.abc import Set as AbstractSet
-from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,7 +22,6 @@ from dialer.concurrency.truth import SlotTruth, read_truth
 from dialer.errors import SlotsLost
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 
 class SlotRebuilder:
@@ -62,12 +61,3 @@ class SlotRebuilder:
                 result.summary(),
             )
             return True
-
-    def retrying(self, operation: Callable[[], _T]) -> _T:
-        """``operation`` on the slots; if the store lost them, rebuild and run it once more
-        (a second :class:`~dialer.errors.SlotsLost` goes to the caller)."""
-        try:
-            return operation()
-        except SlotsLost:
-            self.rebuild()
-            return operation()

@@ -18,6 +18,8 @@ class DialResult(StrEnum):
     WAITING_FOR_SLOT = "waiting-for-slot"
     #: The calls-per-second pace said wait: its task comes back after that wait.
     PACED = "paced"
+    #: The slots' store had lost its holders: rebuilt from the database, its task comes back.
+    SLOTS_LOST = "slots-lost"
     #: Screened out right before the dial (see the decision): the attempt ended unstarted.
     SCREENED_OUT = "screened-out"
     #: The attempt was no longer queued (a repeated task): nothing done.

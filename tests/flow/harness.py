@@ -19,7 +19,6 @@ from dialer.calls import counters
 from dialer.calls.config import CallConfig
 from dialer.calls.dispatch import DispatchConfig
 from dialer.calls.results import DialResult
-from dialer.concurrency.semaphore.memory import MemorySemaphore
 from dialer.concurrency.stores import ConcurrencyStores
 from dialer.db.engine import session_factory
 from dialer.db.models import Campaign
@@ -115,15 +114,16 @@ class Harness:
         cps: float = 100.0,
         refill_here: bool = False,
         sleep_advances: bool = False,
+        stores: ConcurrencyStores | None = None,
     ) -> None:
         """``sleep_advances``: a wait the dial path sleeps moves the clock on; without it the
-        clock moves by steps only, and a call that must wait for its pace waits for one."""
+        clock moves by steps only, and a call that must wait for its pace waits for one.
+        ``stores``: the slots and pacer (default: in memory, on the harness's clock)."""
         self.clock = Clock()
         self.queue = RecordingQueue(self.clock)
         self.sink = EventBuffer()
-        self.stores = ConcurrencyStores.in_memory(self.clock.seconds)
+        self.stores = stores or ConcurrencyStores.in_memory(self.clock.seconds)
         self.semaphore = self.stores.slots.semaphore
-        assert isinstance(self.semaphore, MemorySemaphore)
         self.simulator = provider or SimulatedProvider(
             self.sink, profile=sim or profile(), seed=seed, clock=self.clock
         )

@@ -116,7 +116,15 @@ def test_hang_up_ends_an_answered_call(make_harness: MakeHarness) -> None:
     request = harness.request()
     placed = harness.provider.place_call(request)
     harness.settle(_status_is(harness, placed, CallStatus.IN_PROGRESS))
-    harness.provider.hang_up(placed.provider_call_id)
+    answer = harness.provider.hang_up(placed.provider_call_id)
+    # The answer is the call's record, ended: what its end is, without waiting for a callback.
+    assert answer is not None
+    assert (answer.provider_call_id, answer.status) == (
+        placed.provider_call_id,
+        CallStatus.COMPLETED,
+    )
+    assert answer.ended_at is not None
+    assert answer.duration_s is not None
     assert harness.provider.fetch(placed.provider_call_id).status is CallStatus.COMPLETED
     harness.settle(
         lambda: any(
@@ -132,7 +140,9 @@ def test_hang_up_cancels_a_ringing_call(make_harness: MakeHarness) -> None:
     request = harness.request(ring_timeout_s=600)
     placed = harness.provider.place_call(request)
     harness.settle(_status_is(harness, placed, CallStatus.RINGING))
-    harness.provider.hang_up(placed.provider_call_id)
+    answer = harness.provider.hang_up(placed.provider_call_id)
+    assert answer is not None
+    assert answer.status is CallStatus.CANCELED
     harness.settle(
         lambda: any(
             e.call_status is CallStatus.CANCELED for e in harness.events(request.attempt_id)
@@ -140,6 +150,24 @@ def test_hang_up_cancels_a_ringing_call(make_harness: MakeHarness) -> None:
     )
     info = harness.provider.fetch(placed.provider_call_id)
     assert (info.status, info.answered_by) == (CallStatus.CANCELED, None)
+
+
+def test_live_calls_lists_the_calls_still_up_and_none_that_ended(
+    make_harness: MakeHarness,
+) -> None:
+    harness = make_harness(only("human", ring_s=2, talk_s=100_000))
+    ringing = harness.provider.place_call(harness.request(to="+15551230001"))
+    talking = harness.provider.place_call(harness.request(to="+15551230002"))
+    ended = harness.provider.place_call(harness.request(to="+15551230003"))
+    harness.settle(_status_is(harness, ended, CallStatus.IN_PROGRESS))
+    harness.settle(_status_is(harness, talking, CallStatus.IN_PROGRESS))
+    harness.provider.hang_up(ended.provider_call_id)
+    harness.settle(_status_is(harness, ringing, CallStatus.IN_PROGRESS))
+
+    live = harness.provider.live_calls()
+    mine = {ringing.provider_call_id, talking.provider_call_id, ended.provider_call_id}
+    assert live.ids & mine == {ringing.provider_call_id, talking.provider_call_id}
+    assert live.requests >= 1
 
 
 def test_find_calls_reconciles_by_numbers_and_time(make_harness: MakeHarness) -> None:

@@ -20,6 +20,7 @@ from dialer.errors import (
 )
 from dialer.settings import load_settings
 from dialer.telephony.base import CallStatus
+from dialer.telephony.twilio import adapter
 from dialer.telephony.twilio.adapter import TwilioProvider
 from dialer.telephony.twilio.errors import provider_error
 from dialer.telephony.twilio.urls import WebhookUrls
@@ -209,3 +210,19 @@ def test_built_from_settings_without_network() -> None:
     assert provider.name == "twilio"
     with pytest.raises(ConfigurationError):
         TwilioProvider.from_settings(load_settings(provider="simulator"))
+
+
+def test_live_calls_pages_through_each_live_status(
+    start_carrier: StartCarrier, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One list per live status, every page of it: a request per page, not per call."""
+    running = start_carrier(profile=only("human", ring_s=100_000))
+    provider = _provider(running, receiver)
+    placed = {provider.place_call(receiver.request()).provider_call_id for _ in range(5)}
+    wait_until(lambda: all(provider.fetch(sid).status is CallStatus.RINGING for sid in placed))
+    monkeypatch.setattr(adapter, "LIVE_PAGE_SIZE", 2)
+
+    live = provider.live_calls()
+    assert live.ids == placed
+    # queued: 1 empty page; initiated: 1; ringing: 3 pages of 2, 2 and 1; in-progress: 1.
+    assert live.requests == 1 + 1 + 3 + 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -46,12 +48,19 @@ def create_app(
         engine = make_engine(settings.database_url)
     if redis is None and not settings.embedded:
         redis = open_redis(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(ctx.close)  # the backlog's last work, then the runtime
+
     app = FastAPI(
         title="dialer",
         version="0.1.0",
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url="/redoc",
+        lifespan=lifespan,
     )
     ctx = ApiContext(
         settings=settings,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialer.errors import ConfigurationError
 from dialer.runtime import Runtime
+from dialer.runtime.backlog import Backlog
 from dialer.services.call_context import call_context
 from dialer.settings import Settings
 from dialer.telephony.base import CallContext
@@ -35,6 +36,8 @@ class ApiContext:
     redis: Any | None = None
     #: Builds the runtime webhooks ingest through; called once, on the first callback.
     runtime_factory: Callable[[], Runtime] | None = None
+    #: Work that follows an answer (Redis, the broker), off the request's thread.
+    backlog: Backlog = field(default_factory=Backlog)
     _runtime: Runtime | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -49,16 +52,22 @@ class ApiContext:
     def request_dispatch(self, campaign_id: str) -> None:
         """Ask the workers for a dispatch of the campaign now (after a start or a resume).
 
-        Best effort: should the queue be out of reach, the scheduler's next tick dispatches
-        it all the same. In embedded mode (no Redis) only the scheduler process dispatches: its
-        next tick does.
+        Best effort, after the answer (on the backlog): should the queue be out of reach,
+        the scheduler's next tick dispatches it all the same. In embedded mode (no Redis) only
+        the scheduler process dispatches: its next tick does.
         """
         if self.settings.embedded:
             return
-        try:
-            self.runtime().queue.dispatch(campaign_id)
-        except Exception:
-            log.warning("dispatch of campaign %s left to the scheduler", campaign_id, exc_info=True)
+        runtime = self.runtime()
+        self.backlog.submit(
+            f"dispatch of campaign {campaign_id}", lambda: runtime.queue.dispatch(campaign_id)
+        )
+
+    def close(self) -> None:
+        """Finish the backlog, then close the runtime if one was built."""
+        self.backlog.close()
+        if self._runtime is not None:
+            self._runtime.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -85,7 +94,10 @@ class ApiInbound:
         self._ctx = ctx
 
     def ingest(self, attempt_id: int, event: ProviderEvent) -> None:
-        self._ctx.runtime().take_event(attempt_id, event)
+        """Record the event (committed on return, before the webhook answers); what follows
+        runs on the backlog, so a stalled Redis never holds the answer."""
+        rest = self._ctx.runtime().record_event(attempt_id, event)
+        self._ctx.backlog.submit(f"after the callback of attempt {attempt_id}", rest)
 
     def call_context(self, attempt_id: int) -> CallContext | None:
         with self._ctx.read() as session:

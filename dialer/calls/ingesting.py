@@ -82,7 +82,21 @@ class Ingestor:
         which may come after ``completed``, and the first end wins. A machine that answered a
         campaign with no voicemail message to leave is hung up on at once.
         """
-        freed = self._apply(attempt_id, event, ask_verdict=True)
+        return self.settle(attempt_id, event, self.record(attempt_id, event))
+
+    def record(self, attempt_id: int, event: ProviderEvent) -> Ended | None:
+        """The database part of :meth:`ingest`, committed: the end it made, if any (its slots
+        still held: :meth:`settle` frees them)."""
+        result = self._once(attempt_id, event, ask_verdict=True)
+        if result.needs_verdict:
+            event = replace(event, answered_by=self._verdict(attempt_id, event))
+            result = self._once(attempt_id, event, ask_verdict=False)
+        return result.ended
+
+    def settle(self, attempt_id: int, event: ProviderEvent, ended: Ended | None) -> Freed | None:
+        """What follows :meth:`record`: free the slots of the end it made, and hang up on a
+        machine that answered a campaign with no voicemail message."""
+        freed = None if ended is None else self._ender.free(ended)
         if event.kind == "amd" and event.answered_by in MACHINE_ANSWERS:
             freed = self._machine_answered(attempt_id, event.provider_call_id) or freed
         return freed

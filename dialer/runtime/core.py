@@ -107,6 +107,19 @@ class Runtime:
         self._freed(freed)
         return freed
 
+    def record_event(self, attempt_id: int | str, event: ProviderEvent) -> Callable[[], None]:
+        """A provider event, in two parts: its database part now (committed when this
+        returns), and the rest returned, to run after answering (free the slots of the call
+        it ended, hang up on a machine, ask for a refill): what an API that must answer its
+        webhook whatever Redis does runs on its backlog."""
+        attempt = int(attempt_id)
+        ended = self.ingestor.record(attempt, event)
+
+        def rest() -> None:
+            self._freed(self.ingestor.settle(attempt, event, ended))
+
+        return rest
+
     def reap(self, now: datetime) -> ReapReport:
         """Look up stuck attempts at the provider (the scheduler's reconcile)."""
         report = self.reaper.reap(now)

@@ -65,7 +65,10 @@ def wired(engine: Engine) -> Iterator[tuple[Harness, TestClient]]:
 
 def _post(client: TestClient, path: str, params: dict[str, str], *, token: str = TOKEN):  # type: ignore[no-untyped-def]
     signature = sign(PUBLIC + path, params, token)
-    return client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+    response = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+    # What follows the answer (the slot freed, a refill asked for) is done, too.
+    assert client.app.state.ctx.backlog.wait_idle(10)  # type: ignore[attr-defined]
+    return response
 
 
 def test_signed_callbacks_drive_the_attempt_and_repeats_are_harmless(

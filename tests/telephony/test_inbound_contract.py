@@ -119,6 +119,8 @@ class TwilioInbound:
                 post.path, data=post.params, headers={SIGNATURE_HEADER: post.signature}
             )
             assert response.status_code == 204, response.text
+            # What follows the answer (the slot freed, a refill asked for) is done, too.
+            assert self.client.app.state.ctx.backlog.wait_idle(10)  # type: ignore[attr-defined]
 
 
 def _terminal(statuses: list[str | None]) -> bool:

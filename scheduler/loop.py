@@ -23,6 +23,9 @@ from dialer.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+#: Longest wait between ticks while they keep failing, in seconds.
+MOST_BACKOFF_S = 10.0
+
 
 @dataclass(slots=True)
 class LoopStats:
@@ -127,15 +130,31 @@ class SchedulerLoop:
         self.stats.reconciles += 1
 
     def run(self, stop: threading.Event, clock: Callable[[], datetime] | None = None) -> None:
-        """Tick until ``stop`` is set; a failing tick is logged and the loop goes on."""
+        """Tick until ``stop`` is set. A failing tick (Redis or PostgreSQL away) is logged and
+        the loop backs off, doubling its wait up to :data:`MOST_BACKOFF_S`; the first tick that
+        works brings it back to its interval, with no manual step."""
         clock = clock or self.runtime.clock
+        failures = 0
         while not stop.is_set():
             try:
                 self.run_once(clock())
             except Exception:
-                log.exception("scheduler tick failed")
-            stop.wait(self.interval_s)
+                failures += 1
+                log.exception("scheduler tick failed (%d in a row)", failures)
+            else:
+                if failures:
+                    log.warning("scheduler ticks again after %d failed tick(s)", failures)
+                failures = 0
+            stop.wait(backoff_s(self.interval_s, failures))
 
 
 def _elapsed_s(since: datetime, now: datetime) -> float:
     return (now - since).total_seconds()
+
+
+def backoff_s(interval_s: float, failures: int) -> float:
+    """The wait before the next tick after ``failures`` failed ticks in a row."""
+    if not failures:
+        return interval_s
+    doubled_s: float = interval_s * 2.0 ** min(failures, 16)
+    return min(doubled_s, max(MOST_BACKOFF_S, interval_s))

@@ -36,8 +36,11 @@ class ApiContext:
     redis: Any | None = None
     #: Builds the runtime webhooks ingest through; called once, on the first callback.
     runtime_factory: Callable[[], Runtime] | None = None
-    #: Work that follows an answer (Redis, the broker), off the request's thread.
-    backlog: Backlog = field(default_factory=Backlog)
+    #: Work that follows an answer, off the request's thread: on Redis and the broker (fast:
+    #: a slot freed, a dispatch asked for), and at the provider (a hang-up), apart, so a slow
+    #: provider never holds a slot up.
+    backlog: Backlog = field(default_factory=lambda: Backlog(name="slots"))
+    provider_backlog: Backlog = field(default_factory=lambda: Backlog(name="provider", threads=4))
     _runtime: Runtime | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -63,8 +66,13 @@ class ApiContext:
             f"dispatch of campaign {campaign_id}", lambda: runtime.queue.dispatch(campaign_id)
         )
 
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until the work that followed every answer so far is done (tests, shutdown)."""
+        return self.backlog.wait_idle(timeout_s) and self.provider_backlog.wait_idle(timeout_s)
+
     def close(self) -> None:
         """Finish the backlog, then close the runtime if one was built."""
+        self.provider_backlog.close()
         self.backlog.close()
         if self._runtime is not None:
             self._runtime.close()
@@ -96,8 +104,12 @@ class ApiInbound:
     def ingest(self, attempt_id: int, event: ProviderEvent) -> None:
         """Record the event (committed on return, before the webhook answers); what follows
         runs on the backlog, so a stalled Redis never holds the answer."""
-        rest = self._ctx.runtime().record_event(attempt_id, event)
-        self._ctx.backlog.submit(f"after the callback of attempt {attempt_id}", rest)
+        after = self._ctx.runtime().record_event(attempt_id, event)
+        self._ctx.backlog.submit(f"slots after the callback of attempt {attempt_id}", after.free)
+        if after.provider is not None:
+            self._ctx.provider_backlog.submit(
+                f"provider after the callback of attempt {attempt_id}", after.provider
+            )
 
     def call_context(self, attempt_id: int) -> CallContext | None:
         with self._ctx.read() as session:

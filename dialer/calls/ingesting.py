@@ -82,7 +82,8 @@ class Ingestor:
         which may come after ``completed``, and the first end wins. A machine that answered a
         campaign with no voicemail message to leave is hung up on at once.
         """
-        return self.settle(attempt_id, event, self.record(attempt_id, event))
+        freed = self.free(self.record(attempt_id, event))
+        return self.hang_up_on_machine(attempt_id, event) or freed
 
     def record(self, attempt_id: int, event: ProviderEvent) -> Ended | None:
         """The database part of :meth:`ingest`, committed: the end it made, if any (its slots
@@ -93,13 +94,16 @@ class Ingestor:
             result = self._once(attempt_id, event, ask_verdict=False)
         return result.ended
 
-    def settle(self, attempt_id: int, event: ProviderEvent, ended: Ended | None) -> Freed | None:
-        """What follows :meth:`record`: free the slots of the end it made, and hang up on a
-        machine that answered a campaign with no voicemail message."""
-        freed = None if ended is None else self._ender.free(ended)
+    def free(self, ended: Ended | None) -> Freed | None:
+        """What follows :meth:`record` on the slots: free those of the end it made."""
+        return None if ended is None else self._ender.free(ended)
+
+    def hang_up_on_machine(self, attempt_id: int, event: ProviderEvent) -> Freed | None:
+        """What follows :meth:`record` at the provider: an AMD verdict of a machine, on a
+        campaign with no voicemail message, hangs up (and ends the attempt by the answer)."""
         if event.kind == "amd" and event.answered_by in MACHINE_ANSWERS:
-            freed = self._machine_answered(attempt_id, event.provider_call_id) or freed
-        return freed
+            return self._machine_answered(attempt_id, event.provider_call_id)
+        return None
 
     def apply_call_info(self, attempt_id: int, info: CallInfo) -> Freed | None:
         """Apply what the provider's record says of a call (a lookup, not a callback): ends

@@ -38,6 +38,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.redis_url,
         "broker_connection_retry_on_startup": True,
+        # A worker that loses its broker (a Redis restart, a network cut) reconnects, however
+        # long that takes, rather than exit after 100 tries; tasks it had not acknowledged
+        # come back (acks late) and find their attempts claimed, or dial them once.
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
         "broker_connection_timeout": settings.redis_connect_timeout_s,
         "broker_transport_options": {
             "visibility_timeout": VISIBILITY_TIMEOUT_S,

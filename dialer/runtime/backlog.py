@@ -24,14 +24,17 @@ _STOP = None
 
 
 class Backlog:
-    def __init__(self, *, threads: int = 2, most_pending: int = MOST_PENDING) -> None:
+    def __init__(
+        self, *, name: str = "work", threads: int = 2, most_pending: int = MOST_PENDING
+    ) -> None:
         self._work: queue.Queue[tuple[str, Callable[[], None]] | None] = queue.Queue(most_pending)
         self._lock = threading.Lock()
         self._threads = [
-            threading.Thread(target=self._run, name=f"dialer-backlog-{n}", daemon=True)
+            threading.Thread(target=self._run, name=f"dialer-{name}-{n}", daemon=True)
             for n in range(threads)
         ]
         self._started = False
+        self.name = name
         #: Work dropped because the backlog was full, and work that raised.
         self.dropped = 0
         self.failed = 0
@@ -47,7 +50,7 @@ class Backlog:
             self._work.put_nowait((what, work))
         except queue.Full:
             self.dropped += 1
-            log.warning("backlog full: %s dropped (left to the scheduler)", what)
+            log.warning("%s backlog full: %s dropped (left to the scheduler)", self.name, what)
             return False
         return True
 

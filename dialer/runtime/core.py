@@ -107,18 +107,22 @@ class Runtime:
         self._freed(freed)
         return freed
 
-    def record_event(self, attempt_id: int | str, event: ProviderEvent) -> Callable[[], None]:
-        """A provider event, in two parts: its database part now (committed when this
-        returns), and the rest returned, to run after answering (free the slots of the call
-        it ended, hang up on a machine, ask for a refill): what an API that must answer its
-        webhook whatever Redis does runs on its backlog."""
+    def record_event(self, attempt_id: int | str, event: ProviderEvent) -> AfterEvent:
+        """A provider event, in parts: its database part now (committed when this returns),
+        and what follows, returned to run after answering: freeing the slots of the call it
+        ended and asking for a refill (Redis, the broker), and hanging up on a machine (the
+        provider). What an API that must answer its webhooks whatever Redis or the provider
+        does runs on its backlogs."""
         attempt = int(attempt_id)
         ended = self.ingestor.record(attempt, event)
 
-        def rest() -> None:
-            self._freed(self.ingestor.settle(attempt, event, ended))
+        def free() -> None:
+            self._freed(self.ingestor.free(ended))
 
-        return rest
+        def hang_up() -> None:
+            self._freed(self.ingestor.hang_up_on_machine(attempt, event))
+
+        return AfterEvent(free, hang_up if event.kind == "amd" else None)
 
     def reap(self, now: datetime) -> ReapReport:
         """Look up stuck attempts at the provider (the scheduler's reconcile)."""
@@ -163,6 +167,15 @@ class Runtime:
         for close in reversed(self.closers):
             close()
         self.engine.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class AfterEvent:
+    """What follows a recorded provider event: ``free`` (the slots, a refill), and
+    ``provider`` (a hang-up to ask for, if the event may call for one)."""
+
+    free: Callable[[], None]
+    provider: Callable[[], None] | None
 
 
 def _pool_size(engine: Engine) -> int:

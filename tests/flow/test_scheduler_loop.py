@@ -13,7 +13,7 @@ from dialer.concurrency.keys import holder_id
 from dialer.db.models import CallAttempt
 from dialer.policy.attempt_state import AttemptStatus, Outcome
 from dialer.policy.campaign_state import CampaignAction
-from scheduler.loop import SchedulerLoop
+from scheduler.loop import SchedulerLoop, backoff_s
 from tests.flow.harness import Harness, numbers
 
 
@@ -59,3 +59,9 @@ def test_freeing_ended_calls_each_tick_is_quiet(
         loop.run_once(h.clock.now)
     assert h.semaphore.snapshot() == {}
     assert not [r for r in caplog.records if "reconciled" in r.getMessage()]
+
+
+def test_failing_ticks_back_off_and_come_back_to_the_interval() -> None:
+    assert backoff_s(0.5, 0) == 0.5
+    assert [backoff_s(0.5, n) for n in (1, 2, 3, 4, 5, 50)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert backoff_s(30.0, 3) == 30.0  # never shorter than the interval itself

@@ -67,7 +67,7 @@ def _post(client: TestClient, path: str, params: dict[str, str], *, token: str =
     signature = sign(PUBLIC + path, params, token)
     response = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
     # What follows the answer (the slot freed, a refill asked for) is done, too.
-    assert client.app.state.ctx.backlog.wait_idle(10)  # type: ignore[attr-defined]
+    assert client.app.state.ctx.wait_idle(10)  # type: ignore[attr-defined]
     return response
 
 

@@ -120,7 +120,7 @@ class TwilioInbound:
             )
             assert response.status_code == 204, response.text
             # What follows the answer (the slot freed, a refill asked for) is done, too.
-            assert self.client.app.state.ctx.backlog.wait_idle(10)  # type: ignore[attr-defined]
+            assert self.client.app.state.ctx.wait_idle(10)  # type: ignore[attr-defined]
 
 
 def _terminal(statuses: list[str | None]) -> bool:

@@ -59,3 +59,33 @@ def test_freeing_ended_calls_each_tick_is_quiet(
         loop.run_once(h.clock.now)
     assert h.semaphore.snapshot() == {}
     assert not [r for r in caplog.records if "reconciled" in r.getMessage()]
+
+
+def test_the_dial_tasks_the_outbox_sends_again_are_counted(engine: Engine) -> None:
+    h = Harness(engine)
+    cid = h.campaign(numbers(3), max_concurrency=3)
+    h.act(cid, CampaignAction.START)
+    loop = SchedulerLoop(h.runtime, interval_s=1.0, reconcile_interval_s=3600.0)
+    dispatcher = h.runtime.dispatcher
+    dispatcher.after_commit = _die  # the tick's claims commit; their tasks are never sent
+    with pytest.raises(_Died):
+        loop.run_once(h.clock.now)
+    dispatcher.after_commit = None
+    assert loop.stats.resent == 0
+    h.clock.advance(dispatcher.config.outbox_timeout_s + 1)
+    loop.run_once(h.clock.now)
+    assert loop.stats.resent == 3
+    assert sorted(h.queue.sent) == sorted(a.id for a in _attempts(h))
+
+
+class _Died(Exception):
+    pass
+
+
+def _die(attempt_ids: object) -> None:
+    raise _Died
+
+
+def _attempts(h: Harness) -> list[CallAttempt]:
+    with h.session() as session:
+        return list(session.scalars(sa.select(CallAttempt)))

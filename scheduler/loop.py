@@ -33,6 +33,9 @@ class LoopStats:
     dispatched: int = 0
     reconciles: int = 0
     sweeps: int = 0
+    #: Dial tasks the outbox sent again (a crash lost them, or no worker started them): none
+    #: in a run without faults.
+    resent: int = 0
     last: TickResult = field(default_factory=TickResult)
     last_sweep: SweepReport | None = None
 
@@ -91,7 +94,7 @@ class SchedulerLoop:
                 self.stats.sweeps += 1
             except Exception:
                 log.exception("provider sweep failed; dispatching anyway")
-        self.runtime.dispatcher.recover_outbox(now)
+        self.stats.resent += len(self.runtime.dispatcher.recover_outbox(now))
         result = self.runtime.dispatcher.tick(now)
         self.stats.ticks += 1
         self.stats.dispatched += len(result.dispatched)

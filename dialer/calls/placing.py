@@ -10,7 +10,8 @@ Order of operations for a dial task, and why:
    window since the claim ends it unstarted, exactly as dispatch would have.
 3. Hold its slots for the whole call and take its pace (:class:`~dialer.calls.gate.StartGate`),
    still holding the row: a redelivered task waits, then finds the attempt claimed. If it must
-   wait, its task comes back after that wait.
+   wait, its task comes back after that wait, recorded as handed off when it falls due (the
+   outbox re-sends only a task no worker started ``lost_task_timeout_s`` after that).
 4. Compare-and-set the attempt from queued to dialing (commit): from here on no other task
    can dial it.
 5. Ask the provider for the call, then store its call id at once.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -95,7 +96,8 @@ class Placer:
 
     def dial(self, attempt_id: int) -> Dialed:
         """Run one dial task (see the module docstring). Nothing is written unless the claim
-        goes ahead or the screen ends the attempt."""
+        goes ahead, the screen ends the attempt, or the task is sent again to wait (its
+        hand-off recorded, as dispatch records the first)."""
         with self._sessions() as session, session.begin():
             queued = _lock_queued(session, attempt_id)
             if queued is None:
@@ -111,6 +113,11 @@ class Placer:
                 if waiting is not None:
                     result, countdown_s = waiting
                     if result is not DialResult.SLOTS_LOST:
+                        # A new hand-off, due after its countdown: without this record the
+                        # outbox would take a dial that waits that long for lost and send a
+                        # second task.
+                        due = now + timedelta(seconds=countdown_s)
+                        session.execute(statements.HANDED_OFF, {"ids": [attempt_id], "at": due})
                         self._queue.dial([attempt_id], countdown_s)
                         return Dialed(result)
                 elif not states.claim(session, attempt_id, job.recipient_id, now):

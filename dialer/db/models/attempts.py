@@ -37,7 +37,8 @@ class CallAttempt(Base):
     error_code: Mapped[str | None] = mapped_column(sa.String(30))
     error_message: Mapped[str | None] = mapped_column(sa.Text)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
-    #: When its dial task was handed to the queue (outbox: NULL = committed, not yet sent).
+    #: When its dial task was handed to the queue (outbox: NULL = committed, not yet sent); a
+    #: dial that must wait for its slot or pace records when its next task falls due.
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Times the provider refused with a retryable error (429, 5xx) before any call existed.
     provider_retries: Mapped[int] = mapped_column(sa.Integer, default=0)

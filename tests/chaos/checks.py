@@ -359,3 +359,16 @@ def _in_weekly_hours(at: datetime, weekly: dict[str, Any]) -> bool:
         day in h["days"] and time.fromisoformat(h["start"]) <= clock < time.fromisoformat(h["end"])
         for h in weekly["hours"]
     )
+
+
+# -- 7. the fleet survives ----------------------------------------------------------------
+
+
+def check_processes(record: RunRecord) -> Verdict:
+    """A fault the fleet is built to ride out (a Redis or PostgreSQL restart, a dead peer)
+    must not take a process down with it: one that exits by itself, with status 0 even,
+    would not be restarted by a supervisor that restarts on failure."""
+    verdict = Verdict("7. no process of the fleet exits by itself")
+    verdict.violations.extend(record.unexpected_exits)
+    verdict.figures.append(f"{len(record.unexpected_exits)} unexpected exit(s)")
+    return verdict

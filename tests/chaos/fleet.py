@@ -114,8 +114,7 @@ class ChaosFleet:
             )
             wait_http_ok(f"{self.api_base}/healthz", proc)
         elif role == "worker":
-            args = ["worker", "--concurrency", str(WORKER_THREADS)]
-            proc = self.processes.spawn(name, args, self.env)
+            proc = self.processes.spawn(name, _worker_args(), self.env)
             wait_worker_ready(proc)
         else:
             proc = self.processes.spawn(name, [role], self.env)

@@ -105,13 +105,19 @@ class Chaos:
         target = max(1.0, level / 2)
         deadline = time.monotonic() + RECOVERY_WAIT_S
         while time.monotonic() < deadline and self.in_flight() < target:
+            # As a supervisor would: a process that died of the fault is replaced at once
+            # (and reported), so the figures show the fleet's recovery, not the harness's.
+            self.replace_unexpected_exits()
             time.sleep(0.2)
 
     def replace_unexpected_exits(self) -> None:
         for proc in self.fleet.unexpected_exits(self.killed):
             role = proc.name.rsplit("-", 1)[0]
+            critical = [line for line in proc.text().splitlines() if " CRITICAL " in line]
+            last = (critical[-1] if critical else proc.tail(1)).strip()[-200:]
             self.record.unexpected_exits.append(
-                f"{proc.name} exited {proc.popen.returncode}: {proc.tail(8)}"
+                f"{proc.name} exited with status {proc.popen.returncode} at "
+                f"+{(now() - self.record.started).total_seconds():.0f}s: {last}"
             )
             self.killed.add(proc.name)
             self.log(f"[chaos] {proc.name} exited by itself; starting another {role}")

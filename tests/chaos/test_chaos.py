@@ -83,6 +83,7 @@ def run_chaos(
             ),
             checks.check_suppression(evidence, chaos.record),
             checks.check_windows(evidence, campaigns, chaos.record),
+            checks.check_processes(chaos.record),
         ]
         for line in figures.report(evidence, chaos.record, [c.id for c in campaigns]):
             say(f"[chaos] {line}")

@@ -149,6 +149,8 @@ class _CallsApi:
         return JSONResponse(self.carrier.stats.snapshot())
 
     async def calls_view(self, request: Request) -> Response:
+        """Every call with its inputs and when it was live (created, ended: ``stats`` counts a
+        call live between the two), so a test can rebuild concurrency at any moment."""
         return JSONResponse(
             [
                 {
@@ -160,6 +162,10 @@ class _CallsApi:
                     "planned_outcome": call.sim.plan.outcome.value,
                     "answered_by": call.sim.answered_by,
                     "params": call.request.params,
+                    "created_at": call.sim.created_at.isoformat(),
+                    "ended_at": None
+                    if call.sim.ended_at is None
+                    else call.sim.ended_at.isoformat(),
                 }
                 for call in self.carrier.calls()
             ]

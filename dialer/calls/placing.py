@@ -117,7 +117,7 @@ class Placer:
                         # outbox would take a dial that waits that long for lost and send a
                         # second task.
                         due = now + timedelta(seconds=countdown_s)
-                        session.execute(statements.HANDED_OFF, {"ids": [attempt_id], "at": due})
+                        states.handed_off(session, attempt_id, due=due)
                         self._queue.dial([attempt_id], countdown_s)
                         return Dialed(result)
                 elif not states.claim(session, attempt_id, job.recipient_id, now):
@@ -144,7 +144,13 @@ class Placer:
         """
         if not self._gate.hold_slot_rebuilding(job):
             with self._sessions() as session, session.begin():
-                requeued = states.requeue(session, job.attempt_id, now=self._clock(), refused=False)
+                requeued = states.requeue(
+                    session,
+                    job.attempt_id,
+                    now=self._clock(),
+                    refused=False,
+                    backoff_s=self._config.slot_retry_s,
+                )
             if requeued:
                 self._queue.dial([job.attempt_id], self._config.slot_retry_s)
             return Dialed(DialResult.WAITING_FOR_SLOT)
@@ -194,11 +200,15 @@ class Placer:
         """No call exists: back to the queue after a backoff, or, after too many refusals,
         failed."""
         with self._sessions() as session, session.begin():
-            requeued = states.requeue(session, job.attempt_id, now=self._clock())
+            backoff_s = self._config.provider_backoff_s
+            requeued = states.requeue(
+                session, job.attempt_id, now=self._clock(), backoff_s=backoff_s
+            )
             # The row requeue just locked: from the session's identity map, no second read.
-            tries = session.get_one(CallAttempt, job.attempt_id).provider_retries if requeued else 0
+            attempt = session.get_one(CallAttempt, job.attempt_id)
+            countdown_s = states.requeued_countdown_s(attempt, backoff_s) if requeued else 0.0
         if requeued:
-            self._queue.dial([job.attempt_id], self._config.provider_backoff_s * (tries or 1))
+            self._queue.dial([job.attempt_id], countdown_s)
             return Dialed(DialResult.PROVIDER_BUSY)
         return Dialed(DialResult.REFUSED, self._ender.refused(job.attempt_id, exc))
 

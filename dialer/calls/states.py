@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -198,12 +198,22 @@ def record_dial(session: Session, attempt_id: int, provider: str, provider_call_
     )
 
 
-def requeue(session: Session, attempt_id: int, *, now: datetime, refused: bool = True) -> bool:
-    """Put a dialing attempt whose call was not placed (no call exists) back in queue.
+def requeue(
+    session: Session,
+    attempt_id: int,
+    *,
+    now: datetime,
+    refused: bool = True,
+    backoff_s: float = 0.0,
+) -> bool:
+    """Put a dialing attempt whose call was not placed (no call exists) back in queue; the
+    caller sends its dial task again with a countdown of :func:`requeued_countdown_s`.
 
     ``refused``: the provider refused it retryably, which counts; after too many refusals it
     returns False and the caller ends it as failed (and releases). Without ``refused`` (the
-    call never went out: its slot was lost before the dial) nothing counts.
+    call never went out: its slot was lost before the dial) nothing counts. ``backoff_s``:
+    the countdown of one refusal (it grows with each), or the whole countdown without
+    ``refused``; the hand-off is recorded as due when the task is (the outbox's record).
     """
     attempt = _attempt(session, attempt_id)
     if attempt is None or attempt.status is not AttemptStatus.DIALING:
@@ -216,12 +226,25 @@ def requeue(session: Session, attempt_id: int, *, now: datetime, refused: bool =
             return False
     attempt.status = AttemptStatus.QUEUED
     attempt.dialed_at = None
-    attempt.enqueued_at = now  # the caller sends its dial task again
+    # The caller sends its dial task again, due after the countdown: a hand-off recorded as
+    # due then, or the outbox would take a long backoff for a lost task.
+    attempt.enqueued_at = now + timedelta(seconds=requeued_countdown_s(attempt, backoff_s))
     recipient = _recipient(session, attempt.recipient_id)
     source = recipient.status
     recipient.status = RecipientStatus.QUEUED  # the one backward move: no call ever existed
     counters.bump(session, recipient.campaign_id, counters.moved(source, RecipientStatus.QUEUED))
     return True
+
+
+def requeued_countdown_s(attempt: CallAttempt, backoff_s: float) -> float:
+    """The countdown of a requeued attempt's dial task: ``backoff_s`` per refusal so far."""
+    return backoff_s * max(attempt.provider_retries, 1)
+
+
+def handed_off(session: Session, attempt_id: int, *, due: datetime) -> None:
+    """Record that the attempt's dial task was sent again, due at ``due`` (the outbox's
+    record: a dial that waits that long is not taken for lost)."""
+    session.execute(statements.HANDED_OFF, {"ids": [attempt_id], "at": due})
 
 
 # -- the end -------------------------------------------------------------------------------

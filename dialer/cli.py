@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import time
 
 import typer
 
 from dialer.clock import utc_now
 from dialer.errors import ConfigurationError
 from dialer.settings import Settings, load_settings
+
+#: Pause before a worker that stopped without being asked to starts again, in seconds.
+WORKER_RESTART_PAUSE_S = 1.0
 
 app = typer.Typer(help="Self-hosted outbound dialing for voice campaigns.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -129,21 +134,26 @@ def worker(
     if settings.embedded:
         typer.echo("error: DIALER_REDIS_URL must be set to run workers", err=True)
         raise typer.Exit(2)
-    from workers.celery_app import THREAD_SWITCH_INTERVAL_S, create_worker
+    from workers.celery_app import THREAD_SWITCH_INTERVAL_S, create_worker, run_worker
 
     if pool == "threads":
         sys.setswitchinterval(THREAD_SWITCH_INTERVAL_S)
-    create_worker(settings).celery.worker_main(
-        [
-            "worker",
-            f"--concurrency={concurrency}",
-            f"--pool={pool}",
-            f"--queues={queues}",
-            f"--loglevel={settings.log_level}",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
+    argv = [
+        "worker",
+        f"--concurrency={concurrency}",
+        f"--pool={pool}",
+        f"--queues={queues}",
+        f"--loglevel={settings.log_level}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if run_worker(create_worker(settings), argv):
+        return
+    # Not asked to stop: start again as a new process image (same pid, clean state), after
+    # a pause so a broker still down is not hammered.
+    logging.getLogger("dialer.worker").error("worker stopped without being asked to; restarting")
+    time.sleep(WORKER_RESTART_PAUSE_S)
+    os.execv(sys.executable, [sys.executable, "-m", "dialer", *sys.argv[1:]])
 
 
 @app.command()

@@ -53,6 +53,8 @@ class DialerWorker:
     settings: Settings
     celery: Celery = field(init=False)
     _runtime: Runtime | None = field(default=None, init=False, repr=False)
+    #: Set when the worker was asked to stop (a signal, Ctrl-C): any other end is a crash.
+    stop_requested: threading.Event = field(default_factory=threading.Event, init=False)
     _building: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +102,10 @@ class DialerWorker:
             if sender.app is self.celery and not isinstance(sender.pool, Prefork):
                 self.runtime().warm(connections=sender.controller.concurrency + LANES)
 
+        @signals.worker_shutting_down.connect(weak=False)
+        def _asked_to_stop(sender: Any = None, **_: Any) -> None:
+            self.stop_requested.set()
+
         @signals.worker_process_shutdown.connect(weak=False)  # each process of a prefork pool
         @signals.worker_shutdown.connect(weak=False)  # the worker itself (a pool of threads)
         def _close(sender: Any = None, **_: Any) -> None:
@@ -110,3 +116,20 @@ class DialerWorker:
 
 def create_worker(settings: Settings) -> DialerWorker:
     return DialerWorker(settings)
+
+
+def run_worker(worker: DialerWorker, argv: list[str]) -> bool:
+    """Run the Celery worker until it ends; True when it ended because it was asked to.
+
+    False is a crash Celery reports as a clean exit: kombu's Redis transport can fail while
+    it hands unacknowledged messages back on a broker connection that a Redis restart just
+    closed, and Celery then stops the worker ("Unrecoverable error") with status 0. The
+    caller starts it again (its tasks were acknowledged late: none is lost, and a dial that
+    comes back finds its attempt claimed).
+    """
+    try:
+        worker.celery.worker_main(argv)
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            return False
+    return worker.stop_requested.is_set()

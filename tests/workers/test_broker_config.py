@@ -5,6 +5,7 @@ from __future__ import annotations
 from dialer.calls.config import CallConfig
 from dialer.queue.celery import MAX_COUNTDOWN_S, VISIBILITY_TIMEOUT_S, CeleryQueue, celery_config
 from dialer.settings import Settings
+from workers.celery_app import DialerWorker, run_worker
 
 
 class _Sent:
@@ -40,3 +41,27 @@ def test_workers_reconnect_to_the_broker_however_long_it_is_gone() -> None:
     # Every broker connection has timeouts: a stalled Redis fails a send, never hangs it.
     assert config["broker_transport_options"]["socket_timeout"] > 0
     assert config["broker_transport_options"]["socket_connect_timeout"] > 0
+
+
+class _Ends:
+    """A Celery app stand-in whose worker ends at once, as it was told to."""
+
+    def __init__(self, exit_code: int | None, asked: bool, owner: object) -> None:
+        self.exit_code, self.asked, self.owner = exit_code, asked, owner
+
+    def worker_main(self, argv: list[str]) -> None:
+        if self.asked:
+            self.owner.stop_requested.set()  # type: ignore[attr-defined]
+        if self.exit_code is not None:
+            raise SystemExit(self.exit_code)
+
+
+def test_a_worker_that_stops_unasked_is_a_crash_to_start_again() -> None:
+    """Celery reports kombu's failure on a Redis restart as a clean exit: only a stop that was
+    asked for (a signal) counts as one."""
+    worker = DialerWorker(Settings(redis_url="redis://127.0.0.1:6379/0"))
+    for exit_code, asked, clean in [(None, True, True), (0, True, True), (0, False, False),
+                                    (None, False, False), (1, True, False)]:  # fmt: skip
+        worker.stop_requested.clear()
+        worker.celery = _Ends(exit_code, asked, worker)  # type: ignore[assignment]
+        assert run_worker(worker, ["worker"]) is clean, (exit_code, asked)

@@ -88,14 +88,16 @@ class Sweeper:
             report.fetched += 1
             report.requests += 1
             self._settle(attempt_id, call_id, report)
-        if report.ended or report.failed:
-            log.warning(
-                "sweep: %d quiet call(s), %d request(s): ended %s unheard, %d lookup(s) failed",
-                report.quiet,
-                report.requests,
-                report.ended,
-                report.failed,
-            )
+        log.log(
+            logging.WARNING if report.ended or report.failed else logging.INFO,
+            "sweep: %d quiet call(s), %d request(s), %d fetched: ended %s unheard, "
+            "%d lookup(s) failed",
+            report.quiet,
+            report.requests,
+            report.fetched,
+            report.ended,
+            report.failed,
+        )
         return report
 
     def _quiet(self, now: datetime) -> list[tuple[int, str]]:

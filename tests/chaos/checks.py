@@ -372,3 +372,20 @@ def check_processes(record: RunRecord) -> Verdict:
     verdict.violations.extend(record.unexpected_exits)
     verdict.figures.append(f"{len(record.unexpected_exits)} unexpected exit(s)")
     return verdict
+
+
+# -- 8. no task lost without a fault ------------------------------------------------------
+
+
+def check_outbox(resent: list[tuple[datetime | None, int]], record: RunRecord) -> Verdict:
+    """Before the first fault nothing is lost, so the outbox has nothing to send again: a
+    re-send there is a dial task the fleet itself took for lost (the spurious kind)."""
+    verdict = Verdict("8. the outbox re-sends nothing before the first fault")
+    first = min((f.began for f in record.faults), default=None)
+    early = [(at, n) for at, n in resent if first is None or (at is not None and at < first)]
+    verdict.violations.extend(f"{n} task(s) re-sent at {at}" for at, n in early)
+    verdict.figures.append(
+        f"{sum(n for _, n in resent)} task(s) re-sent in the whole run, "
+        f"{sum(n for _, n in early)} before the first fault"
+    )
+    return verdict

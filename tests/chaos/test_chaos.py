@@ -16,6 +16,7 @@ import pytest
 
 from dialer.db.engine import make_engine
 from tests.chaos import checks, figures
+from tests.chaos import logs as logs_module
 from tests.chaos.evidence import gather
 from tests.chaos.fleet import chaos_fleet, supported_settings
 from tests.chaos.scenario import Chaos
@@ -69,6 +70,7 @@ def run_chaos(
             completed = chaos.await_completion(completion_timeout_s)
             chaos.quiesce()
         say(f"[chaos] campaigns {'completed' if completed else 'still running at the deadline'}")
+        from_logs = logs_module.read(fleet)
         engine = make_engine(servers.postgres.url)
         try:
             evidence = gather(engine, fleet.carrier.base_url, [c.id for c in campaigns])
@@ -84,8 +86,11 @@ def run_chaos(
             checks.check_suppression(evidence, chaos.record),
             checks.check_windows(evidence, campaigns, chaos.record),
             checks.check_processes(chaos.record),
+            checks.check_outbox(from_logs.resent, chaos.record),
         ]
         for line in figures.report(evidence, chaos.record, [c.id for c in campaigns]):
+            say(f"[chaos] {line}")
+        for line in from_logs.lines():
             say(f"[chaos] {line}")
         for verdict in verdicts:
             say(verdict.render())

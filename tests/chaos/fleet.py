@@ -10,7 +10,7 @@ test can change its faults between phases.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,10 +148,12 @@ def chaos_fleet(
     user_ids: tuple[str, ...],
     workers: int = 3,
     schedulers: int = 2,
+    overrides: Mapping[str, str] | None = None,
 ) -> Iterator[ChaosFleet]:
     """The API, ``schedulers`` schedulers and ``workers`` workers on the given servers,
     dialing the carrier; the schema migrated with ``dialer db upgrade``; one API key per
-    user id (each its own tenant). Every process is stopped when the block ends."""
+    user id (each its own tenant); ``overrides``: ``DIALER_*`` settings replacing the run's.
+    Every process is stopped when the block ends."""
     processes = Processes(logs)
     with ExitStack() as stack:
         carrier = stack.enter_context(
@@ -175,7 +177,7 @@ def chaos_fleet(
             DIALER_TWILIO_BASE_URL=carrier.base_url,
             DIALER_PUBLIC_BASE_URL=f"http://{LOCALHOST}:{api_port}",
             DIALER_LOG_LEVEL="INFO",
-            **supported_settings(),
+            **{**supported_settings(), **(overrides or {})},
         )
         run_dialer("db", "upgrade", env=env, timeout_s=120)
         fleet = ChaosFleet(processes, carrier, postgres, redis, env, api_port)

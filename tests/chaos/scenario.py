@@ -180,13 +180,16 @@ class Chaos:
         self.fault("callbacks lost", act)
 
     def api_down(self) -> None:
+        self.api_down_for(API_DOWN_S)
+
+    def api_down_for(self, down_s: float) -> None:
         """SIGKILL the API; the carrier's callbacks meanwhile find nobody; restart it."""
 
         def act(fault: Fault) -> None:
             (api,) = self.fleet.live("api")
             self.fleet.kill(api)
             self.killed.add(api.name)
-            time.sleep(API_DOWN_S)
+            time.sleep(down_s)
             self.fleet.start("api")
             fault.restored = now()
             fault.detail = f"down {(fault.restored - fault.began).total_seconds():.1f}s"

@@ -272,8 +272,10 @@ def check_suppression(evidence: Evidence, record: RunRecord) -> Verdict:
     by_number = {r.number: r for r in evidence.recipients}
     for s in record.suppressions:
         calls = [c for c in evidence.calls if c.to == s.number]
-        after = [c for c in calls if c.created_at > s.span.done]
-        racing = [c for c in calls if s.span.sent <= c.created_at <= s.span.done]
+        # Started (claimed) after the suppression answered: a violation. Claimed before it
+        # and created at the carrier after it: a call already under way, left to go out.
+        after = [c for c in calls if evidence.claimed_at(c) > s.span.done]
+        racing = [c for c in calls if c not in after and c.created_at >= s.span.sent]
         recipient = by_number.get(s.number)
         ended = "?" if recipient is None else f"{recipient.status} ({recipient.reason})"
         verdict.figures.append(
@@ -309,11 +311,17 @@ def check_windows(evidence: Evidence, campaigns: list[LiveCampaign], record: Run
             )
             if call.to in campaign.night_numbers:
                 problem = problem or "a recipient in a zone at night"
+            claimed = evidence.claimed_at(call)
             for pause in pauses:
-                if pause.paused.done < call.created_at < pause.resumed.sent:
-                    problem = problem or "while the campaign was paused"
-                elif pause.paused.sent <= call.created_at <= pause.paused.done:
-                    verdict.races.append(f"{call.sid} during the pause request")
+                if pause.paused.done < claimed < pause.resumed.sent:
+                    problem = problem or "started while the campaign was paused"
+                elif pause.paused.sent <= claimed <= pause.paused.done:
+                    verdict.races.append(f"{call.sid} started during the pause request")
+                elif pause.paused.done < call.created_at < pause.resumed.sent:
+                    gap_s = (call.created_at - pause.paused.done).total_seconds()
+                    verdict.races.append(
+                        f"{call.sid} started before the pause, at the carrier {gap_s:.3f}s after it"
+                    )
             if problem:
                 verdict.violations.append(
                     f"{campaign.key}: {call.sid} to {call.to} at "

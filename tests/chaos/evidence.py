@@ -8,7 +8,7 @@ are pure functions over them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +45,9 @@ class AttemptRow:
     outcome: str | None
     error_code: str | None
     queued_at: datetime
+    #: When its dial passed the screen and claimed it (the call started, as the dialer sees
+    #: it: a pause or a suppression that commits later leaves the call to go out).
+    dialed_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +78,19 @@ class Evidence:
     attempts: list[AttemptRow]
     recipients: list[RecipientRow]
     campaigns: dict[str, CampaignRow]
+    _dialed: dict[int, datetime | None] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._dialed.update((a.id, a.dialed_at) for a in self.attempts)
 
     def calls_of(self, campaign: str) -> list[CarrierCall]:
         return [c for c in self.calls if c.campaign == campaign]
+
+    def claimed_at(self, call: CarrierCall) -> datetime:
+        """When the dialer started ``call``: its attempt's claim into dialing (the screen
+        passed then), or, without one, when the carrier created it."""
+        dialed = self._dialed.get(call.attempt_id) if call.attempt_id is not None else None
+        return dialed or call.created_at
 
 
 def carrier_calls(base_url: str) -> tuple[list[CarrierCall], dict[str, Any]]:
@@ -118,6 +131,7 @@ def gather(engine: Engine, carrier_base_url: str, campaign_ids: list[str]) -> Ev
                 _text(a.outcome),
                 a.error_code,
                 a.queued_at,
+                a.dialed_at,
             )
             for a in conn.execute(
                 sa.select(CallAttempt.__table__).where(CallAttempt.campaign_id.in_(campaign_ids))

@@ -5,13 +5,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dialer.db.engine import make_engine
 from dialer.db.migrate import upgrade
 from dialer.db.models import Base
-from tests.services import postgres_or_skip, redis_or_skip
+from tests.services import delete_prefix, postgres_or_skip, redis_or_skip, unique_prefix
 
 BACKENDS = ["sqlite", "postgresql"]
 #: Fixtures (and parameters of parametrised fixtures) that reach a real server.
@@ -88,3 +89,15 @@ def engine(database_url: str) -> Iterator[Engine]:
             for table in reversed(Base.metadata.sorted_tables):
                 conn.execute(table.delete())
         engine.dispose()
+
+
+@pytest.fixture
+def real_redis(redis_url: str) -> Iterator[tuple[redis.Redis, str]]:
+    """A client on the real test server and a fresh key prefix, deleted afterwards."""
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10)
+    prefix = unique_prefix("sem")
+    try:
+        yield client, prefix
+    finally:
+        delete_prefix(client, prefix)
+        client.close()

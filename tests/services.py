@@ -7,8 +7,10 @@ service the test is skipped and the in-memory adapters still run.
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
+import redis
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -51,3 +53,13 @@ def postgres_or_skip(url: str = POSTGRES_URL) -> str:
     finally:
         engine.dispose()
     return url
+
+
+def unique_prefix(kind: str) -> str:
+    """A Redis key prefix no other test uses."""
+    return f"test:{uuid.uuid4().hex[:12]}:{kind}:"
+
+
+def delete_prefix(client: redis.Redis, prefix: str) -> None:
+    for key in client.scan_iter(match=f"{prefix}*"):
+        client.delete(key)

@@ -7,7 +7,6 @@ under it are deleted afterwards, so tests never see each other's holders.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import cast
@@ -23,6 +22,7 @@ from dialer.concurrency.semaphore.base import LeaseSemaphore
 from dialer.concurrency.semaphore.memory import MemorySemaphore
 from dialer.concurrency.semaphore.redis import RedisSemaphore
 from tests.concurrency.support import built
+from tests.services import delete_prefix, unique_prefix
 
 ALL_BACKENDS = ["memory", "fakeredis", "redis"]
 REDIS_BACKENDS = ["fakeredis", "redis"]
@@ -41,15 +41,6 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-def unique_prefix(kind: str) -> str:
-    return f"test:{uuid.uuid4().hex[:12]}:{kind}:"
-
-
-def delete_prefix(client: redis.Redis, prefix: str) -> None:
-    for key in client.scan_iter(match=f"{prefix}*"):
-        client.delete(key)
 
 
 def redis_time(client: redis.Redis) -> float:
@@ -159,18 +150,6 @@ def pacer(request: pytest.FixtureRequest) -> Iterator[Pacer]:
     client = redis_client_for(request, request.param)
     try:
         yield Pacer(request.param, RedisRateLimiter(client), prefix, client=client)
-    finally:
-        delete_prefix(client, prefix)
-        client.close()
-
-
-@pytest.fixture
-def real_redis(redis_url: str) -> Iterator[tuple[redis.Redis, str]]:
-    """A client on the real test server and a fresh key prefix, deleted afterwards."""
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10)
-    prefix = unique_prefix("sem")
-    try:
-        yield client, prefix
     finally:
         delete_prefix(client, prefix)
         client.close()

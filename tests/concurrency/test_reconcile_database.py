@@ -22,14 +22,10 @@ from dialer.concurrency.truth import SlotTruth, ended_attempts, live_attempts, r
 from dialer.db.models import CallAttempt, Campaign, CampaignRun
 from dialer.errors import SlotsLost
 from dialer.policy.attempt_state import AttemptStatus, Outcome
-from tests.concurrency.conftest import (
-    LONG_LEASE_S,
-    delete_prefix,
-    redis_time,
-    wait_for_redis_time,
-)
+from tests.concurrency.conftest import LONG_LEASE_S, redis_time, wait_for_redis_time
 from tests.concurrency.support import built
 from tests.db import factories
+from tests.services import delete_prefix
 
 CALLER = "+14155550100"
 

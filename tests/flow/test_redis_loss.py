@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import redis
 from sqlalchemy.engine import Engine
 
@@ -14,21 +11,10 @@ from dialer.concurrency.semaphore.redis import RedisSemaphore
 from dialer.concurrency.slots import CallSlots
 from dialer.concurrency.stores import ConcurrencyStores
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
-from tests.concurrency.conftest import delete_prefix, unique_prefix
 from tests.flow.harness import Harness, numbers, profile
+from tests.services import delete_prefix
 
 LIMIT = 4
-
-
-@pytest.fixture
-def real_redis(redis_url: str) -> Iterator[tuple[redis.Redis, str]]:
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10)
-    prefix = unique_prefix("flow")
-    try:
-        yield client, prefix
-    finally:
-        delete_prefix(client, prefix)
-        client.close()
 
 
 def test_redis_flushed_mid_run_admits_no_call_over_the_limit(

@@ -55,8 +55,8 @@ class SlotRebuilder:
             self.rebuilds += 1
             self.last_rebuild_s = time.monotonic() - started
             log.warning(
-                "semaphore: its store had lost its holders; rebuilt from the database in "
-                "%.3f s: %s",
+                "semaphore: its store was empty or had lost its holders; "
+                "rebuilt from the database in %.3f s: %s",
                 self.last_rebuild_s,
                 result.summary(),
             )

@@ -93,6 +93,9 @@ def main() -> None:
     client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
     prefix = f"bench:{uuid.uuid4().hex}:sem:"
     semaphore = RedisSemaphore(client, prefix=prefix)
+    # A fresh store admits nothing until it is built (the dialer rebuilds it from the
+    # database at the first acquire); there is nothing to restore here.
+    semaphore.finish_rebuild(semaphore.begin_rebuild())
     scope = SlotScope("campaign-1", "tenant-1", "+14155550100")
     limits = layered_limits(scope, 50, 200, BATCH, prefix=prefix)
     keys = scope.keys(prefix)

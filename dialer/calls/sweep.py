@@ -63,14 +63,22 @@ class Sweeper:
         sessions: sessionmaker[Session],
         provider: TelephonyProvider,
         ingestor: Ingestor,
+        *,
+        sees_every_call: bool = True,
     ) -> None:
+        """``sees_every_call``: this process's provider knows every call of the fleet (an
+        account at a real provider). The in-process simulator of a distributed fleet knows
+        only the calls its own process placed, and a scheduler places none: no sweep then."""
         self._sessions = sessions
         self._provider = provider
         self._ingestor = ingestor
+        self._sees_every_call = sees_every_call
 
     def sweep(self, now: datetime) -> SweepReport:
         """Ask the provider about our quiet calls; ingest the end of those it ended."""
         report = SweepReport()
+        if not self._sees_every_call:
+            return report
         quiet = self._quiet(now)
         report.quiet = len(quiet)
         if not quiet:

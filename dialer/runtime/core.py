@@ -224,6 +224,9 @@ def build_runtime(
     dispatch = dispatch or DispatchConfig(lost_task_timeout_s=settings.lost_task_timeout_s)
     dispatcher = Dispatcher(sessions, stores.slots, queue, dispatch, rebuilder)
     refiller = Refiller(dispatcher, gate, placer, queue, clock)
+    # A provider reporting in process (the simulator) knows only this process's calls: the
+    # whole fleet's in embedded mode, where this process places them all.
+    sees_every_call = settings.embedded or not package.reports_in_process
     reaper = Reaper(
         sessions, provider, resolver, ingestor, ender,
         call_lease_s=calls.call_lease_s, unplaced_after_s=settings.reap_unplaced_after_s,
@@ -231,7 +234,7 @@ def build_runtime(
     runtime = Runtime(
         settings, engine, sessions, stores, provider, clock, queue, calls, ender, ingestor,
         resolver, gate, placer, dispatcher, refiller, reaper,
-        Sweeper(sessions, provider, ingestor), rebuilder,
+        Sweeper(sessions, provider, ingestor, sees_every_call=sees_every_call), rebuilder,
         _after_freed(refills, refiller, queue), closers,
     )  # fmt: skip
     if lanes is not None:

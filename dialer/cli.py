@@ -35,13 +35,16 @@ def _settings() -> Settings:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # The Twilio SDK logs every request's URL and form at INFO: phone numbers, To and From.
+    level = logging.getLevelNamesMapping()[settings.log_level]
+    logging.getLogger("twilio.http_client").setLevel(max(logging.WARNING, level))
     return settings
 
 
 @app.command("settings")
 def show_settings() -> None:
     """Validate the DIALER_* settings and print them (secrets masked)."""
-    typer.echo(json.dumps(_settings().model_dump(mode="json"), indent=2))
+    typer.echo(json.dumps(_settings().redacted(), indent=2))
 
 
 @db_app.command("upgrade")

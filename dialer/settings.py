@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pydantic
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
@@ -197,6 +198,27 @@ class Settings(BaseSettings):
         The one place the deployment mode is decided; everything else asks this.
         """
         return self.redis_url is None
+
+    def redacted(self) -> dict[str, Any]:
+        """Every setting as JSON values, fit to print or log: tokens masked, and the password
+        of every URL (the database's, Redis's) hidden."""
+        values = self.model_dump(mode="json")
+        return {
+            name: hide_password(value) if isinstance(value, str) else value
+            for name, value in values.items()
+        }
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``; anything else unchanged."""
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    if ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -87,3 +87,16 @@ def test_settings_are_printed_with_secrets_masked(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert '"provider": "twilio"' in result.stdout
     assert "hunter2" not in result.stdout
+
+
+def test_settings_hide_the_passwords_in_urls(tmp_path: Path) -> None:
+    result = run(
+        [*DIALER, "settings"],
+        tmp_path,
+        DIALER_DATABASE_URL="postgresql+psycopg://dialer:pg-s3cret@db.internal:5432/dialer",
+        DIALER_REDIS_URL="redis://:redis-s3cret@cache.internal:6379/0",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    assert "postgresql+psycopg://dialer:***@db.internal:5432/dialer" in result.stdout
+    assert "redis://:***@cache.internal:6379/0" in result.stdout

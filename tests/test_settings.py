@@ -64,3 +64,16 @@ def test_twilio_needs_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
     assert "DIALER_TWILIO_ACCOUNT_SID" in str(caught.value)
     assert "DIALER_TWILIO_AUTH_TOKEN" in str(caught.value)
+
+
+def test_hide_password_hides_only_the_password() -> None:
+    from dialer.settings import hide_password
+
+    assert (
+        hide_password("postgresql+psycopg://u:p@h:5432/d") == "postgresql+psycopg://u:***@h:5432/d"
+    )
+    assert hide_password("redis://:p@h:6379/0") == "redis://:***@h:6379/0"
+    assert hide_password("redis://h:6379/0") == "redis://h:6379/0"
+    assert hide_password("postgresql://u@h/d") == "postgresql://u@h/d"  # no password
+    assert hide_password("sqlite:///dialer.db") == "sqlite:///dialer.db"
+    assert hide_password("not a url") == "not a url"

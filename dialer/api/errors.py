@@ -78,6 +78,13 @@ def _unstorable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _integrity(_: Request, exc: Exception) -> JSONResponse:
+    """A write that lost a race with another (two requests creating the same row): the
+    request's transaction rolled back, nothing changed, and trying again sees the winner."""
+    log.info("write refused by a constraint: %s", exc)
+    return error_response(409, "conflict", "a concurrent request changed the same data; retry")
+
+
 def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "internal error")
@@ -88,4 +95,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DialerError, _dialer_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(sqlalchemy.exc.DataError, _unstorable)
+    app.add_exception_handler(sqlalchemy.exc.IntegrityError, _integrity)
     app.add_exception_handler(Exception, _unexpected)

@@ -70,6 +70,14 @@ FROZEN_WHILE_RUNNING = frozenset(
 )
 
 
+def _refuse_nulls(values: Mapping[str, Any]) -> None:
+    """A null sent for a column that may not be null is refused (422), on create as on PATCH;
+    leaving the field out takes its default."""
+    for name, value in values.items():
+        if value is None and name in REQUIRED_COLUMNS:
+            raise ValidationError(name, "may not be null")
+
+
 @dataclass(frozen=True, slots=True)
 class DialPlanInput:
     phone_number_id: str
@@ -116,6 +124,7 @@ def create(
 ) -> tuple[Campaign, BatchResult | None]:
     """A new draft campaign with its dial plan and recipients, all in the caller's transaction."""
     values = {k: v for k, v in fields.items() if k in WRITABLE_COLUMNS}
+    _refuse_nulls(values)
     values["caller_id_number"] = _caller(values.get("caller_id_number"), "caller_id_number")
     if dial_plan:
         values["phone_number_id"] = dial_plan[0].phone_number_id
@@ -182,9 +191,7 @@ def update(
 ) -> tuple[Campaign, BatchResult | None]:
     """Apply a PATCH. Running campaigns take what can change safely; the next dispatch reads it."""
     campaign = get(session, tenant_id, campaign_id, lock=True)
-    for name, value in changes.items():
-        if value is None and name in REQUIRED_COLUMNS:
-            raise ValidationError(name, "may not be null")
+    _refuse_nulls(changes)
     if campaign.status is CampaignStatus.RUNNING:
         frozen = sorted(
             name

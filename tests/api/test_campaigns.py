@@ -171,3 +171,35 @@ def test_delete_only_when_not_running(client: TestClient) -> None:
     assert client.post(f"/campaign/{cid}/pause").status_code == 200
     assert client.delete(f"/campaign/{cid}").status_code == 204
     assert client.get(f"/campaign/{cid}").status_code == 404
+
+
+def test_a_null_for_a_field_that_may_not_be_null_is_a_422_on_create_and_patch(
+    client: TestClient,
+) -> None:
+    """Leaving a field out takes its default; sending null for one that cannot be null is
+    refused, naming it, and creates nothing (it was a 500 on create)."""
+    before = client.get("/campaign").json()
+    for name in ("retry_policy", "use_returning_greeting"):
+        response = client.post("/campaign", json=campaign_body(**{name: None}))
+        assert response.status_code == 422, (name, response.text)
+        assert response.json()["detail"] == [{"field": name, "reason": "may not be null"}]
+    assert client.get("/campaign").json() == before
+    cid = client.post("/campaign", json=campaign_body()).json()["id"]
+    patched = client.patch(f"/campaign/{cid}", json={"retry_policy": None})
+    assert patched.status_code == 422
+    assert patched.json()["detail"][0]["field"] == "retry_policy"
+
+
+def test_the_same_number_twice_in_a_dial_plan_is_a_422(client: TestClient) -> None:
+    body = campaign_body(
+        dial_plan=[
+            {"phone_number_id": "pn_1", "recipients": [{"phone_number": "+14155552671"}]},
+            {"phone_number_id": "pn_1", "recipients": [{"phone_number": "+12125550123"}]},
+        ],
+    )
+    del body["phone_number_id"], body["caller_id_number"]
+    response = client.post("/campaign", json=body)
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert problem["field"] == "dial_plan"
+    assert "appears twice" in problem["reason"]

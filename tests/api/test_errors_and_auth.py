@@ -170,3 +170,24 @@ def test_nul_characters_are_422_not_500(client: TestClient) -> None:
     assert client.get("/campaign/%00").status_code == 422
     assert client.get("/campaign", params={"cursor": "\x00"}).status_code == 422
     assert client.get("/campaign").json()["data"] == []
+
+
+def test_a_write_that_lost_a_race_to_a_constraint_is_a_409() -> None:
+    """Two requests writing the same row: the loser's IntegrityError is a conflict to retry,
+    not a server fault."""
+    import sqlalchemy.exc
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from dialer.api import errors
+
+    app = FastAPI()
+    errors.install(app)
+
+    @app.post("/race")
+    def race() -> None:
+        raise sqlalchemy.exc.IntegrityError("INSERT ...", {}, Exception("duplicate key"))
+
+    response = TestClient(app, raise_server_exceptions=False).post("/race")
+    assert response.status_code == 409
+    assert response.json()["error"] == "conflict"

@@ -184,6 +184,16 @@ class CampaignCreate(CampaignFields, _RejectsReadOnly):
         description="Several caller numbers, each with its recipients; excludes phone_number_id.",
     )
 
+    @field_validator("dial_plan")
+    @classmethod
+    def _distinct_numbers(cls, value: list[DialPlanEntry] | None) -> list[DialPlanEntry] | None:
+        seen: set[str] = set()
+        for entry in value or ():
+            if entry.phone_number_id in seen:
+                raise ValueError(f"phone_number_id {entry.phone_number_id!r} appears twice")
+            seen.add(entry.phone_number_id)
+        return value
+
     @model_validator(mode="after")
     def _one_caller(self) -> CampaignCreate:
         if self.dial_plan is not None and self.phone_number_id is not None:

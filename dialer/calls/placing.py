@@ -37,7 +37,7 @@ from dialer.calls.jobs import DialJob, Freed
 from dialer.calls.resolving import Resolver
 from dialer.calls.results import DialResult, Resolution
 from dialer.db.bulk import is_postgres
-from dialer.db.models import CallAttempt, Campaign
+from dialer.db.models import Campaign
 from dialer.errors import (
     AmbiguousProviderError,
     RetryableProviderError,
@@ -144,15 +144,15 @@ class Placer:
         """
         if not self._gate.hold_slot_rebuilding(job):
             with self._sessions() as session, session.begin():
-                requeued = states.requeue(
+                countdown_s = states.requeue(
                     session,
                     job.attempt_id,
                     now=self._clock(),
                     refused=False,
                     backoff_s=self._config.slot_retry_s,
                 )
-            if requeued:
-                self._queue.dial([job.attempt_id], self._config.slot_retry_s)
+            if countdown_s is not None:
+                self._queue.dial([job.attempt_id], countdown_s)
             return Dialed(DialResult.WAITING_FOR_SLOT)
         return self._place(job)
 
@@ -200,14 +200,13 @@ class Placer:
         """No call exists: back to the queue after a backoff, or, after too many refusals,
         failed."""
         with self._sessions() as session, session.begin():
-            backoff_s = self._config.provider_backoff_s
-            requeued = states.requeue(
-                session, job.attempt_id, now=self._clock(), backoff_s=backoff_s
+            countdown_s = states.requeue(
+                session,
+                job.attempt_id,
+                now=self._clock(),
+                backoff_s=self._config.provider_backoff_s,
             )
-            # The row requeue just locked: from the session's identity map, no second read.
-            attempt = session.get_one(CallAttempt, job.attempt_id)
-            countdown_s = states.requeued_countdown_s(attempt, backoff_s) if requeued else 0.0
-        if requeued:
+        if countdown_s is not None:
             self._queue.dial([job.attempt_id], countdown_s)
             return Dialed(DialResult.PROVIDER_BUSY)
         return Dialed(DialResult.REFUSED, self._ender.refused(job.attempt_id, exc))

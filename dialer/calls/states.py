@@ -205,40 +205,38 @@ def requeue(
     now: datetime,
     refused: bool = True,
     backoff_s: float = 0.0,
-) -> bool:
-    """Put a dialing attempt whose call was not placed (no call exists) back in queue; the
-    caller sends its dial task again with a countdown of :func:`requeued_countdown_s`.
+) -> float | None:
+    """Put a dialing attempt whose call was not placed (no call exists) back in queue, and
+    return the countdown its dial task is to be sent again with; None when it was not
+    requeued.
 
-    ``refused``: the provider refused it retryably, which counts; after too many refusals it
-    returns False and the caller ends it as failed (and releases). Without ``refused`` (the
-    call never went out: its slot was lost before the dial) nothing counts. ``backoff_s``:
-    the countdown of one refusal (it grows with each), or the whole countdown without
-    ``refused``; the hand-off is recorded as due when the task is (the outbox's record).
+    ``refused``: the provider refused it retryably, which counts, and the countdown is
+    ``backoff_s`` per refusal so far; after too many refusals it returns None and the caller
+    ends it as failed (and releases). Without ``refused`` (the call never went out: its slot
+    was lost before the dial) nothing counts and the countdown is ``backoff_s``. The hand-off
+    is recorded as due when the task is (the outbox's record).
     """
     attempt = _attempt(session, attempt_id)
     if attempt is None or attempt.status is not AttemptStatus.DIALING:
-        return False
+        return None
     if attempt.provider_call_id is not None:
         raise AssertionError("a call exists for this attempt; it must not be dialed again")
+    countdown_s = backoff_s
     if refused:
         attempt.provider_retries += 1
         if attempt.provider_retries > MAX_PROVIDER_RETRIES:
-            return False
+            return None
+        countdown_s = backoff_s * attempt.provider_retries
     attempt.status = AttemptStatus.QUEUED
     attempt.dialed_at = None
     # The caller sends its dial task again, due after the countdown: a hand-off recorded as
     # due then, or the outbox would take a long backoff for a lost task.
-    attempt.enqueued_at = now + timedelta(seconds=requeued_countdown_s(attempt, backoff_s))
+    attempt.enqueued_at = now + timedelta(seconds=countdown_s)
     recipient = _recipient(session, attempt.recipient_id)
     source = recipient.status
     recipient.status = RecipientStatus.QUEUED  # the one backward move: no call ever existed
     counters.bump(session, recipient.campaign_id, counters.moved(source, RecipientStatus.QUEUED))
-    return True
-
-
-def requeued_countdown_s(attempt: CallAttempt, backoff_s: float) -> float:
-    """The countdown of a requeued attempt's dial task: ``backoff_s`` per refusal so far."""
-    return backoff_s * max(attempt.provider_retries, 1)
+    return countdown_s
 
 
 def handed_off(session: Session, attempt_id: int, *, due: datetime) -> None:

@@ -179,6 +179,18 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _losses_only_where_swept(self) -> Settings:
+        # A distributed fleet's simulator lives in each worker: the scheduler's sweep cannot
+        # see its calls, and a lost end would hold its slot for a whole call lease.
+        if self.simulator_lose_ended_p and self.redis_url is not None:
+            raise ValueError(
+                f"{ENV_PREFIX}SIMULATOR_LOSE_ENDED_P works in embedded mode only (no "
+                f"{ENV_PREFIX}REDIS_URL); with a fleet, lose callbacks at the carrier: "
+                "dialer carrier --drop-ended-p"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _twilio_credentials(self) -> Settings:
         if self.provider is ProviderName.TWILIO:
             missing = [

@@ -77,3 +77,14 @@ def test_hide_password_hides_only_the_password() -> None:
     assert hide_password("postgresql://u@h/d") == "postgresql://u@h/d"  # no password
     assert hide_password("sqlite:///dialer.db") == "sqlite:///dialer.db"
     assert hide_password("not a url") == "not a url"
+
+
+def test_lost_simulated_ends_are_refused_where_no_sweep_sees_them() -> None:
+    import pytest
+
+    from dialer.errors import ConfigurationError
+    from dialer.settings import load_settings
+
+    assert load_settings(simulator_lose_ended_p=0.1).simulator_lose_ended_p == 0.1
+    with pytest.raises(ConfigurationError, match="DIALER_SIMULATOR_LOSE_ENDED_P"):
+        load_settings(simulator_lose_ended_p=0.1, redis_url="redis://127.0.0.1:6379/0")

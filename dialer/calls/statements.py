@@ -154,9 +154,17 @@ CLAIM = (
     )
     .values(status=AttemptStatus.DIALING, dialed_at=sa.bindparam("at"))
 )
+#: A callback may have stored the call id first (it can arrive before ``place_call``
+#: returns); the provider's name is still ours to write then. Another call id stays.
 RECORD_DIAL = (
     sa.update(ATTEMPTS)
-    .where(ATTEMPTS.c.id == sa.bindparam("attempt_id"), ATTEMPTS.c.provider_call_id.is_(None))
+    .where(
+        ATTEMPTS.c.id == sa.bindparam("attempt_id"),
+        sa.or_(
+            ATTEMPTS.c.provider_call_id.is_(None),
+            ATTEMPTS.c.provider_call_id == sa.bindparam("call_id"),
+        ),
+    )
     .values(provider=sa.bindparam("provider_name"), provider_call_id=sa.bindparam("call_id"))
 )
 

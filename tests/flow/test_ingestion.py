@@ -108,3 +108,30 @@ def test_machine_verdict_without_voicemail_message_hangs_up(engine: Engine) -> N
     assert sid is not None
     h.callback(attempt.id, "amd", {"CallSid": sid, "AnsweredBy": "fax"})
     assert provider.hung_up == [sid]
+
+
+class EagerProvider(SilentProvider):
+    """Its first callback reaches us before ``place_call`` has returned the call's id."""
+
+    harness: Harness
+
+    def place_call(self, request: Any) -> PlacedCall:
+        placed = super().place_call(request)
+        params = {"CallSid": placed.provider_call_id, "CallStatus": "initiated"}
+        self.harness.callback(int(request.attempt_id), "status", params)
+        return placed
+
+
+def test_a_callback_before_the_dial_is_recorded_keeps_the_provider(engine: Engine) -> None:
+    provider = EagerProvider()
+    h = Harness(engine, provider=provider)
+    provider.harness = h
+    cid = h.campaign(numbers(2), max_concurrency=2)
+    h.act(cid, CampaignAction.START)
+    h.step()
+    with h.session() as session:
+        attempts = list(session.scalars(sa.select(CallAttempt).order_by(CallAttempt.id)))
+    assert len(attempts) == 2
+    assert [(a.provider, a.provider_call_id) for a in attempts] == [
+        ("twilio", f"CA{n:032d}") for n in (1, 2)
+    ]

@@ -10,6 +10,7 @@ import time
 
 import typer
 
+from dialer import redaction
 from dialer.clock import utc_now
 from dialer.errors import ConfigurationError
 from dialer.settings import Settings, load_settings
@@ -35,9 +36,7 @@ def _settings() -> Settings:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # The Twilio SDK logs every request's URL and form at INFO: phone numbers, To and From.
-    level = logging.getLevelNamesMapping()[settings.log_level]
-    logging.getLogger("twilio.http_client").setLevel(max(logging.WARNING, level))
+    redaction.install(logging.getLevelNamesMapping()[settings.log_level])
     return settings
 
 

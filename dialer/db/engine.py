@@ -21,7 +21,11 @@ _WORK = "dialer.work_before_commit"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets foreign keys, WAL and a busy timeout."""
+    """An engine for ``url``; SQLite gets foreign keys, WAL and a busy timeout.
+
+    Statement parameters (phone numbers, metadata) never appear in its logs or in the text of
+    its errors, which end up in logs."""
+    kwargs.setdefault("hide_parameters", True)
     engine_url = sa.make_url(url)
     if engine_url.get_backend_name() == "sqlite":
         engine = sa.create_engine(engine_url, **kwargs)

@@ -3,16 +3,26 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every dependency pinned, with the hashes of its files: what `make` installs.
+LOCK := requirements.lock
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Pin again after changing pyproject.toml: its dependencies, test and lint tools and the
+# build backend, for Python 3.11 and later on every platform, with hashes.
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+	printf 'setuptools>=69\nwheel\n' | $(BIN)/uv pip compile --quiet --generate-hashes \
+	  --universal --python-version 3.11 --extra test --extra lint -o $(LOCK) pyproject.toml -
 
 demo: $(STAMP)
 	$(BIN)/dialer demo

@@ -200,7 +200,7 @@ def create(
 def _resolve_plan(
     session: Session, tenant_id: str, dial_plan: Sequence[DialPlanInput]
 ) -> list[dict[str, Any]]:
-    """Each entry's numbers resolved (:func:`_numbers`); one number per entry at most once."""
+    """Each entry's numbers resolved (:func:`_numbers`); a number heads one entry at most."""
     resolved: list[dict[str, Any]] = []
     seen: set[str] = set()
     for index, entry in enumerate(dial_plan):

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 PG = os.environ.get("DIALER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("DIALER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -36,3 +37,13 @@ def scratch_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def own_number(session: Session, tenant_id: str, number: str) -> str:
+    """``number`` (E.164) registered to the tenant, as ``POST /phone_number`` registers it
+    once the provider confirms it (the benches' simulated accounts own every number)."""
+    from dialer.db.models import PhoneNumber
+
+    session.add(PhoneNumber(tenant_id=tenant_id, number=number, provider_status="owned"))
+    session.flush()
+    return number

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from _shared import REDIS, callable_zone, scratch_database
+from _shared import REDIS, callable_zone, own_number, scratch_database
 from sqlalchemy.orm import Session
 
 from dialer.api.schemas.recipients import RecipientIn
@@ -100,7 +100,7 @@ def _create_campaign(url: str) -> tuple[str, str]:
             {
                 "name": "makespan",
                 "assistant_id": "a",
-                "phone_number_id": "+14155550100",
+                "phone_number_id": own_number(session, tenant.id, "+14155550100"),
                 "max_concurrency": MAX_CONCURRENCY,
                 "retry_policy": {"max_attempts": 1},
                 "speech_settings": {},

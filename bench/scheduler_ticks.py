@@ -25,7 +25,7 @@ from pathlib import Path
 
 import redis
 import sqlalchemy as sa
-from _shared import REDIS, callable_zone, scratch_database
+from _shared import REDIS, callable_zone, own_number, scratch_database
 
 from dialer.calls import counters
 from dialer.calls.dispatch import DispatchConfig
@@ -72,7 +72,7 @@ def _fill(url: str, size: int) -> str:
             {
                 "name": f"bench {size}",
                 "assistant_id": "a",
-                "phone_number_id": "+14155550100",
+                "phone_number_id": own_number(session, tenant.id, "+14155550100"),
                 "max_concurrency": MAX_CONCURRENCY,
                 "retry_policy": {"max_attempts": 1},
                 "speech_settings": {},

@@ -64,7 +64,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import httpx
 import redis
 import sqlalchemy as sa
-from _shared import REDIS, callable_zone, scratch_database
+from _shared import REDIS, callable_zone, own_number, scratch_database
 from fastapi import FastAPI
 from fastapi import Request as HttpRequest
 from fastapi.responses import Response
@@ -354,7 +354,9 @@ def seed(url: str, redis_url: str, count: int) -> list[Call]:
                     {
                         "name": f"webhooks {first // CAMPAIGN_CALLS}",
                         "assistant_id": "a",
-                        "phone_number_id": f"+1415555{first // CAMPAIGN_CALLS:04d}",
+                        "phone_number_id": own_number(
+                            session, tenant.id, f"+1415555{first // CAMPAIGN_CALLS:04d}"
+                        ),
                         "max_concurrency": CAMPAIGN_CALLS,
                         "retry_policy": {"max_attempts": 1},
                         "speech_settings": {},

@@ -7,13 +7,20 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from dialer import redaction
 from dialer.clock import utc_now
-from dialer.errors import ConfigurationError
+from dialer.errors import ConfigurationError, Conflict, NotFound
 from dialer.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+_T = TypeVar("_T")
 
 #: Pause before a worker that stopped without being asked to starts again, in seconds.
 WORKER_RESTART_PAUSE_S = 1.0
@@ -94,6 +101,48 @@ def apikey_create(
         issued = issue_key(session, user_id, now=utc_now())
     engine.dispose()
     typer.echo(issued.key)
+
+
+@apikey_app.command("list")
+def apikey_list(
+    user_id: str = typer.Option(..., "--user-id", help="The user id whose keys to list."),
+) -> None:
+    """List USER_ID's keys: prefix, created, revoked (never the key or its hash)."""
+    from dialer.services.api_keys import list_keys
+
+    keys = _with_session(lambda session: list_keys(session, user_id))
+    typer.echo("prefix\tcreated\trevoked")
+    for key in keys:
+        revoked = key.revoked_at.isoformat() if key.revoked_at else "-"
+        typer.echo(f"{key.prefix}\t{key.created_at.isoformat()}\t{revoked}")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    key_prefix: str = typer.Argument(..., help="The key's prefix (as listed), or the key."),
+) -> None:
+    """Revoke the key KEY_PREFIX names; requests with it answer 401 from now on."""
+    from dialer.services.api_keys import revoke
+
+    key = _with_session(lambda session: revoke(session, key_prefix, now=utc_now()))
+    assert key.revoked_at is not None
+    typer.echo(f"revoked {key.prefix} of {key.user_id} at {key.revoked_at.isoformat()}")
+
+
+def _with_session(work: Callable[[Session], _T]) -> _T:
+    """``work`` in one transaction on DIALER_DATABASE_URL; a NotFound or Conflict it raises
+    is printed, and the command exits with status 1."""
+    from dialer.db.engine import make_engine, session_factory
+
+    engine = make_engine(_settings().database_url)
+    try:
+        with session_factory(engine)() as session, session.begin():
+            return work(session)
+    except (NotFound, Conflict) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
 
 
 @app.command()

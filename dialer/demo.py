@@ -25,9 +25,10 @@ from dialer.calls.dispatch import DispatchConfig
 from dialer.clock import utc_now
 from dialer.db.migrate import upgrade
 from dialer.db.models import Campaign, Recipient
+from dialer.errors import Conflict
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from dialer.runtime import Runtime, embedded_runtime
-from dialer.services import campaigns, suppression, tenancy
+from dialer.services import campaigns, phone_numbers, suppression, tenancy
 from dialer.settings import Settings
 from scheduler.loop import SchedulerLoop
 
@@ -43,6 +44,7 @@ ZONES = (
     "Australia/Sydney",
     "Pacific/Honolulu",
 )
+CALLER = "+14155550100"
 SUPPRESSED = "+13035550199"
 MAX_CONCURRENCY = 5
 RETRY = {"max_attempts": 3, "backoff": {"kind": "fixed", "delay": "2s"}, "jitter": 0.0}
@@ -123,16 +125,18 @@ def _create(
     """The demo's tenant, do-not-call entry and campaign; returns (campaign id, tenant id)."""
     zone = _callable_zone(now)
     with runtime.sessions() as session, session.begin():
-        tenant = tenancy.ensure_tenant(session, DEMO_USER, now=now)
-        suppression.add(session, tenant.id, SUPPRESSED, "asked not to be called", now=now)
+        tenant_id = tenancy.ensure_tenant(session, DEMO_USER, now=now).id
+        suppression.add(session, tenant_id, SUPPRESSED, "asked not to be called", now=now)
+    caller = _register_caller(runtime, tenant_id, now)
+    echo(f"caller number {CALLER}")
+    with runtime.sessions() as session, session.begin():
         campaign, batch = campaigns.create(
             session,
-            tenant.id,
+            tenant_id,
             {
                 "name": "Demo renewals",
                 "assistant_id": "demo-assistant",
-                "phone_number_id": "demo-number",
-                "caller_id_number": "+14155550100",
+                "phone_number_id": caller,
                 "max_concurrency": MAX_CONCURRENCY,
                 "retry_policy": RETRY,
                 "speech_settings": {"style": "friendly"},
@@ -142,12 +146,29 @@ def _create(
             now=now,
             recipients=_recipients(zone, recipients),
         )
-        campaign_id, tenant_id = campaign.id, tenant.id
+        campaign_id = campaign.id
     for rejection in batch.rejected if batch else []:
         echo(f"not added: {rejection.phone_number} ({rejection.reason})")
     echo(f"campaign {campaign_id}: {recipients + 2} recipients, max_concurrency {MAX_CONCURRENCY}")
     echo(f"recipients called in {zone} (inside legal hours now)")
     return campaign_id, tenant_id
+
+
+def _register_caller(runtime: Runtime, tenant_id: str, now: datetime) -> str:
+    """The demo's caller number, registered as a tenant registers one (the simulator owns any
+    valid number): its id, or the number when an earlier demo on this database registered it."""
+    try:
+        row = phone_numbers.register(
+            runtime.sessions,
+            tenant_id,
+            CALLER,
+            "Demo line",
+            caller_id_status=runtime.provider.caller_id_status,
+            now=now,
+        )
+    except Conflict:
+        return CALLER
+    return row.id
 
 
 def _run(runtime: Runtime, campaign_id: str, echo: Callable[[str], None], timeout_s: float) -> int:

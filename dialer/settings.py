@@ -140,6 +140,27 @@ class Settings(BaseSettings):
         description="Share of simulated calls whose end is never reported (a lost terminal "
         "callback), to try the provider sweep.",
     )
+    simulator_numbers: str | None = Field(
+        default=None,
+        description="Comma-separated numbers the simulator's account owns: the only ones it "
+        "calls from, and the only ones a tenant may register; unset = it owns any valid number.",
+    )
+
+    @field_validator("simulator_numbers")
+    @classmethod
+    def _simulator_numbers(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        from dialer.errors import ValidationError
+        from dialer.phone import to_e164
+
+        numbers = []
+        for raw in value.split(","):
+            try:
+                numbers.append(to_e164(raw))
+            except ValidationError as exc:
+                raise ValueError(f"{raw.strip()!r}: {exc.reason}") from None
+        return ",".join(numbers)
 
     @field_validator("database_url")
     @classmethod

@@ -48,6 +48,7 @@ def test_reads_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DIALER_REDIS_URL", "http://127.0.0.1:6379"),
         ("DIALER_PUBLIC_BASE_URL", "nowhere"),
         ("DIALER_LOG_LEVEL", "LOUD"),
+        ("DIALER_SIMULATOR_NUMBERS", "+14155550100,555"),
     ],
 )
 def test_bad_settings_fail_naming_the_variable(
@@ -88,3 +89,9 @@ def test_lost_simulated_ends_are_refused_where_no_sweep_sees_them() -> None:
     assert load_settings(simulator_lose_ended_p=0.1).simulator_lose_ended_p == 0.1
     with pytest.raises(ConfigurationError, match="DIALER_SIMULATOR_LOSE_ENDED_P"):
         load_settings(simulator_lose_ended_p=0.1, redis_url="redis://127.0.0.1:6379/0")
+
+
+def test_the_simulators_numbers_are_read_as_e164(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIALER_SIMULATOR_NUMBERS", "(415) 555-0100, +1 212 555 0100")
+    assert load_settings().simulator_numbers == "+14155550100,+12125550100"
+    assert load_settings(simulator_numbers="").simulator_numbers is None

@@ -14,13 +14,22 @@ from sqlalchemy.engine import Engine
 from dialer.api import errors
 from dialer.api.context import ApiContext, ApiInbound
 from dialer.api.limits import BodyLimit
-from dialer.api.routes import calls, campaigns, health, lists, recipients, suppression
+from dialer.api.routes import (
+    calls,
+    campaigns,
+    health,
+    lists,
+    phone_numbers,
+    recipients,
+    suppression,
+)
 from dialer.clock import utc_now
 from dialer.concurrency.connection import open_redis
 from dialer.db.engine import make_engine, session_factory
 from dialer.runtime import Runtime, api_runtime
 from dialer.settings import Settings
-from dialer.telephony.providers import all_packages, webhooks_path
+from dialer.telephony.base import TelephonyProvider
+from dialer.telephony.providers import all_packages, query_provider, webhooks_path
 
 DESCRIPTION = """
 Outbound voice campaigns: create a campaign with its recipients, then start, pause, resume
@@ -47,8 +56,10 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
     redis: Any | None = None,
     runtime_factory: Callable[[], Runtime] | None = None,
+    provider: TelephonyProvider | None = None,
 ) -> FastAPI:
-    """The API over ``settings``' database; tests pass their own engine, clock and runtime.
+    """The API over ``settings``' database; tests pass their own engine, clock, runtime and
+    the provider asked about caller numbers.
 
     Each provider package's webhook routes are mounted under ``/webhooks/<provider>/``.
     """
@@ -80,11 +91,12 @@ def create_app(
         redis=redis,
         runtime_factory=runtime_factory
         or (lambda: api_runtime(settings, engine=engine, clock=clock)),
+        provider_factory=_fixed(provider) or (lambda: query_provider(settings, clock)),
     )
     app.state.ctx = ctx
     errors.install(app)
     app.add_middleware(BodyLimit)
-    for module in (health, campaigns, recipients, calls, lists, suppression):
+    for module in (health, campaigns, recipients, calls, lists, suppression, phone_numbers):
         app.include_router(module.router)
     inbound = ApiInbound(ctx)
     for package in all_packages():
@@ -92,3 +104,7 @@ def create_app(
         if webhooks is not None:
             app.include_router(webhooks, prefix=webhooks_path(package.name))
     return app
+
+
+def _fixed(provider: TelephonyProvider | None) -> Callable[[], TelephonyProvider] | None:
+    return None if provider is None else lambda: provider

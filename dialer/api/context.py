@@ -20,7 +20,7 @@ from dialer.runtime import Runtime
 from dialer.runtime.backlog import Backlog
 from dialer.services.call_context import call_context
 from dialer.settings import Settings
-from dialer.telephony.base import CallContext
+from dialer.telephony.base import CallContext, CallerIdStatus, TelephonyProvider
 from dialer.telephony.events import ProviderEvent
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,12 @@ class ApiContext:
     #: provider never holds a slot up.
     backlog: Backlog = field(default_factory=lambda: Backlog(name="slots"))
     provider_backlog: Backlog = field(default_factory=lambda: Backlog(name="provider", threads=4))
+    #: Builds the provider asked about caller numbers; called once, on the first question.
+    provider_factory: Callable[[], TelephonyProvider] | None = None
     _runtime: Runtime | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _provider: TelephonyProvider | None = None
+    _provider_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def runtime(self) -> Runtime:
         with self._lock:
@@ -51,6 +55,16 @@ class ApiContext:
                     raise ConfigurationError("this API process cannot ingest provider callbacks")
                 self._runtime = self.runtime_factory()
             return self._runtime
+
+    def caller_id_status(self, number: str) -> CallerIdStatus:
+        """What the provider says of calling from ``number``. One question at a time: an
+        adapter's HTTP session need not be thread-safe, and registrations are rare."""
+        with self._provider_lock:
+            if self._provider is None:
+                if self.provider_factory is None:
+                    raise ConfigurationError("this API process has no telephony provider")
+                self._provider = self.provider_factory()
+            return self._provider.caller_id_status(number)
 
     def request_dispatch(self, campaign_id: str) -> None:
         """Ask the workers for a dispatch of the campaign now (after a start or a resume).
@@ -71,11 +85,13 @@ class ApiContext:
         return self.backlog.wait_idle(timeout_s) and self.provider_backlog.wait_idle(timeout_s)
 
     def close(self) -> None:
-        """Finish the backlog, then close the runtime if one was built."""
+        """Finish the backlog, then close the runtime and the provider if they were built."""
         self.provider_backlog.close()
         self.backlog.close()
         if self._runtime is not None:
             self._runtime.close()
+        if self._provider is not None:
+            self._provider.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -12,7 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from dialer.errors import Conflict, DialerError, IllegalTransition, NotFound, ValidationError
+from dialer.errors import (
+    Conflict,
+    DialerError,
+    IllegalTransition,
+    NotFound,
+    ProviderError,
+    ValidationError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,9 @@ def _dialer_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(409, "conflict", str(exc), state=exc.state, action=exc.action)
     if isinstance(exc, Conflict):
         return error_response(409, "conflict", str(exc))
+    if isinstance(exc, ProviderError):
+        log.warning("provider request failed: %s", exc)
+        return error_response(502, "provider_error", f"the telephony provider failed: {exc}")
     log.exception("unhandled dialer error", exc_info=exc)
     return error_response(500, "internal_error", "internal error")
 

@@ -8,6 +8,7 @@ import typer
 
 from dialer.carrier.config import DEFAULT_AUTH_TOKEN, CarrierConfig, Faults
 from dialer.errors import ValidationError
+from dialer.phone import to_e164
 from dialer.telephony.simulator.call import SIMULATED_ACCOUNT_SID
 from dialer.telephony.simulator.distributions import parse_distribution
 from dialer.telephony.simulator.plan import OutcomeWeights, SimulationProfile
@@ -48,6 +49,13 @@ def carrier_command(
     http_5xx_p: Annotated[float, typer.Option(help="Chance a REST request gets 500.")] = 0.0,
     slow_p: Annotated[float, typer.Option(help="Chance a REST response is delayed.")] = 0.0,
     slow_delay_s: Annotated[float, typer.Option(help="Delay of a slow response, seconds.")] = 5.0,
+    numbers: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated numbers the account owns; unset = any valid number."),
+    ] = None,
+    caller_ids: Annotated[
+        str | None, typer.Option(help="Comma-separated numbers verified as caller IDs.")
+    ] = None,
 ) -> None:
     """Serve a Twilio-compatible carrier that plays calls out and posts signed callbacks."""
     from dialer.carrier.server import serve_carrier
@@ -74,8 +82,15 @@ def carrier_command(
                 slow_p=slow_p,
                 slow_delay_s=slow_delay_s,
             ),
+            numbers=None if numbers is None else _numbers(numbers, "numbers"),
+            caller_ids=_numbers(caller_ids or "", "caller_ids"),
         )
     except ValidationError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(f"carrier for account {account_sid} on http://{host}:{port}")
     serve_carrier(config, host, port)
+
+
+def _numbers(text: str, field: str) -> frozenset[str]:
+    """Comma-separated numbers, each as E.164 (ValidationError naming ``field`` otherwise)."""
+    return frozenset(to_e164(raw, field=field) for raw in text.split(",") if raw.strip())

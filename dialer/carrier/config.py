@@ -50,6 +50,14 @@ class CarrierConfig:
     cps: float | None = None
     callback_timeout_s: float = 5.0
     faults: Faults = field(default_factory=Faults)
+    #: E.164 numbers the account owns (IncomingPhoneNumbers); None = any valid number.
+    numbers: frozenset[str] | None = None
+    #: E.164 numbers verified as caller IDs (OutgoingCallerIds).
+    caller_ids: frozenset[str] = frozenset()
+
+    def calling_numbers(self) -> frozenset[str] | None:
+        """The numbers calls may come from; None = any valid number."""
+        return None if self.numbers is None else self.numbers | self.caller_ids
 
     def __post_init__(self) -> None:
         if not self.time_scale > 0:

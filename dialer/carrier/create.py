@@ -41,15 +41,20 @@ class CreateCall:
         return self.from_
 
 
-def parse_create(getlist: Callable[[str], list[str]], names: list[str]) -> CreateCall:
-    """The create request in the form read by ``getlist``; TwilioApiError if Twilio would 400."""
+def parse_create(
+    getlist: Callable[[str], list[str]],
+    names: list[str],
+    calling_numbers: frozenset[str] | None = None,
+) -> CreateCall:
+    """The create request in the form read by ``getlist``; TwilioApiError if Twilio would 400
+    (``calling_numbers``: the ``From`` numbers the account may use; None = any)."""
 
     def get(name: str) -> str | None:
         values = getlist(name)
         return values[-1] if values else None
 
     to, from_ = get("To") or "", get("From") or ""
-    problem = number_problem(to, from_)
+    problem = number_problem(to, from_, calling_numbers)
     if problem is not None:
         raise TwilioApiError(400, *problem)
     url = get("Url")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -73,3 +74,16 @@ def call_resource(call: SimulatedCall, updated_at: datetime) -> dict[str, Any]:
 
 def _time(moment: datetime | None) -> str | None:
     return None if moment is None else format_timestamp(moment)
+
+
+def number_resource(account_sid: str, kind: str, number: str) -> dict[str, Any]:
+    """An IncomingPhoneNumber or OutgoingCallerId record of ``number`` (``kind``: the list's
+    name in the URL), with the fields a client reads."""
+    sid = "PN" + hashlib.sha256(f"{kind}:{number}".encode()).hexdigest()[:32]  # stable
+    return {
+        "sid": sid,
+        "account_sid": account_sid,
+        "friendly_name": number,
+        "phone_number": number,
+        "uri": f"{API_PREFIX}/Accounts/{account_sid}/{kind}/{sid}.json",
+    }

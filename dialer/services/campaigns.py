@@ -22,11 +22,10 @@ from dialer.db.models import (
     RecipientList,
 )
 from dialer.errors import Conflict, NotFound, ValidationError
-from dialer.phone import to_e164
 from dialer.policy.attempt_state import AttemptStatus, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus, apply_action
 from dialer.policy.screen import ScreenReason
-from dialer.services import greeting
+from dialer.services import greeting, phone_numbers
 from dialer.services.recipients import BatchResult, RecipientLike, add_batch, attach_list
 
 log = logging.getLogger(__name__)
@@ -97,8 +96,33 @@ def get(session: Session, tenant_id: str, campaign_id: str, *, lock: bool = Fals
     return campaign
 
 
-def _caller(value: str | None, field: str) -> str | None:
-    return None if value is None else to_e164(value, field=field)
+#: Campaign columns that name a caller number: one of the tenant's phone numbers, stored E.164.
+NUMBER_COLUMNS = ("phone_number_id", "caller_id_number")
+
+
+def _numbers(
+    session: Session, tenant_id: str, values: Mapping[str, Any], prefix: str = ""
+) -> dict[str, Any]:
+    """``values`` with each caller number resolved to the tenant's registered E.164 number
+    (ValidationError naming ``prefix`` + the field otherwise)."""
+    out = dict(values)
+    for name in NUMBER_COLUMNS:
+        if out.get(name) is not None:
+            out[name] = phone_numbers.resolve(session, tenant_id, out[name], prefix + name)
+    return out
+
+
+def dialed_from(session: Session, campaign: Campaign) -> list[str]:
+    """The numbers the campaign's calls go out from (``caller_id_number or phone_number_id``,
+    of the campaign and of each dial-plan entry, as :mod:`dialer.calls.claiming` picks)."""
+    numbers = [campaign.caller_id_number or campaign.phone_number_id]
+    for caller_id, number_id in session.execute(
+        sa.select(CallerNumber.caller_id_number, CallerNumber.phone_number_id).where(
+            CallerNumber.campaign_id == campaign.id
+        )
+    ):
+        numbers.append(caller_id or number_id)
+    return numbers
 
 
 def _load_list(session: Session, tenant_id: str, list_id: str) -> RecipientList:
@@ -125,9 +149,10 @@ def create(
     """A new draft campaign with its dial plan and recipients, all in the caller's transaction."""
     values = {k: v for k, v in fields.items() if k in WRITABLE_COLUMNS}
     _refuse_nulls(values)
-    values["caller_id_number"] = _caller(values.get("caller_id_number"), "caller_id_number")
-    if dial_plan:
-        values["phone_number_id"] = dial_plan[0].phone_number_id
+    values = _numbers(session, tenant_id, values)
+    plan = _resolve_plan(session, tenant_id, dial_plan or [])
+    if plan:
+        values["phone_number_id"] = plan[0]["phone_number_id"]
     values.setdefault("retry_policy", {})
     values.setdefault("speech_settings", {})
     values.setdefault("use_returning_greeting", False)
@@ -145,11 +170,11 @@ def create(
     session.flush()
     counters.create(session, campaign.id)
     batch: BatchResult | None = None
-    for index, entry in enumerate(dial_plan or []):
+    for index, (entry, numbers) in enumerate(zip(dial_plan or [], plan, strict=True)):
         caller = CallerNumber(
             campaign_id=campaign.id,
-            phone_number_id=entry.phone_number_id,
-            caller_id_number=_caller(entry.caller_id_number, f"dial_plan.{index}.caller_id_number"),
+            phone_number_id=numbers["phone_number_id"],
+            caller_id_number=numbers["caller_id_number"],
             max_concurrency=entry.max_concurrency,
         )
         session.add(caller)
@@ -172,6 +197,29 @@ def create(
     return campaign, batch
 
 
+def _resolve_plan(
+    session: Session, tenant_id: str, dial_plan: Sequence[DialPlanInput]
+) -> list[dict[str, Any]]:
+    """Each entry's numbers resolved (:func:`_numbers`); a number heads one entry at most."""
+    resolved: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(dial_plan):
+        numbers = _numbers(
+            session,
+            tenant_id,
+            {"phone_number_id": entry.phone_number_id, "caller_id_number": entry.caller_id_number},
+            f"dial_plan.{index}.",
+        )
+        if numbers["phone_number_id"] in seen:
+            raise ValidationError(
+                f"dial_plan.{index}.phone_number_id",
+                f"{numbers['phone_number_id']} appears twice in the dial plan",
+            )
+        seen.add(numbers["phone_number_id"])
+        resolved.append(numbers)
+    return resolved
+
+
 def _merge(total: BatchResult | None, more: BatchResult) -> BatchResult:
     if total is None:
         return more
@@ -192,6 +240,7 @@ def update(
     """Apply a PATCH. Running campaigns take what can change safely; the next dispatch reads it."""
     campaign = get(session, tenant_id, campaign_id, lock=True)
     _refuse_nulls(changes)
+    changes = _numbers(session, tenant_id, changes)
     if campaign.status is CampaignStatus.RUNNING:
         frozen = sorted(
             name
@@ -208,8 +257,6 @@ def update(
     if start is not None and end is not None and end <= start:
         raise ValidationError("schedule_end_time", "must be after schedule_start_time")
     for name, value in changes.items():
-        if name == "caller_id_number":
-            value = _caller(value, "caller_id_number")
         if name in WRITABLE_COLUMNS:
             setattr(campaign, name, value)
     campaign.updated_at = now
@@ -250,6 +297,8 @@ def act(
     if transition.new_run:
         _open_run(session, campaign, now=now)
     if action is CampaignAction.START:
+        # Numbers may have been removed since (a completed campaign does not hold its own).
+        phone_numbers.require_registered(session, tenant_id, dialed_from(session, campaign))
         counts = counters.read(session, [campaign.id])[campaign.id]
         callable_now = (
             counts[counters.recipient_key(RecipientStatus.PENDING)]

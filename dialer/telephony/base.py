@@ -123,6 +123,21 @@ class CallInfo:
     ended_at: datetime | None = None
 
 
+class CallerIdStatus(StrEnum):
+    """What the provider says of a number we want to call from."""
+
+    #: The account owns the number (Twilio: an IncomingPhoneNumber).
+    OWNED = "owned"
+    #: The account may present it as caller ID (Twilio: a verified OutgoingCallerId).
+    VERIFIED = "verified"
+    #: Neither: a call from it would be refused.
+    UNKNOWN = "unknown"
+
+    @property
+    def may_call_from(self) -> bool:
+        return self is not CallerIdStatus.UNKNOWN
+
+
 @dataclass(frozen=True, slots=True)
 class LiveCalls:
     """The account's calls the provider still has up, listed in bulk; ``requests`` is what
@@ -168,6 +183,11 @@ class TelephonyProvider(Protocol):
         Reconciles a dial whose outcome was ambiguous: pass the time the request was sent,
         less a margin for clock skew between us and the provider.
         """
+        ...
+
+    def caller_id_status(self, number: str) -> CallerIdStatus:
+        """Whether the account may call from ``number`` (E.164): it owns the number, or has
+        it verified as a caller ID. Asked when a tenant registers a caller number."""
         ...
 
     def close(self) -> None:

@@ -82,3 +82,16 @@ def provider_package(name: ProviderName | str) -> ProviderPackage:
 def all_packages() -> list[ProviderPackage]:
     """Every provider package there is, in :class:`~dialer.settings.ProviderName` order."""
     return [provider_package(name) for name in ProviderName]
+
+
+class _NoEvents:
+    """The sink of a provider that is only asked questions: it places no call, so it never
+    reports one."""
+
+    def deliver(self, attempt_id: str, event: ProviderEvent) -> None:
+        raise AssertionError("a provider built for queries places no calls")
+
+
+def query_provider(settings: Settings, clock: Callable[[], datetime]) -> TelephonyProvider:
+    """The configured provider, for questions only (the API asks it about caller numbers)."""
+    return provider_package(settings.provider).build(settings, _NoEvents(), clock)

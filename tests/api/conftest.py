@@ -11,6 +11,7 @@ from dialer.api.app import create_app
 from dialer.db.engine import session_factory
 from dialer.services.tenancy import issue_key
 from dialer.settings import Settings
+from tests.db import factories
 
 
 class ManualClock:
@@ -39,16 +40,24 @@ def app_client(engine: Engine, clock: ManualClock) -> Iterator[TestClient]:
         yield client
 
 
-def headers_for(engine: Engine, user_id: str) -> dict[str, str]:
+#: The caller number :func:`campaign_body` uses, registered to ``alice`` by ``client``.
+CALLER = "+14155550100"
+
+
+def headers_for(engine: Engine, user_id: str, *numbers: str) -> dict[str, str]:
+    """Headers with a new key of ``user_id``, whose tenant has ``numbers`` (E.164) registered
+    as its phone numbers."""
     with session_factory(engine)() as session, session.begin():
         issued = issue_key(session, user_id, now=datetime.now(UTC))
+        for number in numbers:
+            factories.phone_number(session, issued.tenant_id, number)
     return {"Authorization": f"Bearer {issued.key}", "X-User-ID": user_id}
 
 
 @pytest.fixture
 def client(app_client: TestClient, engine: Engine) -> TestClient:
-    """Authenticated as tenant ``alice``."""
-    app_client.headers.update(headers_for(engine, "alice"))
+    """Authenticated as tenant ``alice``, who has :data:`CALLER` registered."""
+    app_client.headers.update(headers_for(engine, "alice", CALLER))
     return app_client
 
 
@@ -62,8 +71,8 @@ def campaign_body(**overrides: object) -> dict[str, object]:
     body: dict[str, object] = {
         "name": "Renewals",
         "assistant_id": "asst_123",
-        "phone_number_id": "pn_123",
-        "caller_id_number": "+14155550100",
+        "phone_number_id": CALLER,
+        "caller_id_number": CALLER,
         "max_concurrency": 5,
     }
     body.update(overrides)

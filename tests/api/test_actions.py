@@ -7,7 +7,7 @@ from sqlalchemy.engine import Engine
 
 from dialer.api.app import create_app
 from dialer.settings import Settings
-from tests.api.conftest import ManualClock, campaign_body, headers_for
+from tests.api.conftest import CALLER, ManualClock, campaign_body, headers_for
 from tests.carrier.support import wait_until
 
 
@@ -125,7 +125,7 @@ def _client_with(engine: Engine, clock: ManualClock, runtime: object, redis_url:
     settings = Settings(database_url=str(engine.url), redis_url=redis_url)
     app = create_app(settings, engine=engine, clock=clock, runtime_factory=lambda: runtime)
     client = TestClient(app, raise_server_exceptions=False)
-    client.headers.update(headers_for(engine, "alice"))
+    client.headers.update(headers_for(engine, "alice", CALLER))
     return client
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import campaign_body
+from tests.api.conftest import CALLER, campaign_body
 
 #: The Kathan PATCH example (reference 001) with its placeholders replaced by real values.
 REFERENCE_PATCH: dict[str, Any] = {
@@ -41,7 +41,7 @@ REFERENCE_CREATE: dict[str, Any] = {
     "name": "Renewals",
     "assistant_id": "asst_8f2c",
     "channel": "voice",
-    "phone_number_id": "pn_41f0",
+    "phone_number_id": CALLER,
     "max_concurrency": 123 % 200,
     "retry_policy": {"max_attempts": 4, "backoff": {"kind": "list", "delays": ["5m", "1h"]}},
     "speech_settings": {
@@ -121,13 +121,14 @@ def test_counts_are_documented_and_sum_to_total(client: TestClient) -> None:
 
 
 def test_dial_plan_assigns_recipients_to_caller_numbers(client: TestClient) -> None:
+    second = client.post("/phone_number", json={"number": "+12125550100"}).json()["id"]
     body = campaign_body(
         phone_number_id=None,
         caller_id_number=None,
         dial_plan=[
             {"phone_number_id": "+14155550100", "recipients": [{"phone_number": "+14155552671"}]},
             {
-                "phone_number_id": "pn_2",
+                "phone_number_id": second,
                 "caller_id_number": "+12125550100",
                 "max_concurrency": 2,
                 "recipients": [{"phone_number": "+12125550123"}],
@@ -138,7 +139,7 @@ def test_dial_plan_assigns_recipients_to_caller_numbers(client: TestClient) -> N
     created = client.post("/campaign", json=body)
     assert created.status_code == 201, created.text
     plan = created.json()["dial_plan"]
-    assert [p["phone_number_id"] for p in plan] == ["+14155550100", "pn_2"]
+    assert [p["phone_number_id"] for p in plan] == ["+12125550100", "+14155550100"]
     assert created.json()["counts"]["total"] == 2
 
 

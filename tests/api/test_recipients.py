@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import io
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 
+from dialer.db.models import (
+    CallerNumber,
+    Campaign,
+    Recipient,
+    RecipientListEntry,
+    Suppression,
+)
 from tests.api.conftest import campaign_body
 
 
@@ -135,3 +144,49 @@ def test_csv_parse_is_a_stream() -> None:
     first = [next(rows) for _ in range(10)]
     assert first[0].metadata == {"n": "0"}
     assert raw.tell() < len(raw.getvalue()) / 2
+
+
+def test_every_stored_number_is_e164_whatever_its_format(
+    client: TestClient, engine: Engine
+) -> None:
+    """Recipients (inline, by dial plan, by batch, by list), list entries, suppressions and
+    caller numbers: each is stored as E.164, and a suppression matches a number written
+    otherwise."""
+    client.post("/suppression", json={"phone_number": "617.555.0199"})
+    listed = client.post(
+        "/recipient_list", json={"name": "L", "recipients": [{"phone_number": "212 555 0124"}]}
+    ).json()["id"]
+    body = campaign_body(
+        phone_number_id=None,
+        caller_id_number=None,
+        recipient_list_id=listed,
+        dial_plan=[
+            {
+                "phone_number_id": "(415) 555-0100",
+                "recipients": [{"phone_number": "+1 (212) 555-0123"}],
+            }
+        ],
+        recipients=[{"phone_number": "1-617-555-0199"}],
+    )
+    del body["phone_number_id"], body["caller_id_number"]
+    created = client.post("/campaign", json=body)
+    assert created.status_code == 201, created.text
+    campaign = created.json()
+    (refused,) = campaign["recipient_batch"]["rejected"]
+    assert refused["reason"] == "suppressed", "the do-not-call entry matched"
+    batch = client.post(
+        f"/campaign/{campaign['id']}/recipients",
+        json={"recipients": [{"phone_number": "(212) 555-0125"}]},
+    )
+    assert batch.json()["accepted"] == 1
+    with engine.connect() as connection:
+        stored = [
+            *connection.scalars(sa.select(Recipient.phone_number)),
+            *connection.scalars(sa.select(RecipientListEntry.phone_number)),
+            *connection.scalars(sa.select(Suppression.phone_number)),
+            *connection.scalars(sa.select(Campaign.phone_number_id)),
+            *connection.scalars(sa.select(CallerNumber.phone_number_id)),
+        ]
+    assert sorted(set(stored)) == [
+        "+12125550123", "+12125550124", "+12125550125", "+14155550100", "+16175550199"
+    ]  # fmt: skip

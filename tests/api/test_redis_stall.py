@@ -19,7 +19,7 @@ from dialer.db.models import CallAttempt, Campaign, Recipient
 from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
 from dialer.settings import Settings
 from dialer.telephony.twilio.signature import SIGNATURE_HEADER, sign
-from tests.api.conftest import ManualClock, campaign_body, headers_for
+from tests.api.conftest import CALLER, ManualClock, campaign_body, headers_for
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_start_answers_and_readiness_says_redis_is_down(
     )
     app = create_app(settings, engine=engine, clock=clock)
     with TestClient(app, raise_server_exceptions=False) as client:
-        client.headers.update(headers_for(engine, "alice"))
+        client.headers.update(headers_for(engine, "alice", CALLER))
         body = campaign_body(recipients=[{"phone_number": "+14155552671"}])
         cid = client.post("/campaign", json=body).json()["id"]
 
@@ -127,7 +127,7 @@ def test_with_the_default_timeouts_a_start_and_a_signed_callback_answer_within_5
     assert settings.redis_timeout_s >= ANSWER_WITHIN_S  # the defaults alone would not do
     app = create_app(settings, engine=engine, clock=clock)
     with TestClient(app, raise_server_exceptions=False) as client:
-        client.headers.update(headers_for(engine, "alice"))
+        client.headers.update(headers_for(engine, "alice", CALLER))
         body = campaign_body(recipients=[{"phone_number": "+14155552671"}])
         cid = client.post("/campaign", json=body).json()["id"]
 

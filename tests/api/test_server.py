@@ -72,6 +72,10 @@ def server(engine: Engine) -> Iterator[tuple[str, dict[str, str]]]:
 def test_real_server_serves_the_api(server: tuple[str, dict[str, str]]) -> None:
     base, headers = server
     with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+        # The embedded simulator's account owns any valid number it is asked about.
+        number = client.post("/phone_number", json={"number": "(415) 555-0100", "name": "main"})
+        assert number.status_code == 201, number.text
+        assert number.json()["number"] == "+14155550100"
         created = client.post(
             "/campaign", json=campaign_body(recipients=[{"phone_number": "+14155552671"}])
         )

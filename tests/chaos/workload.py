@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tests.chaos.fleet import ChaosFleet
-from tests.e2e.fleet import CANDIDATE_ZONES, json_of, zone_open_now
+from tests.e2e.fleet import CANDIDATE_ZONES, json_of, register_number, zone_open_now
 
 TENANT_ONE = "chaos-one"
 TENANT_TWO = "chaos-two"
@@ -110,7 +110,7 @@ def _create(
     body: dict[str, Any] = {
         "name": f"chaos-{spec.key}",
         "assistant_id": "asst_chaos",
-        "phone_number_id": f"pn_chaos_{spec.key}",
+        "phone_number_id": spec.caller,
         "caller_id_number": spec.caller,
         "max_concurrency": spec.max_concurrency,
         "retry_policy": RETRY_POLICY,
@@ -128,6 +128,7 @@ def _create(
     if spec.weekly_hours:
         body["weekly_schedule"] = weekly_hours_around(now, zone)
     with fleet.client(spec.tenant) as client:
+        register_number(client, spec.caller)
         created = json_of(client.post("/campaign", json=body), 201)
     assert created["recipient_batch"]["accepted"] == len(numbers), created["recipient_batch"]
     return LiveCampaign(spec, str(created["id"]), zone, night, numbers, night_numbers)

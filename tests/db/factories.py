@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dialer.db.models import Campaign, CampaignRun, Recipient, Tenant
+from dialer.db.models import Campaign, CampaignRun, PhoneNumber, Recipient, Tenant
 
 
 def tenant(session: Session, user_id: str = "user-1") -> Tenant:
@@ -21,7 +22,7 @@ def campaign(session: Session, owner: Tenant, **fields: Any) -> Campaign:
     values: dict[str, Any] = {
         "name": "Renewals",
         "assistant_id": "asst-1",
-        "phone_number_id": "pn-1",
+        "phone_number_id": "+14155550100",
         "max_concurrency": 5,
         "retry_policy": {},
         "speech_settings": {"style": "neutral"},
@@ -30,6 +31,22 @@ def campaign(session: Session, owner: Tenant, **fields: Any) -> Campaign:
     row = Campaign(tenant_id=owner.id, **values)
     session.add(row)
     session.flush()
+    return row
+
+
+def phone_number(session: Session, tenant_id: str, number: str) -> PhoneNumber:
+    """The tenant's registered caller number ``number`` (E.164), registered now (as the
+    provider had confirmed it) unless it already is; another tenant's fails on the unique
+    constraint, as it should."""
+    row = session.scalars(
+        sa.select(PhoneNumber).where(
+            PhoneNumber.tenant_id == tenant_id, PhoneNumber.number == number
+        )
+    ).one_or_none()
+    if row is None:
+        row = PhoneNumber(tenant_id=tenant_id, number=number, provider_status="owned")
+        session.add(row)
+        session.flush()
     return row
 
 

@@ -24,6 +24,7 @@ from dialer.policy.attempt_state import RecipientStatus
 from dialer.policy.campaign_state import CampaignAction
 from dialer.services import campaigns, tenancy
 from tests.conftest import scratch_database_url
+from tests.db import factories
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +62,7 @@ def _campaign(url: str, n: int, max_concurrency: int) -> str:
     now = datetime.now(UTC)
     with session_factory(engine)() as session, session.begin():
         tenant = tenancy.ensure_tenant(session, "replicas", now=now)
+        factories.phone_number(session, tenant.id, "+14155550100")
         campaign, _ = campaigns.create(
             session,
             tenant.id,

@@ -330,3 +330,12 @@ def api_client(base_url: str, headers: Mapping[str, str] | None = None) -> httpx
 def json_of(response: httpx.Response, status: int) -> Any:
     assert response.status_code == status, f"{response.status_code}: {response.text[:2000]}"
     return response.json()
+
+
+def register_number(client: httpx.Client, number: str) -> str:
+    """Register ``number`` (E.164) as a phone number of the client's tenant, unless it is
+    already; its E.164 number."""
+    response = client.post("/phone_number", json={"number": number})
+    if response.status_code == 409 and "registered already" in response.text:
+        return number
+    return str(json_of(response, 201)["number"])

@@ -50,6 +50,7 @@ from tests.e2e.fleet import (
     dial_tasks_unfinished,
     free_port,
     json_of,
+    register_number,
     run_dialer,
     wait_for,
     wait_http_ok,
@@ -217,7 +218,7 @@ def create_and_start(
     body = {
         "name": name,
         "assistant_id": "asst_e2e",
-        "phone_number_id": "pn_e2e",
+        "phone_number_id": caller,
         "caller_id_number": caller,
         "max_concurrency": max_concurrency,
         "retry_policy": RETRY_POLICY,
@@ -227,6 +228,7 @@ def create_and_start(
         ],
     }
     with fleet.client() as client:
+        register_number(client, caller)
         created = json_of(client.post("/campaign", json=body), 201)
         assert created["recipient_batch"]["accepted"] == len(phones), created["recipient_batch"]
         started = json_of(client.post(f"/campaign/{created['id']}/start"), 200)

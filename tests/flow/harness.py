@@ -22,6 +22,7 @@ from dialer.calls.results import DialResult
 from dialer.concurrency.stores import ConcurrencyStores
 from dialer.db.engine import session_factory
 from dialer.db.models import Campaign
+from dialer.phone import to_e164
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from dialer.runtime import Refills, build_runtime
 from dialer.services import campaigns, tenancy
@@ -31,6 +32,7 @@ from dialer.telephony.simulator import SimulatedProvider
 from dialer.telephony.simulator.distributions import Fixed
 from dialer.telephony.simulator.plan import OutcomeWeights, SimulationProfile
 from dialer.telephony.twilio.callbacks import parse_event
+from tests.db import factories
 
 EPOCH = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)  # 12:00 in New York, a Monday
 
@@ -142,6 +144,7 @@ class Harness:
             sleep=self._sleep,
         )
         self.sessions = session_factory(engine)
+        self._callers: dict[str, str] = {}
         self.peak: dict[str, int] = {}
         self.dial_results: list[DialResult] = []
         #: The waits the dial path slept; with ``sleep_advances`` each moves the clock on.
@@ -157,11 +160,14 @@ class Harness:
     # -- setup ---------------------------------------------------------------------------
 
     def campaign(self, numbers: Sequence[str], user: str = "tenant", **fields: Any) -> str:
+        """A campaign of ``user`` calling ``numbers``; its caller numbers are registered to
+        ``user`` (a number each user of its own, unless ``fields`` name one)."""
+        caller = self._callers.setdefault(user, f"+1415555{100 + len(self._callers):04d}")
         values: dict[str, Any] = {
             "name": "Test",
             "assistant_id": "a",
-            "phone_number_id": "pn",
-            "caller_id_number": "+14155550100",
+            "phone_number_id": caller,
+            "caller_id_number": caller,
             "max_concurrency": 3,
             "retry_policy": {
                 "max_attempts": 3,
@@ -174,6 +180,9 @@ class Harness:
         rows = [_Row(n) for n in numbers]
         with self.sessions() as session, session.begin():
             tenant = tenancy.ensure_tenant(session, user, now=self.clock.now)
+            for name in ("phone_number_id", "caller_id_number"):
+                if values.get(name):
+                    factories.phone_number(session, tenant.id, to_e164(values[name]))
             campaign, _ = campaigns.create(
                 session, tenant.id, values, now=self.clock.now, recipients=rows
             )

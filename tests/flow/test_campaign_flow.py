@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dialer.calls.results import DialResult
-from dialer.db.models import CallAttempt, Recipient
+from dialer.db.models import CallAttempt, Campaign, Recipient
 from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from tests.flow.harness import Harness, numbers, profile
@@ -274,6 +274,19 @@ def test_recipient_outside_legal_hours_waits_for_them(engine: Engine) -> None:
     # 17:00 UTC is 02:00 in Tokyo; legal hours open at 08:00 there, 23:00 UTC.
     assert tokyo.next_attempt_at.isoformat() == "2026-11-23T23:00:00+00:00"
     assert all(a.to_number != "+81312345678" for a in _attempts(h, cid))
+
+
+def test_a_formatted_caller_number_is_stored_and_dialed_as_e164(engine: Engine) -> None:
+    """``+1 (415) 555-0100`` as written would be refused by the provider (21212) each call."""
+    h = Harness(engine)
+    cid = h.campaign(["+12125551000"], phone_number_id="+1 (415) 555-0100", caller_id_number=None)
+    with h.session() as session:
+        assert session.get_one(Campaign, cid).phone_number_id == "+14155550100"
+    h.act(cid, CampaignAction.START)
+    h.step()
+    (attempt,) = _attempts(h, cid)
+    assert attempt.from_number == "+14155550100"
+    assert attempt.provider_call_id is not None, "the provider took the call"
 
 
 def test_provider_refusal_fails_the_attempt_and_frees_the_slot(engine: Engine) -> None:

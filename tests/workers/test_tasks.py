@@ -25,6 +25,7 @@ from dialer.queue.celery import DIAL_QUEUE, EVENTS_QUEUE
 from dialer.services import campaigns, tenancy
 from dialer.settings import Settings
 from dialer.telephony.twilio.callbacks import parse_event
+from tests.db import factories
 from tests.e2e.fleet import claim_redis_db, zone_open_now
 from workers.celery_app import DialerWorker, create_worker
 
@@ -63,6 +64,7 @@ def _running_campaign(worker_app: tuple[DialerWorker, str, redis.Redis]) -> str:
     zone = zone_open_now()
     with session_factory(engine)() as session, session.begin():
         owner = tenancy.ensure_tenant(session, "workers", now=utc_now())
+        factories.phone_number(session, owner.id, "+14155550100")
         campaign, _ = campaigns.create(
             session,
             owner.id,

@@ -65,6 +65,8 @@ def _batch(result: BatchResult | None) -> RecipientBatchOut | None:
 
 
 def _has_caller(phone_number_id: str | None, caller_id_number: str | None) -> bool:
+    """Whether calls have a From number: a campaign created before caller numbers were
+    registered may hold a free-text ``phone_number_id``, usable only beside a caller ID."""
     if caller_id_number:
         return True
     try:
@@ -76,17 +78,9 @@ def _has_caller(phone_number_id: str | None, caller_id_number: str | None) -> bo
 
 @router.post("/campaign", status_code=201, response_model=CampaignWriteOut, responses=ERRORS)
 def create_campaign(body: CampaignCreate, ctx: Ctx, tenant: TenantId) -> CampaignWriteOut:
-    """Create a campaign in ``draft``, with its recipients, list or dial plan."""
-    if body.dial_plan is None and not _has_caller(body.phone_number_id, body.caller_id_number):
-        raise ValidationError(
-            "caller_id_number", "set caller_id_number, or give an E.164 number as phone_number_id"
-        )
-    for index, entry in enumerate(body.dial_plan or []):
-        if not _has_caller(entry.phone_number_id, entry.caller_id_number):
-            raise ValidationError(
-                f"dial_plan.{index}.caller_id_number",
-                "set caller_id_number, or give an E.164 number as phone_number_id",
-            )
+    """Create a campaign in ``draft``, with its recipients, list or dial plan. Its caller
+    numbers must be the tenant's phone numbers (``POST /phone_number``), named by id or
+    number; they are stored and dialed as E.164."""
     plan = [
         service.DialPlanInput(
             e.phone_number_id, e.caller_id_number, e.max_concurrency, list(e.recipients)

@@ -67,11 +67,17 @@ def _retry_policy(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+_NUMBER = (
+    "One of the tenant's phone numbers (POST /phone_number): its id, or its number in any "
+    "format; stored and answered as E.164."
+)
+
+
 class DialPlanEntry(Input):
     """A caller number of the campaign and the recipients it calls."""
 
-    phone_number_id: str = Field(min_length=1, max_length=200)
-    caller_id_number: str | None = Field(default=None, max_length=32)
+    phone_number_id: str = Field(min_length=1, max_length=200, description=_NUMBER)
+    caller_id_number: str | None = Field(default=None, max_length=200, description=_NUMBER)
     max_concurrency: int | None = Field(
         default=None, ge=1, le=200, description="Calls in flight on this number at most."
     )
@@ -88,8 +94,10 @@ class CampaignFields(Input):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     assistant_id: str | None = Field(default=None, min_length=1, max_length=200)
     assistant_name: str | None = Field(default=None, max_length=200)
-    phone_number_id: str | None = Field(default=None, min_length=1, max_length=200)
-    caller_id_number: str | None = Field(default=None, max_length=32)
+    phone_number_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description=_NUMBER
+    )
+    caller_id_number: str | None = Field(default=None, max_length=200, description=_NUMBER)
     max_concurrency: int | None = Field(default=None, ge=1, le=200)
     retry_policy: dict[str, Any] | None = None
     speech_settings: SpeechSettings | None = None

@@ -5,6 +5,7 @@ from dialer.db.models.attempts import CallAttempt
 from dialer.db.models.campaigns import CallerNumber, Campaign, CampaignRun
 from dialer.db.models.counters import CampaignCounter
 from dialer.db.models.events import CallEvent
+from dialer.db.models.phone_numbers import PhoneNumber
 from dialer.db.models.recipients import Recipient, RecipientList, RecipientListEntry
 from dialer.db.models.summaries import CallSummary
 from dialer.db.models.suppression import Suppression
@@ -20,6 +21,7 @@ __all__ = [
     "Campaign",
     "CampaignCounter",
     "CampaignRun",
+    "PhoneNumber",
     "Recipient",
     "RecipientList",
     "RecipientListEntry",

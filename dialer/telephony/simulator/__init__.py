@@ -39,6 +39,11 @@ class _Simulator:
             seed=settings.simulator_seed,
             time_scale=settings.simulator_time_scale,
             lose_ended_p=settings.simulator_lose_ended_p,
+            numbers=(
+                frozenset(settings.simulator_numbers.split(","))
+                if settings.simulator_numbers
+                else None
+            ),
         )
 
     def pace_account(self, settings: Settings) -> str:

@@ -17,7 +17,7 @@ from typing import Literal
 
 from dialer.errors import ValidationError
 from dialer.policy.attempt_state import Outcome
-from dialer.telephony.base import CallStatus
+from dialer.telephony.base import CallerIdStatus, CallStatus
 from dialer.telephony.simulator.distributions import (
     Distribution,
     Exponential,
@@ -206,8 +206,20 @@ def plan_call(
     return CallPlan(outcome, tuple(steps))
 
 
-def number_problem(to: str, from_: str) -> tuple[int, str] | None:
-    """Twilio's error code and message for a missing or malformed number, else None."""
+def caller_id_status(number: str, owned: frozenset[str] | None) -> CallerIdStatus:
+    """A simulated account's answer: it owns ``owned``, or any well-formed number (None)."""
+    if not _E164.match(number):
+        return CallerIdStatus.UNKNOWN
+    if owned is None or number in owned:
+        return CallerIdStatus.OWNED
+    return CallerIdStatus.UNKNOWN
+
+
+def number_problem(
+    to: str, from_: str, owned: frozenset[str] | None = None
+) -> tuple[int, str] | None:
+    """Twilio's error code and message for a missing or malformed number, or a ``From`` the
+    account may not call from (``owned``: its numbers; None = any), else None."""
     if not to:
         return 21201, "No 'To' number is specified"
     if not _E164.match(to):
@@ -216,6 +228,8 @@ def number_problem(to: str, from_: str) -> tuple[int, str] | None:
         return 21213, "No 'From' number is specified"
     if not _E164.match(from_):
         return 21212, f"Invalid 'From' Phone Number: {from_}"
+    if owned is not None and from_ not in owned:
+        return 21210, f"The source phone number provided, {from_}, is not yet verified"
     return None
 
 

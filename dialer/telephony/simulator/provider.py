@@ -28,12 +28,13 @@ from types import TracebackType
 
 from dialer.clock import Clock, as_utc, utc_now
 from dialer.errors import TerminalProviderError
-from dialer.telephony.base import CallInfo, CallRequest, LiveCalls, PlacedCall
+from dialer.telephony.base import CallerIdStatus, CallInfo, CallRequest, LiveCalls, PlacedCall
 from dialer.telephony.events import EventSink
 from dialer.telephony.simulator.call import SimulatedCall
 from dialer.telephony.simulator.plan import (
     PlannedEvent,
     SimulationProfile,
+    caller_id_status,
     new_call_sid,
     number_problem,
     plan_call,
@@ -69,10 +70,12 @@ class SimulatedProvider:
         clock: Clock = utc_now,
         time_scale: float = 1.0,
         lose_ended_p: float = 0.0,
+        numbers: frozenset[str] | None = None,
     ) -> None:
         """``lose_ended_p``: the share of calls whose end is never reported (a terminal
         callback lost on its way, as happens to webhooks); the call still ends, and its record
-        (:meth:`fetch`, :meth:`live_calls`) says so."""
+        (:meth:`fetch`, :meth:`live_calls`) says so. ``numbers``: the E.164 numbers the
+        simulated account owns, the only ones it calls from; None = it owns any valid number."""
         if not time_scale > 0:
             raise ValueError("time_scale must be positive")
         if not 0.0 <= lose_ended_p <= 1.0:
@@ -83,6 +86,7 @@ class SimulatedProvider:
         # Losses draw from their own generator: turning them on keeps every call's plan.
         self._loss_rng = random.Random(None if seed is None else seed + 1)
         self._lose_ended_p = lose_ended_p
+        self._numbers = numbers
         self.lost_ended = 0  # terminal events not reported
         self._clock = clock
         self._time_scale = time_scale
@@ -103,10 +107,16 @@ class SimulatedProvider:
         seed: int | None = None,
         time_scale: float = 1.0,
         lose_ended_p: float = 0.0,
+        numbers: frozenset[str] | None = None,
     ) -> SimulatedProvider:
         """A simulator that delivers callbacks on its own thread at wall-clock times."""
         provider = cls(
-            sink, profile=profile, seed=seed, time_scale=time_scale, lose_ended_p=lose_ended_p
+            sink,
+            profile=profile,
+            seed=seed,
+            time_scale=time_scale,
+            lose_ended_p=lose_ended_p,
+            numbers=numbers,
         )
         provider._thread = threading.Thread(
             target=provider._deliver_forever, name="dialer-simulator", daemon=True
@@ -115,7 +125,7 @@ class SimulatedProvider:
         return provider
 
     def place_call(self, request: CallRequest) -> PlacedCall:
-        problem = number_problem(request.to, request.from_)
+        problem = number_problem(request.to, request.from_, self._numbers)
         if problem is not None:
             code, message = problem
             raise TerminalProviderError(message, code=str(code), status=400)
@@ -173,6 +183,9 @@ class SimulatedProvider:
                 if call.to == to and call.from_ == from_ and call.created_at >= since
             ]
         return sorted(found, key=lambda info: info.created_at or since)
+
+    def caller_id_status(self, number: str) -> CallerIdStatus:
+        return caller_id_status(number, self._numbers)
 
     def next_due_at(self) -> datetime | None:
         """When the next callback is due, or None when no call has anything left to report."""

@@ -20,6 +20,7 @@ from dialer.errors import ConfigurationError, TerminalProviderError
 from dialer.settings import TWILIO_API_URL, Settings
 from dialer.telephony.base import (
     LIVE_STATUSES,
+    CallerIdStatus,
     CallInfo,
     CallRequest,
     CallStatus,
@@ -34,6 +35,9 @@ MAX_TWILIO_MACHINE_DETECTION_TIMEOUT_S = 59
 STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
 #: Twilio's answer when hanging up a call that has already ended.
 _ALREADY_ENDED_CODE = "21220"
+#: Records one caller-id lookup lists: Twilio's ``PhoneNumber`` filter also matches numbers
+#: that merely contain the digits, so the exact one is picked from a few.
+CALLER_ID_LOOKUP_LIMIT = 20
 #: Calls per page when listing live calls: the most Twilio's Calls list answers with.
 LIVE_PAGE_SIZE = 1000
 _T = TypeVar("_T")
@@ -154,6 +158,21 @@ class TwilioProvider:
                 ids.update(str(call.sid) for call in page)
                 page = _calling(page.next_page)
         return LiveCalls(frozenset(ids), requests)
+
+    def caller_id_status(self, number: str) -> CallerIdStatus:
+        """The account's IncomingPhoneNumbers, then its verified OutgoingCallerIds, each
+        filtered by ``PhoneNumber`` (one request each; the second only when needed)."""
+        lists = (
+            (CallerIdStatus.OWNED, self._client.incoming_phone_numbers),
+            (CallerIdStatus.VERIFIED, self._client.outgoing_caller_ids),
+        )
+        for status, resource in lists:
+            found = _calling(
+                functools.partial(resource.list, phone_number=number, limit=CALLER_ID_LOOKUP_LIMIT)
+            )
+            if any(str(record.phone_number) == number for record in found):
+                return status
+        return CallerIdStatus.UNKNOWN
 
     def find_calls(self, to: str, from_: str, since: datetime) -> list[CallInfo]:
         """Two queries: calls started since ``since``, and calls still queued, which have no

@@ -1,0 +1,30 @@
+"""Phone number bodies: the caller numbers a tenant registers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from dialer.api.schemas.common import Input, Output
+
+
+class PhoneNumberIn(Input):
+    number: str = Field(
+        min_length=1,
+        max_length=40,
+        description="Any common format, e.g. `+1 (212) 555-0100` or `2125550100` (read as "
+        "US); stored as E.164.",
+    )
+    name: str | None = Field(default=None, max_length=200, description="A label.")
+
+
+class PhoneNumberOut(Output):
+    id: str
+    number: str = Field(description="E.164.")
+    name: str | None
+    provider_status: str = Field(
+        description="What the provider said at registration: `owned` (the account's number) "
+        "or `verified` (a verified caller ID)."
+    )
+    created_at: datetime

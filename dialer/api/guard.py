@@ -38,7 +38,8 @@ class BodyTooLarge(Exception):
 
 @dataclass(frozen=True)
 class _RouteRule:
-    route: RouteContext
+    #: The route's own ``matches`` (resolved once: through ``RouteContext`` it costs more).
+    matches: Callable[[Scope], tuple[Match, Scope]]
     authenticated: bool
     body: limits.BodyRule
 
@@ -59,7 +60,7 @@ class RequestGuard:
         then: the app is built before it serves)."""
         if self._rules is None:
             self._rules = [
-                _RouteRule(route, auth.requires_tenant(route), _body_rule(route))
+                _RouteRule(route.matches, auth.requires_tenant(route), _body_rule(route))
                 for route in iter_route_contexts(self._routes)
             ]
         return self._rules
@@ -103,7 +104,7 @@ class RequestGuard:
 
     def _match(self, scope: Scope) -> _RouteRule | None:
         for rule in self.rules():
-            match, _ = rule.route.matches(scope)
+            match, _ = rule.matches(scope)
             if match is Match.FULL:
                 return rule
         return None

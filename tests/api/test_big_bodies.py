@@ -64,12 +64,14 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     env = {**os.environ, "DIALER_DATABASE_URL": url, "DIALER_TWILIO_AUTH_TOKEN": "webhook-secret"}
     env.pop("DIALER_REDIS_URL", None)
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dialer", "api", "--host", LOCALHOST, "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(home / "api.log").open("wb"),
-    )
+    log_path = home / "api.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dialer", "api", "--host", LOCALHOST, "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     api = Api(f"http://{LOCALHOST}:{port}", credentials, process)
     try:
         deadline = time.monotonic() + 30
@@ -81,8 +83,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                log = (home / "api.log").read_text()
-                raise AssertionError(f"dialer api did not start: {log}")
+                raise AssertionError(f"dialer api did not start: {log_path.read_text()}")
             time.sleep(0.1)
         yield api
     finally:

@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from dialer.api import errors
+from dialer.api.auth import authenticator
 from dialer.api.context import ApiContext, ApiInbound
-from dialer.api.limits import BodyLimit
+from dialer.api.guard import RequestGuard
 from dialer.api.routes import (
     calls,
     campaigns,
@@ -37,7 +38,10 @@ Outbound voice campaigns: create a campaign with its recipients, then start, pau
 `X-User-ID: <user id>` (`dialer apikey create --user-id U` prints a key).
 
 Errors are JSON: `{"error", "message", "detail": [{"field", "reason"}]}`. Invalid input is
-422 naming each field; JSON bodies are limited to 10 MiB and uploads to 512 MiB.
+422 naming each field. Credentials are checked before the body is read. Bodies are JSON
+(`application/json`, at most 10 MiB) except the CSV upload of `POST /recipient_list`
+(`multipart/form-data`, at most 512 MiB); another media type is 415
+`unsupported_media_type`, a larger body 422 naming `body`.
 """
 
 
@@ -95,7 +99,7 @@ def create_app(
     )
     app.state.ctx = ctx
     errors.install(app)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(RequestGuard, routes=app.router.routes, authenticate=authenticator(ctx))
     for module in (health, campaigns, recipients, calls, lists, suppression, phone_numbers):
         app.include_router(module.router)
     inbound = ApiInbound(ctx)

@@ -67,7 +67,7 @@ def _dialer_error(_: Request, exc: Exception) -> JSONResponse:
         log.warning("provider request failed: %s", exc)
         return error_response(502, "provider_error", f"the telephony provider failed: {exc}")
     log.exception("unhandled dialer error", exc_info=exc)
-    return error_response(500, "internal_error", "internal error")
+    return _internal_error()
 
 
 def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -97,7 +97,15 @@ def _integrity(_: Request, exc: Exception) -> JSONResponse:
 
 def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
-    return error_response(500, "internal_error", "internal error")
+    return _internal_error()
+
+
+def _internal_error() -> JSONResponse:
+    """A 500 that tells the client the connection ends with it: the server closes it after an
+    unhandled error, and a client reusing it would see a reset."""
+    response = error_response(500, "internal_error", "internal error")
+    response.headers["Connection"] = "close"
+    return response
 
 
 def install(app: FastAPI) -> None:

@@ -27,6 +27,11 @@ PHONE_COLUMN = "phone_number"
 #: (``csv.field_size_limit``, 128 KiB by default) is one setting for the whole process.
 MAX_FIELD_CHARS = 10_000
 _FIELD_TOO_LONG = f"a field is longer than {MAX_FIELD_CHARS} characters"
+#: Longest CSV line read, in characters. A longer one is read no further (the rest of it is
+#: skipped, a piece at a time) and its row rejected: a file without line breaks is never
+#: held in memory whole.
+MAX_LINE_CHARS = 1_000_000
+_LINE_TOO_LONG = f"a line is longer than {MAX_LINE_CHARS} characters"
 
 
 @dataclass(slots=True)
@@ -97,14 +102,40 @@ def create_from_csv(
         text.detach()
 
 
+class _Lines:
+    """The lines of ``text``; one longer than :data:`MAX_LINE_CHARS` is skipped, read a piece
+    at a time, and stands as an empty line, with ``cut`` set until the reader clears it."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self._text = text
+        self.cut = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._text.readline(MAX_LINE_CHARS)
+        if not line:
+            raise StopIteration
+        if len(line) < MAX_LINE_CHARS or line.endswith(("\n", "\r")):
+            return line
+        self.cut = True
+        while len(line) == MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+            line = self._text.readline(MAX_LINE_CHARS)
+        return "\n"
+
+
 def _csv_rows(text: IO[str]) -> Iterator[_Row]:
-    reader = csv.reader(text)
+    lines = _Lines(text)
+    reader = csv.reader(lines)
     try:
         header = next(reader)
     except StopIteration:
         raise ValidationError("file", "the CSV is empty; it needs a header row") from None
     except csv.Error as exc:
         raise ValidationError("file", f"unreadable CSV header: {exc}") from None
+    if lines.cut:
+        raise ValidationError("file", f"unreadable CSV header: {_LINE_TOO_LONG}")
     if _too_long(header):
         raise ValidationError("file", f"unreadable CSV header: {_FIELD_TOO_LONG}")
     columns = [c.strip() for c in header]
@@ -120,9 +151,14 @@ def _csv_rows(text: IO[str]) -> Iterator[_Row]:
         except StopIteration:
             return
         except csv.Error as exc:
+            lines.cut = False
             yield _Row(reader.line_num, "", {}, {}, None, error=str(exc))
             continue
         line = reader.line_num
+        if lines.cut:
+            lines.cut = False
+            yield _Row(line, "", {}, {}, None, error=_LINE_TOO_LONG)
+            continue
         if _too_long(values):
             yield _Row(line, "", {}, {}, None, error=_FIELD_TOO_LONG)
             continue

@@ -33,6 +33,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong credentials"},
     404: {"model": ErrorBody, "description": "No such campaign for this tenant"},
     409: {"model": ErrorBody, "description": "Not legal in the campaign's current state"},
+    415: {"model": ErrorBody, "description": "A body of a media type the route does not take"},
     422: {"model": ErrorBody, "description": "Invalid input: each field and its reason"},
 }
 

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 
 from dialer.api.auth import Ctx, TenantId
 from dialer.api.context import ApiContext
+from dialer.api.limits import read_upload_form
 from dialer.api.routes.campaigns import ERRORS
 from dialer.api.schemas.lists import (
     ListRejectedRow,
@@ -108,7 +109,7 @@ def _store_rows(ctx: ApiContext, tenant: str, body: RecipientListIn) -> Recipien
 
 async def _from_upload(request: Request, ctx: ApiContext, tenant: str) -> RecipientListCreated:
     try:
-        form = await request.form(max_files=1, max_fields=5)
+        form = await read_upload_form(request)
     except (HTTPException, ValueError) as exc:
         raise ValidationError("body", f"unreadable form: {exc}") from None
     try:

@@ -30,7 +30,10 @@ at most one per share interval, so it gets one within ``active / account_cps`` s
 its share admitting it. A tenant alone is always entitled or free to borrow: it gets the
 whole account rate. A tenant that stops trying leaves the active set after
 :data:`ACTIVE_WINDOW_S`, and its owed mark lapses :data:`OWED_GRACE_S` after its due, so an
-abandoned task holds the others back for at most that long.
+abandoned task holds the others back for at most that long. The guarantee assumes a refused
+task comes back within that grace of when it was told (a task sent again with a countdown
+does); one later still goes first whenever its share admits it and the account is free, but
+a borrower may have taken the start it was owed.
 
 Why not only per-tenant keys at ``account_cps / active`` (every start taken from the
 tenant's key and the account's): that also guarantees the share, but it is not work

@@ -240,6 +240,108 @@ def scheduler(
         runtime.close()
 
 
+tenant_app = typer.Typer(help="Tenants and their limits.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+
+
+@tenant_app.command("set")
+def tenant_set(
+    user_id: str = typer.Option(..., "--user-id", help="The tenant's X-User-ID."),
+    max_concurrency: str | None = typer.Option(
+        None,
+        "--max-concurrency",
+        help="Calls in flight across all its campaigns (a whole number >= 1); 'none' removes "
+        "the cap.",
+    ),
+    max_cps: str | None = typer.Option(
+        None,
+        "--max-cps",
+        help="Call starts per second (> 0, fractions allowed), on top of its fair share of the "
+        "account; 'none' removes the cap.",
+    ),
+    create: bool = typer.Option(False, "--create", help="Create the tenant if it has none yet."),
+) -> None:
+    """Set a tenant's limits (those not given are left as they are), from its next call on."""
+    from dialer.db.engine import make_engine, session_factory
+    from dialer.errors import NotFound, ValidationError
+    from dialer.services import tenant_limits as limits
+
+    if max_concurrency is None and max_cps is None:
+        typer.echo("error: give --max-concurrency, --max-cps, or both", err=True)
+        raise typer.Exit(2)
+    try:
+        concurrency = (
+            limits.KEEP
+            if max_concurrency is None
+            else limits.parse_max_concurrency(max_concurrency)
+        )
+        cps = limits.KEEP if max_cps is None else limits.parse_max_cps(max_cps)
+    except ValidationError as exc:
+        typer.echo(f"error: --{exc.field.replace('_', '-')}: {exc.reason}", err=True)
+        raise typer.Exit(2) from None
+    engine = make_engine(_settings().database_url)
+    try:
+        with session_factory(engine)() as session, session.begin():
+            after, created = limits.set_limits(
+                session,
+                user_id,
+                max_concurrency=concurrency,
+                max_cps=cps,
+                create=create,
+                now=utc_now(),
+            )
+    except NotFound as exc:
+        typer.echo(f"error: {exc} (--create makes one)", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"tenant {after.user_id}{' (created)' if created else ''}: "
+        f"max_concurrency {_cap(after.max_concurrency)}, max_cps {_cap(after.max_cps)}"
+    )
+
+
+@tenant_app.command("show")
+def tenant_show(
+    user_id: str = typer.Option(..., "--user-id", help="The tenant's X-User-ID."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Print a tenant's limits, its API keys and its campaigns by status."""
+    from dialer.db.engine import make_engine, session_factory
+    from dialer.errors import NotFound
+    from dialer.services.tenant_limits import describe
+
+    engine = make_engine(_settings().database_url)
+    try:
+        with session_factory(engine)() as session:
+            report = describe(session, user_id)
+    except NotFound as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    campaigns = ", ".join(f"{status} {n}" for status, n in report.campaigns.items()) or "none"
+    typer.echo(
+        "\n".join(
+            [
+                f"tenant           {report.limits.user_id} ({report.limits.tenant_id})",
+                f"created          {report.created_at.isoformat()}",
+                f"max_concurrency  {_cap(report.limits.max_concurrency)}",
+                f"max_cps          {_cap(report.limits.max_cps)}",
+                f"api keys         {report.active_keys} active, {report.revoked_keys} revoked",
+                f"campaigns        {campaigns}",
+            ]
+        )
+    )
+
+
+def _cap(value: float | None) -> str:
+    return "none" if value is None else f"{value:g}"
+
+
 def _register_carrier() -> None:
     from dialer.carrier.cli import carrier_command
 

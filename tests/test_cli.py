@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -100,3 +101,72 @@ def test_settings_hide_the_passwords_in_urls(tmp_path: Path) -> None:
     assert "s3cret" not in result.stdout + result.stderr
     assert "postgresql+psycopg://dialer:***@db.internal:5432/dialer" in result.stdout
     assert "redis://:***@cache.internal:6379/0" in result.stdout
+
+
+@pytest.fixture
+def upgraded_database(tmp_path: Path) -> Iterator[str]:
+    """A SQLite database with the schema built by ``dialer db upgrade`` (the service tests
+    cover PostgreSQL)."""
+    url, drop = scratch_database_url("sqlite", tmp_path)
+    try:
+        result = run([*DIALER, "db", "upgrade"], tmp_path, DIALER_DATABASE_URL=url)
+        assert result.returncode == 0, result.stderr
+        yield url
+    finally:
+        drop()
+
+
+def test_tenant_limits_are_set_shown_and_cleared(upgraded_database: str, tmp_path: Path) -> None:
+    def dialer(*args: str) -> subprocess.CompletedProcess[str]:
+        return run([*DIALER, *args], tmp_path, DIALER_DATABASE_URL=upgraded_database)
+
+    missing = dialer("tenant", "set", "--user-id", "acme", "--max-cps", "2")
+    assert missing.returncode == 1
+    assert "no tenant has the user id 'acme'" in missing.stderr
+    created = dialer(
+        "tenant",
+        "set",
+        "--user-id",
+        "acme",
+        "--max-cps",
+        "2.5",
+        "--max-concurrency",
+        "20",
+        "--create",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "tenant acme (created): max_concurrency 20, max_cps 2.5" in created.stdout
+    cleared = dialer("tenant", "set", "--user-id", "acme", "--max-concurrency", "none")
+    assert cleared.returncode == 0, cleared.stderr
+    assert "max_concurrency none, max_cps 2.5" in cleared.stdout
+
+    shown = dialer("tenant", "show", "--user-id", "acme")
+    assert shown.returncode == 0, shown.stderr
+    assert "max_concurrency  none" in shown.stdout
+    assert "max_cps          2.5" in shown.stdout
+    assert "api keys         0 active, 0 revoked" in shown.stdout
+    as_json = json.loads(dialer("tenant", "show", "--user-id", "acme", "--json").stdout)
+    assert (as_json["max_concurrency"], as_json["max_cps"]) == (None, 2.5)
+    assert as_json["campaigns"] == {}
+
+
+#: One of each kind (every bad value is in tests/app_services/test_tenant_limits.py).
+BAD_LIMITS = [
+    (["--max-cps", "0"], "--max-cps: must be > 0"),
+    (["--max-concurrency", "2.5"], "--max-concurrency: must be a whole number"),
+    ([], "give --max-concurrency, --max-cps, or both"),
+]
+
+
+def test_bad_tenant_limits_are_refused_and_change_nothing(
+    upgraded_database: str, tmp_path: Path
+) -> None:
+    env = {"DIALER_DATABASE_URL": upgraded_database}
+    setup = [*DIALER, "tenant", "set", "--user-id", "acme", "--max-cps", "3", "--create"]
+    assert run(setup, tmp_path, **env).returncode == 0
+    for args, message in BAD_LIMITS:
+        result = run([*DIALER, "tenant", "set", "--user-id", "acme", *args], tmp_path, **env)
+        assert result.returncode == 2, args
+        assert message in result.stderr, args
+    shown = run([*DIALER, "tenant", "show", "--user-id", "acme", "--json"], tmp_path, **env)
+    assert json.loads(shown.stdout)["max_cps"] == 3.0

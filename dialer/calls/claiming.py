@@ -111,7 +111,7 @@ class Claimer:
         ).one_or_none()
         if found is None:
             return _NOTHING
-        campaign, tenant_limit = found
+        campaign, tenant_limit, tenant_cps = found
         about = facts.campaign_facts(campaign)
         gate = screen_campaign(about, now)
         if not isinstance(gate, CallNow):
@@ -136,7 +136,9 @@ class Claimer:
                 screened.completed.append(campaign.id)
             return _NOTHING
         chosen = _screen(session, rows, about, want, now, screened)
-        admitted, full, lost = self._admit(session, campaign, tenant_limit, chosen, now)
+        admitted, full, lost = self._admit(
+            session, campaign, (tenant_limit, tenant_cps), chosen, now
+        )
         if lost:
             return Round(slots_lost=True)
         start = start_here.count if start_here is not None else 0
@@ -151,18 +153,20 @@ class Claimer:
         self,
         session: Session,
         campaign: Campaign,
-        tenant_limit: int | None,
+        tenant_caps: tuple[int | None, float | None],
         chosen: list[Recipient],
         now: datetime,
     ) -> tuple[list[tuple[DialJob, Recipient]], bool, bool]:
         """Create the attempts of ``chosen`` and take their slots, in a fixed number of
         statements; those refused a slot are dropped. Returns the admitted (job, recipient)
         pairs, whether a slot was refused, and whether the slots' store had lost its holders
-        (then none is admitted)."""
+        (then none is admitted). ``tenant_caps``: the tenant's ``max_concurrency`` and
+        ``max_cps``."""
         if not chosen:
             return [], False, False
         callers = _callers(session, campaign.id, chosen)
         numbers = [_from_number(campaign, _caller(callers, r)) for r in chosen]
+        tenant_limit, tenant_cps = tenant_caps
         ids = states.new_attempts(session, campaign, list(zip(chosen, numbers, strict=True)), now)
         jobs = [
             DialJob.of(
@@ -173,6 +177,7 @@ class Claimer:
                 from_=number,
                 tenant_limit=tenant_limit,
                 caller_limit=_caller_limit(_caller(callers, recipient)),
+                tenant_cps=tenant_cps,
             )
             for attempt_id, recipient, number in zip(ids, chosen, numbers, strict=True)
         ]

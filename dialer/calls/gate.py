@@ -3,7 +3,9 @@
 The slot was taken for the queue's short lease when the attempt was claimed; before the dial
 it is extended to the call's lease (ring time + time limit + callback margin) or, if the
 lease lapsed meanwhile, taken again under the limits (all layers or none). Then the calls per
-second of the provider account (and caller number) are taken, right before the dial.
+second are taken, right before the dial: the provider account's, shared fairly between the
+tenants with calls waiting (:mod:`dialer.concurrency.rate.fair`), and the caller number's and
+the tenant's caps, all or none.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from dialer.calls.config import CallConfig
 from dialer.calls.jobs import DialJob
 from dialer.calls.rebuild import SlotRebuilder
 from dialer.calls.results import DialResult
-from dialer.concurrency.keys import cps_rates
+from dialer.concurrency.keys import tenant_pace
 from dialer.concurrency.rate.base import Rate
+from dialer.concurrency.rate.fair import TenantShare
 from dialer.concurrency.stores import ConcurrencyStores
 from dialer.errors import SlotsLost
 
@@ -69,11 +72,11 @@ class StartGate:
         caller's transaction keeps its row locks meanwhile (the attempt's, or a claim's
         recipients', which other claims skip), for that long at most.
         """
-        rates = self.rates(job)
-        wait_s = self._pacer.try_acquire(rates)
+        rates, share = self.rates(job)
+        wait_s = self._pacer.try_acquire(rates, share)
         if 0 < wait_s <= self._config.pace_wait_here_s:
             self._sleep(wait_s)
-            wait_s = self._pacer.try_acquire(rates)
+            wait_s = self._pacer.try_acquire(rates, share)
         return wait_s
 
     def take_pace(self, job: DialJob) -> bool:
@@ -95,9 +98,15 @@ class StartGate:
             return DialResult.PACED, wait_s
         return None
 
-    def rates(self, job: DialJob) -> tuple[Rate, ...]:
-        """The paces one call of ``job`` must pass: its provider account's, and its number's."""
+    def rates(self, job: DialJob) -> tuple[tuple[Rate, ...], TenantShare]:
+        """The paces one call of ``job`` must pass (its provider account's, its number's, its
+        tenant's cap), and its tenant's share of the account."""
         config = self._config
-        return cps_rates(
-            config.account, job.from_, account_cps=config.account_cps, caller_cps=config.caller_cps
+        return tenant_pace(
+            config.account,
+            job.tenant_id,
+            job.from_,
+            account_cps=config.account_cps,
+            caller_cps=config.caller_cps,
+            tenant_cps=job.tenant_cps,
         )

@@ -27,6 +27,8 @@ class DialJob:
     from_: str | None
     limits: SlotLimits
     machine_detection_timeout_s: int
+    #: The tenant's cap on call starts per second (``tenants.max_cps``); None = no cap.
+    tenant_cps: float | None = None
 
     @classmethod
     def of(
@@ -39,6 +41,7 @@ class DialJob:
         from_: str | None,
         tenant_limit: int | None,
         caller_limit: int | None,
+        tenant_cps: float | None = None,
     ) -> DialJob:
         """The job of one attempt of ``campaign``, under its tenant's and caller number's
         caps."""
@@ -53,6 +56,7 @@ class DialJob:
             machine_detection_timeout_s=(
                 campaign.machine_detection_timeout_seconds or DEFAULT_MACHINE_DETECTION_TIMEOUT_S
             ),
+            tenant_cps=tenant_cps,
         )
 
     @property

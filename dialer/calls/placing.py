@@ -228,7 +228,7 @@ def _lock_queued(session: Session, attempt_id: int) -> _Queued | None:
     row = session.execute(stmt, {"attempt_id": attempt_id}).one_or_none()
     if row is None:
         return None
-    attempt, campaign, tenant_limit, caller_limit, time_zone, suppressed = row
+    attempt, campaign, tenant_limit, caller_limit, time_zone, suppressed, tenant_cps = row
     if attempt.status is not AttemptStatus.QUEUED:
         return None
     job = DialJob.of(
@@ -239,6 +239,7 @@ def _lock_queued(session: Session, attempt_id: int) -> _Queued | None:
         from_=attempt.from_number,
         tenant_limit=tenant_limit,
         caller_limit=caller_limit,
+        tenant_cps=tenant_cps,
     )
     recipient = RecipientFacts(attempt.to_number, time_zone, bool(suppressed))
     return _Queued(job, campaign, recipient)

@@ -69,9 +69,9 @@ _DISPATCH_COLUMNS = load_only(
     Campaign.machine_detection_timeout_seconds,
     *CAMPAIGN_WINDOW_COLUMNS,
 )
-#: A round reads its campaign with the tenant's cap...
+#: A round reads its campaign with the tenant's caps...
 ROUND_CAMPAIGN = (
-    sa.select(Campaign, Tenant.max_concurrency)
+    sa.select(Campaign, Tenant.max_concurrency, Tenant.max_cps)
     .join(Tenant, Tenant.id == Campaign.tenant_id)
     .where(Campaign.id == sa.bindparam("campaign_id"))
     .options(_DISPATCH_COLUMNS)
@@ -135,6 +135,7 @@ JOB_READ = (
         CallerNumber.max_concurrency,
         Recipient.time_zone,
         suppressed_number(Campaign.tenant_id, Recipient),
+        Tenant.max_cps,
     )
     .join(Campaign, Campaign.id == CallAttempt.campaign_id)
     .join(Tenant, Tenant.id == Campaign.tenant_id)

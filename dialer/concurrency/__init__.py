@@ -53,9 +53,12 @@ A killed worker's slots come back after at most its lease, or, once its attempt 
 Calls per second
 ----------------
 :class:`~dialer.concurrency.rate.base.CallRateLimiter` paces call starts per provider account
-and per caller number (:func:`cps_rates`); ``try_acquire`` returns 0.0 or the seconds to wait,
-so a task re-enqueues itself with that countdown instead of spinning. Take the pace right
-before placing the call, after the slot is held.
+and per caller number (:func:`cps_rates`), and with :func:`tenant_pace` shares the account
+fairly between the tenants with calls waiting and applies the tenant's own cap
+(``tenants.max_cps``), all in one atomic step (:mod:`dialer.concurrency.rate.fair` says how
+and why); ``try_acquire`` returns 0.0 or the seconds to wait, so a task re-enqueues itself
+with that countdown instead of spinning. Take the pace right before placing the call, after
+the slot is held.
 
 Stores: :func:`open_stores` gives Redis backends in a distributed deployment and in-memory
 ones (one process) in embedded mode; every Redis client comes from :func:`open_redis`.
@@ -73,8 +76,10 @@ from dialer.concurrency.keys import (
     cps_rates,
     holder_id,
     layered_limits,
+    tenant_pace,
 )
 from dialer.concurrency.rate.base import CallRateLimiter, Rate
+from dialer.concurrency.rate.fair import TenantShare
 from dialer.concurrency.rate.memory import MemoryRateLimiter
 from dialer.concurrency.rate.redis import RedisRateLimiter
 from dialer.concurrency.semaphore.base import (
@@ -117,6 +122,7 @@ __all__ = [
     "SlotLimits",
     "SlotScope",
     "SlotTruth",
+    "TenantShare",
     "Truth",
     "cps_rates",
     "holder_id",
@@ -125,4 +131,5 @@ __all__ = [
     "open_stores",
     "read_truth",
     "reconcile_from",
+    "tenant_pace",
 ]

@@ -12,9 +12,13 @@ all calls; a limit of None means "tracked, no cap". The holder id is the attempt
 (:func:`holder_id`), the string :class:`~dialer.concurrency.slots.CallSlots` reads back
 (and :func:`attempt_id_of` turns back into the id).
 
-Pacing keys (``RATE_PREFIX``; one number each): ``{prefix}account:{account}`` and
-``{prefix}caller:{account}:{number}``. ``account`` names a provider account, e.g.
-``twilio:AC123``, so two providers never share a pace by accident.
+Pacing keys (``RATE_PREFIX``; one number each): ``{prefix}account:{account}``,
+``{prefix}caller:{account}:{number}`` and the tenant's cap ``{prefix}tenant:{tenant_id}``
+(``tenants.max_cps``, whatever the account). ``account`` names a provider account, e.g.
+``twilio:AC123``, so two providers never share a pace by accident. Sharing the account
+between tenants (:mod:`~dialer.concurrency.rate.fair`) adds ``{prefix}share:{account}:{tenant_id}``
+(a number) and two sorted sets of tenant ids, ``{prefix}active:{account}`` and
+``{prefix}owed:{account}``.
 
 Dispatch flags (``DISPATCH_PENDING_PREFIX``; one short-lived string each):
 ``{prefix}{campaign_id}`` is set while a dispatch of the campaign is queued and not started,
@@ -33,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dialer.concurrency.rate.base import Rate
+from dialer.concurrency.rate.fair import TenantShare
 from dialer.concurrency.semaphore.base import Limit
 
 SEMAPHORE_PREFIX = "dialer:sem:"
@@ -144,6 +149,33 @@ def cps_rates(
             raise ValueError("a caller rate needs a caller number")
         rates.append(Rate(f"{prefix}caller:{account}:{caller_number}", caller_cps))
     return tuple(rates)
+
+
+def tenant_pace(
+    account: str,
+    tenant_id: str,
+    caller_number: str | None = None,
+    *,
+    account_cps: float = TWILIO_DEFAULT_CPS,
+    caller_cps: float | None = None,
+    tenant_cps: float | None = None,
+    prefix: str = RATE_PREFIX,
+) -> tuple[tuple[Rate, ...], TenantShare]:
+    """The paces one call start of ``tenant_id`` must pass (:func:`cps_rates`, and the
+    tenant's cap if it has one), and its share of the account."""
+    rates = cps_rates(
+        account, caller_number, account_cps=account_cps, caller_cps=caller_cps, prefix=prefix
+    )
+    if tenant_cps is not None:
+        rates = (*rates, Rate(f"{prefix}tenant:{tenant_id}", tenant_cps))
+    share = TenantShare(
+        tenant=tenant_id,
+        account_key=rates[0].key,
+        share_key=f"{prefix}share:{account}:{tenant_id}",
+        active_key=f"{prefix}active:{account}",
+        owed_key=f"{prefix}owed:{account}",
+    )
+    return rates, share
 
 
 def dispatch_pending_key(campaign_id: str, prefix: str = DISPATCH_PENDING_PREFIX) -> str:

@@ -29,7 +29,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from dialer.concurrency.rate.fair import TenantShare
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +78,17 @@ def gcra_take(rate: Rate, tat: float | None, now: float) -> float:
 class CallRateLimiter(Protocol):
     """Paces call starts across every worker that shares the store."""
 
-    def try_acquire(self, rates: Sequence[Rate]) -> float:
+    def try_acquire(self, rates: Sequence[Rate], share: TenantShare | None = None) -> float:
         """Take one call from every rate, or none.
 
         Returns 0.0 when taken: the call may be placed now. Otherwise nothing is taken, and the
-        result is the seconds (> 0, at most the largest ``interval_s``)
-        until every rate would admit it: re-enqueue the task with that countdown. Another
-        worker may get there first, in which case the next try returns a new wait.
+        result is the seconds (> 0, at most the largest ``interval_s``, or with ``share`` the
+        tenant's share interval) until the call may be admitted: re-enqueue the task with
+        that countdown. Another worker may get there first, in which case the next try
+        returns a new wait.
+
+        With ``share``, the account rate it names is shared fairly between the tenants
+        trying to start calls (:mod:`~dialer.concurrency.rate.fair`), in the same atomic
+        step.
         """
         ...

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import redis
 
 from dialer.concurrency.rate.base import Rate
+from dialer.concurrency.rate.fair import ACTIVE_WINDOW_S, OWED_GRACE_S, TenantShare, account_rate
 from dialer.errors import ConcurrencyError
 
 # KEYS: one per rate. ARGV: interval_s, tolerance_s for each key, in order.
@@ -32,24 +33,130 @@ end
 return '0'
 """
 
+# The same, with the account's rate shared between tenants: :func:`fair.decide` in Lua.
+# KEYS: one per rate, then the tenant's share key, the account's active and owed sets.
+# ARGV: the number of rates; interval_s, tolerance_s for each; the account rate's index
+# (1-based); the tenant; the account's calls per second; ACTIVE_WINDOW_S; OWED_GRACE_S.
+FAIR_TRY_ACQUIRE = """
+local function fmt(x) return string.format('%.17g', x) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local n = tonumber(ARGV[1])
+local base = 2 * n + 1
+local acct = tonumber(ARGV[base + 1])
+local tenant = ARGV[base + 2]
+local per_s = tonumber(ARGV[base + 3])
+local window = tonumber(ARGV[base + 4])
+local grace = tonumber(ARGV[base + 5])
+local share_key, active_key, owed_key = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3]
+
+local starts = {}
+local acct_wait, own_wait = 0, 0
+for i = 1, n do
+  local start = tonumber(redis.call('GET', KEYS[i]) or 0)
+  if start < now then start = now end
+  starts[i] = start
+  local w = start - tonumber(ARGV[2 * i + 1]) - now
+  if i == acct then
+    if w > acct_wait then acct_wait = w end
+  elseif w > own_wait then own_wait = w end
+end
+
+redis.call('ZREMRANGEBYSCORE', active_key, '-inf', '(' .. fmt(now - window))
+redis.call('ZADD', active_key, fmt(now), tenant)
+redis.call('PEXPIRE', active_key, math.ceil(window * 1000) + 1)
+local interval = redis.call('ZCARD', active_key) / per_s
+redis.call('ZREMRANGEBYSCORE', owed_key, '-inf', fmt(now - grace))
+local share_tat = tonumber(redis.call('GET', share_key))
+
+local function refused(w)
+  if share_tat == nil or share_tat <= now + w then
+    local due = now + w
+    local standing = tonumber(redis.call('ZSCORE', owed_key, tenant))
+    if standing ~= nil and standing > now and standing < due then due = standing end
+    redis.call('ZADD', owed_key, fmt(due), tenant)
+  end
+  return w
+end
+local wait, new_share = 0, nil
+if own_wait > 0 or acct_wait > 0 then
+  wait = refused(math.max(own_wait, acct_wait))
+elseif share_tat == nil or share_tat <= now then
+  local start = now
+  if share_tat ~= nil and share_tat > now then start = share_tat end
+  new_share = start + interval
+  redis.call('ZREM', owed_key, tenant)
+else
+  local free = starts[acct] + tonumber(ARGV[2 * acct]) - tonumber(ARGV[2 * acct + 1])
+  local due = nil
+  local owed = redis.call('ZRANGE', owed_key, 0, -1, 'WITHSCORES')
+  for j = 1, #owed, 2 do
+    local d = tonumber(owed[j + 1])
+    if owed[j] ~= tenant and d < free and (due == nil or d < due) then due = d end
+  end
+  if due ~= nil then
+    local back = due
+    if due <= now then back = due + grace end
+    wait = refused(math.min(share_tat, back) - now)
+  end
+end
+
+local last = redis.call('ZRANGE', owed_key, -1, -1, 'WITHSCORES')
+if #last == 2 then
+  redis.call('PEXPIRE', owed_key, math.ceil((tonumber(last[2]) + grace - now) * 1000) + 1)
+end
+if wait > 0 then return fmt(wait) end
+for i = 1, n do
+  local tat = starts[i] + tonumber(ARGV[2 * i])
+  redis.call('SET', KEYS[i], fmt(tat), 'PX', math.ceil((tat - now) * 1000) + 1)
+end
+if new_share ~= nil then
+  redis.call('SET', share_key, fmt(new_share), 'PX', math.ceil((new_share - now) * 1000) + 1)
+end
+return '0'
+"""
+
 
 class RedisRateLimiter:
     """A :class:`~dialer.concurrency.rate.base.CallRateLimiter` shared through Redis.
 
-    Redis errors surface as :class:`~dialer.errors.ConcurrencyError`. The script is reloaded by
-    redis-py when a restart flushed the script cache (``NOSCRIPT``). Losing the keys in a restart
-    only forgets recent calls: at most ``burst`` extra calls per key go out right after it.
+    Redis errors surface as :class:`~dialer.errors.ConcurrencyError`. The scripts are reloaded
+    by redis-py when a restart flushed the script cache (``NOSCRIPT``). Losing the keys in a
+    restart only forgets recent calls: at most ``burst`` extra calls per key go out right
+    after it, and the sharing starts afresh (every tenant entitled).
     """
 
     def __init__(self, client: redis.Redis) -> None:
         self._script = client.register_script(TRY_ACQUIRE)
+        self._fair_script = client.register_script(FAIR_TRY_ACQUIRE)
 
-    def try_acquire(self, rates: Sequence[Rate]) -> float:
-        args: list[float] = []
-        for rate in rates:
-            args += [rate.interval_s, rate.tolerance_s]
+    def try_acquire(self, rates: Sequence[Rate], share: TenantShare | None = None) -> float:
         try:
-            reply = self._script(keys=[rate.key for rate in rates], args=args)
+            if share is None:
+                reply = self._script(keys=[rate.key for rate in rates], args=_pairs(rates))
+            else:
+                reply = self._fair_script(
+                    keys=[
+                        *(rate.key for rate in rates),
+                        share.share_key,
+                        share.active_key,
+                        share.owed_key,
+                    ],
+                    args=[len(rates), *_pairs(rates), *_fair_args(rates, share)],
+                )
         except redis.RedisError as exc:
             raise ConcurrencyError(f"call pacing store failed: {exc}") from exc
         return float(reply)
+
+
+def _pairs(rates: Sequence[Rate]) -> list[float]:
+    args: list[float] = []
+    for rate in rates:
+        args += [rate.interval_s, rate.tolerance_s]
+    return args
+
+
+def _fair_args(rates: Sequence[Rate], share: TenantShare) -> list[float | int | str]:
+    account = account_rate(rates, share)
+    index = next(i for i, rate in enumerate(rates, start=1) if rate is account)
+    return [index, share.tenant, account.per_s, ACTIVE_WINDOW_S, OWED_GRACE_S]

@@ -20,6 +20,9 @@ class Tenant(Base):
     user_id: Mapped[str] = mapped_column(sa.String(200), unique=True)
     #: A cap on the calls in flight across all of the tenant's campaigns; None = no cap.
     max_concurrency: Mapped[int | None] = mapped_column(sa.Integer)
+    #: A cap on the tenant's call starts per second, on top of its fair share of the
+    #: provider account's; None = no cap.
+    max_cps: Mapped[float | None] = mapped_column(sa.Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialer.errors import ConfigurationError
 from dialer.runtime import Runtime
 from dialer.runtime.backlog import Backlog
+from dialer.runtime.imports import ImportRunner
 from dialer.services.call_context import call_context
 from dialer.settings import Settings
 from dialer.telephony.base import CallContext
@@ -41,6 +42,8 @@ class ApiContext:
     #: provider never holds a slot up.
     backlog: Backlog = field(default_factory=lambda: Backlog(name="slots"))
     provider_backlog: Backlog = field(default_factory=lambda: Backlog(name="provider", threads=4))
+    #: Recipient-list imports, each on a thread of its own.
+    imports: ImportRunner = field(default_factory=ImportRunner)
     _runtime: Runtime | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -71,7 +74,8 @@ class ApiContext:
         return self.backlog.wait_idle(timeout_s) and self.provider_backlog.wait_idle(timeout_s)
 
     def close(self) -> None:
-        """Finish the backlog, then close the runtime if one was built."""
+        """Stop the list imports, finish the backlog, then close the runtime if one was built."""
+        self.imports.close()
         self.provider_backlog.close()
         self.backlog.close()
         if self._runtime is not None:

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from dialer.errors import Conflict, DialerError, IllegalTransition, NotFound, ValidationError
+from dialer.errors import Busy, Conflict, DialerError, IllegalTransition, NotFound, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,10 @@ def _dialer_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(409, "conflict", str(exc), state=exc.state, action=exc.action)
     if isinstance(exc, Conflict):
         return error_response(409, "conflict", str(exc))
+    if isinstance(exc, Busy):
+        response = error_response(503, "busy", str(exc))
+        response.headers["Retry-After"] = "60"
+        return response
     log.exception("unhandled dialer error", exc_info=exc)
     return error_response(500, "internal_error", "internal error")
 

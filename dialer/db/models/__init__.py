@@ -5,7 +5,13 @@ from dialer.db.models.attempts import CallAttempt
 from dialer.db.models.campaigns import CallerNumber, Campaign, CampaignRun
 from dialer.db.models.counters import CampaignCounter
 from dialer.db.models.events import CallEvent
-from dialer.db.models.recipients import Recipient, RecipientList, RecipientListEntry
+from dialer.db.models.recipients import (
+    ListState,
+    Recipient,
+    RecipientList,
+    RecipientListEntry,
+    RecipientListRejection,
+)
 from dialer.db.models.summaries import CallSummary
 from dialer.db.models.suppression import Suppression
 from dialer.db.models.tenancy import ApiKey, Tenant
@@ -20,9 +26,11 @@ __all__ = [
     "Campaign",
     "CampaignCounter",
     "CampaignRun",
+    "ListState",
     "Recipient",
     "RecipientList",
     "RecipientListEntry",
+    "RecipientListRejection",
     "Suppression",
     "Tenant",
 ]

@@ -1,0 +1,219 @@
+"""One recipient list's import, run off the request: rows in chunks, each chunk its own
+short transaction.
+
+A chunk's numbers are parsed before its transaction begins, so the transaction only writes:
+the entries (``INSERT ... ON CONFLICT DO NOTHING RETURNING``: the list's unique constraint
+finds duplicates across chunks), the rejected rows, and the list's progress and heartbeat.
+On SQLite, whose writers take turns, chunks are small and the import pauses between them, so
+another writer waits for one chunk at most. The progress update only applies to a list
+still ``importing``: once a list is marked ``failed`` (an import taken for lost, see
+:mod:`dialer.services.recipient_lists`), its import stops at its next chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialer.db.bulk import insert_ignoring_conflicts_on
+from dialer.db.models import ListState, RecipientList, RecipientListEntry, RecipientListRejection
+from dialer.errors import InvalidPhoneNumber
+from dialer.phone import to_e164
+from dialer.services.list_csv import CsvReader
+from dialer.services.recipients import DUPLICATE, INVALID_NUMBER, RecipientLike
+
+log = logging.getLogger(__name__)
+
+#: Why a list failed when its import stopped before the end (process stopped or lost).
+INTERRUPTED = "interrupted"
+_FAILED_INTERNALLY = "internal error while importing (see the server's log)"
+_NUMBER_CHARS = RecipientListRejection.__table__.c.phone_number.type.length  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    #: Rows per chunk (one transaction each).
+    chunk_rows: int
+    #: Pause after each chunk, in seconds, so other writers get their turn.
+    pause_s: float
+
+
+#: SQLite: a chunk's transaction holds the database's one write lock for milliseconds.
+SQLITE_PACE = Pace(chunk_rows=500, pause_s=0.01)
+POSTGRES_PACE = Pace(chunk_rows=5_000, pause_s=0.0)
+
+
+def pace_for(dialect: str) -> Pace:
+    return POSTGRES_PACE if dialect == "postgresql" else SQLITE_PACE
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    #: CSV line number or 0-based JSON index.
+    line: int
+    phone_number: str
+    metadata: Mapping[str, Any]
+    assistant_overrides: Mapping[str, Any]
+    time_zone: str | None
+    #: Why the row could not be read at all (bad quoting, wrong number of fields).
+    error: str | None = None
+
+
+def csv_rows(reader: CsvReader) -> Iterator[Row]:
+    """The rows of a CSV: ``phone_number`` and every other column as metadata."""
+    columns, phone_at = reader.columns, reader.phone_at
+    for row in reader.rows():
+        if row.error is not None:
+            yield Row(row.line, "", {}, {}, None, error=row.error)
+            continue
+        values = row.values
+        metadata = {
+            c: v for i, (c, v) in enumerate(zip(columns, values, strict=True)) if i != phone_at
+        }
+        yield Row(row.line, values[phone_at], metadata, {}, None)
+
+
+def json_rows(rows: Iterable[RecipientLike]) -> Iterator[Row]:
+    for index, r in enumerate(rows):
+        yield Row(index, r.phone_number, r.metadata, r.assistant_overrides, r.time_zone)
+
+
+class _Abandoned(Exception):
+    """The list is no longer ``importing`` (marked failed meanwhile): stop without a trace."""
+
+
+@dataclass(slots=True)
+class _Chunk:
+    entries: list[dict[str, Any]]
+    #: (line, number as given, E.164) of each entry, to tell duplicates afterwards.
+    numbers: list[tuple[int, str, str]]
+    rejections: list[dict[str, Any]]
+    read: int
+
+
+def run(
+    sessions: sessionmaker[Session],
+    list_id: str,
+    rows: Iterable[Row],
+    *,
+    clock: Callable[[], datetime],
+    stopping: threading.Event,
+    pace: Pace,
+) -> ListState:
+    """Import ``rows`` into the list; its state at the end (``ready``, or ``failed`` with a
+    reason: :data:`INTERRUPTED` when ``stopping`` was set before the end)."""
+    dialect = sessions.kw["bind"].dialect.name
+    entries: Any = RecipientListEntry.__table__
+    insert = insert_ignoring_conflicts_on(dialect, entries).returning(entries.c.phone_number)
+    try:
+        for chunk in _chunks(rows, list_id, pace.chunk_rows):
+            with sessions() as session, session.begin():
+                _store(session, insert, list_id, chunk, clock())
+            if stopping.wait(pace.pause_s) if pace.pause_s else stopping.is_set():
+                _finish(sessions, list_id, ListState.FAILED, INTERRUPTED, clock())
+                return ListState.FAILED
+        _finish(sessions, list_id, ListState.READY, None, clock())
+        return ListState.READY
+    except _Abandoned:
+        log.info("import of list %s stopped: the list is no longer importing", list_id)
+        return ListState.FAILED
+    except Exception:
+        log.exception("import of list %s failed", list_id)
+        _finish(sessions, list_id, ListState.FAILED, _FAILED_INTERNALLY, clock())
+        return ListState.FAILED
+
+
+def _chunks(rows: Iterable[Row], list_id: str, size: int) -> Iterator[_Chunk]:
+    chunk = _Chunk([], [], [], 0)
+    seen: set[str] = set()
+    for row in rows:
+        _take(chunk, seen, list_id, row)
+        if chunk.read >= size:
+            yield chunk
+            chunk, seen = _Chunk([], [], [], 0), set()
+    yield chunk
+
+
+def _take(chunk: _Chunk, seen: set[str], list_id: str, row: Row) -> None:
+    """Parse one row into ``chunk``: an entry, or a rejection (``seen``: the chunk's numbers)."""
+    chunk.read += 1
+    if row.error is not None:
+        reason = f"malformed-row: {row.error}"
+        chunk.rejections.append(_rejection(list_id, row.line, None, reason))
+        return
+    try:
+        number = to_e164(row.phone_number)
+    except InvalidPhoneNumber as exc:
+        reason = f"{INVALID_NUMBER}: {exc.reason}"
+        chunk.rejections.append(_rejection(list_id, row.line, row.phone_number, reason))
+        return
+    if number in seen:
+        chunk.rejections.append(_rejection(list_id, row.line, row.phone_number, DUPLICATE))
+        return
+    seen.add(number)
+    chunk.numbers.append((row.line, row.phone_number, number))
+    chunk.entries.append(
+        {
+            "list_id": list_id,
+            "phone_number": number,
+            "metadata": row.metadata,
+            "assistant_overrides": row.assistant_overrides,
+            "time_zone": row.time_zone,
+        }
+    )
+
+
+def _rejection(list_id: str, line: int, given: str | None, reason: str) -> dict[str, Any]:
+    return {
+        "list_id": list_id,
+        "row": line,
+        "phone_number": None if given is None else given[:_NUMBER_CHARS],
+        "reason": reason[:200],
+    }
+
+
+def _store(session: Session, insert: Any, list_id: str, chunk: _Chunk, now: datetime) -> None:
+    accepted = 0
+    if chunk.entries:
+        inserted = set(session.scalars(insert, chunk.entries))
+        for line, given, number in chunk.numbers:
+            if number in inserted:
+                accepted += 1
+            else:
+                chunk.rejections.append(_rejection(list_id, line, given, DUPLICATE))
+    if chunk.rejections:
+        session.execute(sa.insert(RecipientListRejection), chunk.rejections)
+    progressed = session.execute(
+        sa.update(RecipientList)
+        .where(RecipientList.id == list_id, RecipientList.state == ListState.IMPORTING.value)
+        .values(
+            rows_read=RecipientList.rows_read + chunk.read,
+            row_count=RecipientList.row_count + accepted,
+            rejected_count=RecipientList.rejected_count + len(chunk.rejections),
+            heartbeat_at=now,
+        )
+    )
+    if progressed.rowcount != 1:  # type: ignore[attr-defined]
+        raise _Abandoned
+
+
+def _finish(
+    sessions: sessionmaker[Session],
+    list_id: str,
+    state: ListState,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    with sessions() as session, session.begin():
+        session.execute(
+            sa.update(RecipientList)
+            .where(RecipientList.id == list_id, RecipientList.state == ListState.IMPORTING.value)
+            .values(state=state.value, failure_reason=reason, heartbeat_at=now)
+        )

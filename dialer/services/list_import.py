@@ -22,11 +22,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialer.db.bulk import insert_ignoring_conflicts_on
-from dialer.db.models import ListState, RecipientList, RecipientListEntry, RecipientListRejection
+from dialer.db.models import ListState, RecipientList, RecipientListRejection
 from dialer.errors import InvalidPhoneNumber
 from dialer.phone import to_e164
+from dialer.services import list_store
 from dialer.services.list_csv import CsvReader
+from dialer.services.list_store import Entry, Rejected
 from dialer.services.recipients import DUPLICATE, INVALID_NUMBER, RecipientLike
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,9 @@ log = logging.getLogger(__name__)
 #: Why a list failed when its import stopped before the end (process stopped or lost).
 INTERRUPTED = "interrupted"
 _FAILED_INTERNALLY = "internal error while importing (see the server's log)"
-_NUMBER_CHARS = RecipientListRejection.__table__.c.phone_number.type.length  # type: ignore[attr-defined]
+_REJECTIONS: Any = RecipientListRejection.__table__
+_NUMBER_CHARS: int = _REJECTIONS.c.phone_number.type.length
+_REASON_CHARS: int = _REJECTIONS.c.reason.type.length
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +94,10 @@ class _Abandoned(Exception):
 
 @dataclass(slots=True)
 class _Chunk:
-    entries: list[dict[str, Any]]
-    #: (line, number as given, E.164) of each entry, to tell duplicates afterwards.
-    numbers: list[tuple[int, str, str]]
-    rejections: list[dict[str, Any]]
+    entries: list[Entry]
+    #: (line, number as given) of each entry, to tell duplicates afterwards.
+    given: list[tuple[int, str]]
+    rejections: list[Rejected]
     read: int
 
 
@@ -109,13 +112,10 @@ def run(
 ) -> ListState:
     """Import ``rows`` into the list; its state at the end (``ready``, or ``failed`` with a
     reason: :data:`INTERRUPTED` when ``stopping`` was set before the end)."""
-    dialect = sessions.kw["bind"].dialect.name
-    entries: Any = RecipientListEntry.__table__
-    insert = insert_ignoring_conflicts_on(dialect, entries).returning(entries.c.phone_number)
     try:
-        for chunk in _chunks(rows, list_id, pace.chunk_rows):
+        for chunk in _chunks(rows, pace.chunk_rows):
             with sessions() as session, session.begin():
-                _store(session, insert, list_id, chunk, clock())
+                _store(session, list_id, chunk, clock())
             if stopping.wait(pace.pause_s) if pace.pause_s else stopping.is_set():
                 _finish(sessions, list_id, ListState.FAILED, INTERRUPTED, clock())
                 return ListState.FAILED
@@ -130,72 +130,53 @@ def run(
         return ListState.FAILED
 
 
-def _chunks(rows: Iterable[Row], list_id: str, size: int) -> Iterator[_Chunk]:
+def _chunks(rows: Iterable[Row], size: int) -> Iterator[_Chunk]:
     chunk = _Chunk([], [], [], 0)
     seen: set[str] = set()
     for row in rows:
-        _take(chunk, seen, list_id, row)
+        _take(chunk, seen, row)
         if chunk.read >= size:
             yield chunk
             chunk, seen = _Chunk([], [], [], 0), set()
     yield chunk
 
 
-def _take(chunk: _Chunk, seen: set[str], list_id: str, row: Row) -> None:
+def _take(chunk: _Chunk, seen: set[str], row: Row) -> None:
     """Parse one row into ``chunk``: an entry, or a rejection (``seen``: the chunk's numbers)."""
     chunk.read += 1
     if row.error is not None:
-        reason = f"malformed-row: {row.error}"
-        chunk.rejections.append(_rejection(list_id, row.line, None, reason))
+        chunk.rejections.append(_rejection(row.line, None, f"malformed-row: {row.error}"))
         return
     try:
         number = to_e164(row.phone_number)
     except InvalidPhoneNumber as exc:
         reason = f"{INVALID_NUMBER}: {exc.reason}"
-        chunk.rejections.append(_rejection(list_id, row.line, row.phone_number, reason))
+        chunk.rejections.append(_rejection(row.line, row.phone_number, reason))
         return
     if number in seen:
-        chunk.rejections.append(_rejection(list_id, row.line, row.phone_number, DUPLICATE))
+        chunk.rejections.append(_rejection(row.line, row.phone_number, DUPLICATE))
         return
     seen.add(number)
-    chunk.numbers.append((row.line, row.phone_number, number))
-    chunk.entries.append(
-        {
-            "list_id": list_id,
-            "phone_number": number,
-            "metadata": row.metadata,
-            "assistant_overrides": row.assistant_overrides,
-            "time_zone": row.time_zone,
-        }
-    )
+    chunk.given.append((row.line, row.phone_number))
+    chunk.entries.append((number, row.metadata, row.assistant_overrides, row.time_zone))
 
 
-def _rejection(list_id: str, line: int, given: str | None, reason: str) -> dict[str, Any]:
-    return {
-        "list_id": list_id,
-        "row": line,
-        "phone_number": None if given is None else given[:_NUMBER_CHARS],
-        "reason": reason[:200],
-    }
+def _rejection(line: int, given: str | None, reason: str) -> Rejected:
+    return (line, None if given is None else given[:_NUMBER_CHARS], reason[:_REASON_CHARS])
 
 
-def _store(session: Session, insert: Any, list_id: str, chunk: _Chunk, now: datetime) -> None:
-    accepted = 0
-    if chunk.entries:
-        inserted = set(session.scalars(insert, chunk.entries))
-        for line, given, number in chunk.numbers:
-            if number in inserted:
-                accepted += 1
-            else:
-                chunk.rejections.append(_rejection(list_id, line, given, DUPLICATE))
-    if chunk.rejections:
-        session.execute(sa.insert(RecipientListRejection), chunk.rejections)
+def _store(session: Session, list_id: str, chunk: _Chunk, now: datetime) -> None:
+    inserted = list_store.insert_entries(session, list_id, chunk.entries)
+    for (line, given), entry in zip(chunk.given, chunk.entries, strict=True):
+        if entry[0] not in inserted:
+            chunk.rejections.append(_rejection(line, given, DUPLICATE))
+    list_store.insert_rejections(session, list_id, chunk.rejections)
     progressed = session.execute(
         sa.update(RecipientList)
         .where(RecipientList.id == list_id, RecipientList.state == ListState.IMPORTING.value)
         .values(
             rows_read=RecipientList.rows_read + chunk.read,
-            row_count=RecipientList.row_count + accepted,
+            row_count=RecipientList.row_count + len(inserted),
             rejected_count=RecipientList.rejected_count + len(chunk.rejections),
             heartbeat_at=now,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import campaign_body

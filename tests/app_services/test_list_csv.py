@@ -112,7 +112,8 @@ def test_a_quoted_record_over_the_cap_is_rejected() -> None:
 
 def test_a_row_not_in_utf8_is_rejected_and_the_rest_kept() -> None:
     rows = read(b"\xef\xbb\xbfphone_number,name\n+14155552671,Ren\xe9\n+14155552673,b\n")
-    assert rows[0].line == 2 and rows[0].error is not None
+    assert rows[0].line == 2
+    assert rows[0].error is not None
     assert rows[0].error.startswith("not UTF-8 text")
     assert rows[1] == CsvRow(3, ["+14155552673", "b"])
 

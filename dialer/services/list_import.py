@@ -13,8 +13,10 @@ still ``importing``: once a list is marked ``failed`` (an import taken for lost,
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,12 +47,16 @@ class Pace:
     #: Rows per chunk (one transaction each).
     chunk_rows: int
     #: Pause after each chunk, in seconds, so other writers get their turn.
-    pause_s: float
+    pause_s: float = 0.0
+    #: Write each chunk on a thread of its own while the next one is parsed.
+    pipelined: bool = False
 
 
-#: SQLite: a chunk's transaction holds the database's one write lock for milliseconds.
+#: SQLite: a chunk's transaction holds the database's one write lock for milliseconds, and
+#: the import leaves it free between chunks. PostgreSQL: row locks only; the server's work
+#: on a chunk overlaps the parse of the next.
 SQLITE_PACE = Pace(chunk_rows=500, pause_s=0.01)
-POSTGRES_PACE = Pace(chunk_rows=5_000, pause_s=0.0)
+POSTGRES_PACE = Pace(chunk_rows=5_000, pipelined=True)
 
 
 def pace_for(dialect: str) -> Pace:
@@ -112,13 +118,20 @@ def run(
 ) -> ListState:
     """Import ``rows`` into the list; its state at the end (``ready``, or ``failed`` with a
     reason: :data:`INTERRUPTED` when ``stopping`` was set before the end)."""
+
+    def store(chunk: _Chunk) -> None:
+        with sessions() as session, session.begin():
+            _store(session, list_id, chunk, clock())
+
     try:
-        for chunk in _chunks(rows, pace.chunk_rows):
-            with sessions() as session, session.begin():
-                _store(session, list_id, chunk, clock())
-            if stopping.wait(pace.pause_s) if pace.pause_s else stopping.is_set():
-                _finish(sessions, list_id, ListState.FAILED, INTERRUPTED, clock())
-                return ListState.FAILED
+        with _writer(store, pace.pipelined) as write:
+            for chunk in _chunks(rows, pace.chunk_rows):
+                write(chunk)
+                if stopping.wait(pace.pause_s) if pace.pause_s else stopping.is_set():
+                    break
+        if stopping.is_set():
+            _finish(sessions, list_id, ListState.FAILED, INTERRUPTED, clock())
+            return ListState.FAILED
         _finish(sessions, list_id, ListState.READY, None, clock())
         return ListState.READY
     except _Abandoned:
@@ -128,6 +141,40 @@ def run(
         log.exception("import of list %s failed", list_id)
         _finish(sessions, list_id, ListState.FAILED, _FAILED_INTERNALLY, clock())
         return ListState.FAILED
+
+
+@contextmanager
+def _writer(store: Callable[[_Chunk], None], pipelined: bool) -> Iterator[Callable[[_Chunk], None]]:
+    """``store`` as it is, or run on a thread of its own, one chunk behind the caller: an
+    error it raises comes out of the next call, or at the end of the block."""
+    if not pipelined:
+        yield store
+        return
+    pending: queue.Queue[_Chunk | None] = queue.Queue(maxsize=1)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        while (chunk := pending.get()) is not None:
+            if not errors:
+                try:
+                    store(chunk)
+                except BaseException as exc:
+                    errors.append(exc)
+
+    def write(chunk: _Chunk) -> None:
+        if errors:
+            raise errors[0]
+        pending.put(chunk)
+
+    thread = threading.Thread(target=work, name="dialer-import-writer", daemon=True)
+    thread.start()
+    try:
+        yield write
+    finally:
+        pending.put(None)
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def _chunks(rows: Iterable[Row], size: int) -> Iterator[_Chunk]:

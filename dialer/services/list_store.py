@@ -1,9 +1,10 @@
 """Writing one chunk of a list import: its entries and its rejected rows.
 
-On PostgreSQL a chunk's entries go in as one statement whose parameters are arrays
-(``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING``): a few parameters
-instead of thousands, so neither SQLAlchemy nor the driver builds and parses a statement the
-size of the chunk. SQLite (small chunks) takes a plain multi-row insert.
+On PostgreSQL a chunk's entries go in as one statement with one parameter: the whole chunk
+as one JSON document (encoded by ``json``'s C encoder in one call), taken apart by the server
+(``INSERT ... SELECT FROM jsonb_array_elements(...) ON CONFLICT DO NOTHING RETURNING``). No
+statement the size of the chunk is built or parsed, and no value is adapted one by one in
+Python. SQLite (small chunks) takes a plain multi-row insert.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ Rejected = tuple[int, str | None, str]
 
 _PG_ENTRIES = """
 INSERT INTO recipient_list_entries (list_id, phone_number, metadata, assistant_overrides, time_zone)
-SELECT %s, t.p, t.m::jsonb, t.a::jsonb, t.z
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(p, m, a, z)
+SELECT %s, e->>0, e->1, e->2, e->>3 FROM jsonb_array_elements(%s::jsonb) AS e
 ON CONFLICT DO NOTHING
 RETURNING phone_number
 """
 _PG_REJECTIONS = """
 INSERT INTO recipient_list_rejections (list_id, "row", phone_number, reason)
-SELECT %s, t.r, t.p, t.w FROM unnest(%s::integer[], %s::text[], %s::text[]) AS t(r, p, w)
+SELECT %s, (e->>0)::integer, e->>1, e->>2 FROM jsonb_array_elements(%s::jsonb) AS e
 """
 
 
@@ -42,13 +42,7 @@ def insert_entries(session: Session, list_id: str, entries: Sequence[Entry]) -> 
         return set()
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        params = (
-            list_id,
-            [e[0] for e in entries],
-            [json.dumps(e[1]) for e in entries],
-            [json.dumps(e[2]) for e in entries],
-            [e[3] for e in entries],
-        )
+        params = (list_id, json.dumps(entries))
         return set(connection.exec_driver_sql(_PG_ENTRIES, params).scalars())
     table: Any = RecipientListEntry.__table__
     insert = insert_ignoring_conflicts_on(connection.dialect.name, table)
@@ -70,13 +64,7 @@ def insert_rejections(session: Session, list_id: str, rejected: Sequence[Rejecte
         return
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        params = (
-            list_id,
-            [r[0] for r in rejected],
-            [r[1] for r in rejected],
-            [r[2] for r in rejected],
-        )
-        connection.exec_driver_sql(_PG_REJECTIONS, params)
+        connection.exec_driver_sql(_PG_REJECTIONS, (list_id, json.dumps(rejected)))
         return
     rows = [
         {"list_id": list_id, "row": row, "phone_number": given, "reason": reason}

@@ -25,7 +25,7 @@ MOST_RUNNING = 4
 #: The interpreter's thread switch interval while imports may run, in seconds. An import is
 #: CPU-bound Python; with the default (5 ms) a request thread whose database answer arrived
 #: waits up to that long for the GIL each time, and a request makes a dozen round trips.
-SWITCH_INTERVAL_S = 0.001
+SWITCH_INTERVAL_S = 0.0005
 
 
 class Slot:

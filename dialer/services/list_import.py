@@ -123,13 +123,17 @@ def run(
         with sessions() as session, session.begin():
             _store(session, list_id, chunk, clock())
 
+    stopped = False
     try:
         with _writer(store, pace.pipelined) as write:
             for chunk in _chunks(rows, pace.chunk_rows):
-                write(chunk)
-                if stopping.wait(pace.pause_s) if pace.pause_s else stopping.is_set():
+                stopped = stopping.is_set()
+                if stopped:
                     break
-        if stopping.is_set():
+                write(chunk)
+                if pace.pause_s:
+                    stopping.wait(pace.pause_s)
+        if stopped:
             _finish(sessions, list_id, ListState.FAILED, INTERRUPTED, clock())
             return ListState.FAILED
         _finish(sessions, list_id, ListState.READY, None, clock())

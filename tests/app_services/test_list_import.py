@@ -20,7 +20,7 @@ from dialer.services.list_import import INTERRUPTED, Pace, Row
 from tests.db import factories
 
 NOW = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
-TWO_A_CHUNK = Pace(chunk_rows=2, pause_s=0.0)
+TWO_A_CHUNK = Pace(chunk_rows=2)
 
 
 def new_list(engine: Engine) -> str:
@@ -61,23 +61,30 @@ def stored(engine: Engine, list_id: str) -> tuple[RecipientList, list[str], list
         return found, list(numbers), [tuple(r) for r in rejected]  # type: ignore[misc]
 
 
-def run(engine: Engine, list_id: str, source: list[Row] | Iterator[Row], **kwargs: object) -> str:
-    stopping = kwargs.pop("stopping", threading.Event())
+def run(
+    engine: Engine,
+    list_id: str,
+    source: list[Row] | Iterator[Row],
+    stopping: threading.Event | None = None,
+    pace: Pace = TWO_A_CHUNK,
+) -> str:
     state = list_import.run(
         session_factory(engine),
         list_id,
         source,
         clock=lambda: NOW,
-        stopping=stopping,  # type: ignore[arg-type]
-        pace=TWO_A_CHUNK,
+        stopping=stopping or threading.Event(),
+        pace=pace,
     )
     return state.value
 
 
-def test_duplicates_across_chunks_are_rejected_by_line(engine: Engine) -> None:
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_duplicates_across_chunks_are_rejected_by_line(engine: Engine, pipelined: bool) -> None:
     list_id = new_list(engine)
     source = rows("+14155552671", "+14155552672", "(415) 555-2671", "+14155552673", "x")
-    assert run(engine, list_id, source) == "ready"
+    pace = Pace(chunk_rows=2, pipelined=pipelined)
+    assert run(engine, list_id, source, pace=pace) == "ready"
     found, numbers, rejected = stored(engine, list_id)
     assert numbers == ["+14155552671", "+14155552672", "+14155552673"]
     assert rejected[0] == (4, "duplicate")
@@ -94,9 +101,13 @@ def test_duplicates_across_chunks_are_rejected_by_line(engine: Engine) -> None:
 def test_a_stop_ends_the_import_after_its_chunk_with_the_list_interrupted(engine: Engine) -> None:
     list_id = new_list(engine)
     stopping = threading.Event()
-    stopping.set()
-    source = rows("+14155552671", "+14155552672", "+14155552673", "+14155552674")
-    assert run(engine, list_id, source, stopping=stopping) == "failed"
+
+    def source() -> Iterator[Row]:
+        yield from rows("+14155552671", "+14155552672")
+        stopping.set()  # the process is shutting down
+        yield from rows("+14155552673", "+14155552674")
+
+    assert run(engine, list_id, source(), stopping=stopping) == "failed"
     found, numbers, _ = stored(engine, list_id)
     assert (found.state, found.failure_reason) == ("failed", INTERRUPTED)
     assert (found.rows_read, numbers) == (2, ["+14155552671", "+14155552672"])

@@ -6,15 +6,17 @@ Every record (a row, quoted line breaks included, and the header) is held to
 end without ever being held whole, before ``csv`` parses anything. The row is then rejected
 and reading goes on at the next physical line. Fields are held to :data:`MAX_FIELD_CHARS`
 and rows to :data:`MAX_COLUMNS` (``csv``'s own field limit is one setting for the whole
-process, so it is left alone).
+process, so it is left alone). Lines may end in ``\n``, ``\r\n`` or ``\r``; a line break
+inside a quoted field is read as ``\n``.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from dialer.errors import ValidationError
 
@@ -43,13 +45,32 @@ class CsvRow:
     error: str | None = None
 
 
+class _Newlines(io.RawIOBase):
+    """A file's bytes with every line ending (``\r\n``, ``\r`` as classic Mac OS spreadsheets
+    write, ``\n``) read as ``\n``, so lines can be split with ``readline``."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read(len(buffer) - 1)
+        if data.endswith(b"\r"):  # is it the first half of a \r\n?
+            data += self._source.read(1)
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buffer[: len(data)] = data
+        return len(data)
+
+
 class _Lines:
     """The file's physical lines, decoded; a record longer than the cap raises
     :class:`_BadRecord` (with the rest of its line consumed). An iterator object rather than a
     generator: it goes on after raising, so ``csv`` can read the next record from it."""
 
     def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
+        self._stream = io.BufferedReader(_Newlines(stream), _SKIP_BYTES)
         #: Physical lines read so far.
         self.line = 0
         #: Bytes of the record being read so far; reset by the reader at each record.

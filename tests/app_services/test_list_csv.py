@@ -144,9 +144,18 @@ def test_a_bad_header_is_refused_naming_the_file(data: bytes, reason: str) -> No
 
 
 def test_rows_come_out_while_most_of_the_file_is_unread() -> None:
-    lines = ["phone_number,n\n"] + [f"+1415555{2000 + i:04d},{i}\n" for i in range(5000)]
+    lines = ["phone_number,n\n"] + [f"+1415555{2000 + i:04d},{i}\n" for i in range(50_000)]
     raw = io.BytesIO("".join(lines).encode())
     rows = csv_rows(CsvReader(raw))
     first = [next(rows) for _ in range(10)]
     assert first[0] == Row(2, "+14155552000", {"n": "0"}, {}, None)
     assert raw.tell() < len(raw.getvalue()) / 2
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"])
+def test_every_line_ending_splits_rows(ending: str) -> None:
+    text = ending.join(["phone_number,n", "+14155552671,1", '+14155552672,"a', 'b"', ""])
+    assert read(text.encode()) == [
+        CsvRow(2, ["+14155552671", "1"]),
+        CsvRow(3, ["+14155552672", "a\nb"]),
+    ]

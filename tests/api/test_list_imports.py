@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from dialer.api.app import create_app
 from dialer.db.engine import session_factory
 from dialer.db.models import ListState, RecipientList, Tenant
+from dialer.runtime.imports import ImportRunner
 from dialer.services.recipient_lists import STALE_AFTER_S
 from dialer.settings import Settings
 from tests.api.conftest import ManualClock, campaign_body, headers_for
@@ -174,3 +175,15 @@ def test_an_import_running_at_shutdown_leaves_its_list_failed_interrupted(
         ).one()
     assert (state, reason) == ("failed", "interrupted")
     assert read < 12_000
+
+
+def test_with_every_import_slot_taken_an_upload_is_503_and_creates_nothing(
+    client: TestClient, engine: Engine
+) -> None:
+    client.app.state.ctx.imports = ImportRunner(most_running=0)  # type: ignore[attr-defined]
+    before = _lists_of(engine, "alice")
+    response = upload_csv(client, "phone_number\n+14155552671\n")
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "busy"
+    assert response.headers["retry-after"] == "60"
+    assert _lists_of(engine, "alice") == before

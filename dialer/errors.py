@@ -37,6 +37,10 @@ class Conflict(DialerError):
     """The request is well formed but conflicts with the resource's state (the API answers 409)."""
 
 
+class Busy(DialerError):
+    """The server has no room for the work now; the same request may succeed later (503)."""
+
+
 class IllegalTransition(Conflict):
     """An action or event is not legal in the current state (the API answers 409)."""
 

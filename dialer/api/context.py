@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialer.errors import ConfigurationError
 from dialer.runtime import Runtime
 from dialer.runtime.backlog import Backlog
+from dialer.runtime.imports import ImportRunner
 from dialer.services.call_context import call_context
 from dialer.settings import Settings
 from dialer.telephony.base import CallContext, CallerIdStatus, TelephonyProvider
@@ -43,6 +44,8 @@ class ApiContext:
     provider_backlog: Backlog = field(default_factory=lambda: Backlog(name="provider", threads=4))
     #: Builds the provider asked about caller numbers; called once, on the first question.
     provider_factory: Callable[[], TelephonyProvider] | None = None
+    #: Recipient-list imports, each on a thread of its own.
+    imports: ImportRunner = field(default_factory=ImportRunner)
     _runtime: Runtime | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _provider: TelephonyProvider | None = None
@@ -85,7 +88,9 @@ class ApiContext:
         return self.backlog.wait_idle(timeout_s) and self.provider_backlog.wait_idle(timeout_s)
 
     def close(self) -> None:
-        """Finish the backlog, then close the runtime and the provider if they were built."""
+        """Stop the list imports, finish the backlog, then close the runtime and the provider if
+        they were built."""
+        self.imports.close()
         self.provider_backlog.close()
         self.backlog.close()
         if self._runtime is not None:

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from dialer.errors import (
+    Busy,
     Conflict,
     DialerError,
     IllegalTransition,
@@ -66,6 +67,10 @@ def _dialer_error(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ProviderError):
         log.warning("provider request failed: %s", exc)
         return error_response(502, "provider_error", f"the telephony provider failed: {exc}")
+    if isinstance(exc, Busy):
+        response = error_response(503, "busy", str(exc))
+        response.headers["Retry-After"] = "60"
+        return response
     log.exception("unhandled dialer error", exc_info=exc)
     return _internal_error()
 

@@ -25,7 +25,7 @@ from dialer.errors import Conflict, NotFound, ValidationError
 from dialer.policy.attempt_state import AttemptStatus, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus, apply_action
 from dialer.policy.screen import ScreenReason
-from dialer.services import greeting, phone_numbers
+from dialer.services import greeting, phone_numbers, recipient_lists
 from dialer.services.recipients import BatchResult, RecipientLike, add_batch, attach_list
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,8 @@ def dialed_from(session: Session, campaign: Campaign) -> list[str]:
     return numbers
 
 
-def _load_list(session: Session, tenant_id: str, list_id: str) -> RecipientList:
+def _load_list(session: Session, tenant_id: str, list_id: str, now: datetime) -> RecipientList:
+    """The tenant's list, ``ready`` (a list still importing or failed is a 409)."""
     found = session.scalars(
         sa.select(RecipientList).where(
             RecipientList.id == list_id, RecipientList.tenant_id == tenant_id
@@ -133,6 +134,9 @@ def _load_list(session: Session, tenant_id: str, list_id: str) -> RecipientList:
     ).one_or_none()
     if found is None:
         raise ValidationError("recipient_list_id", "no such recipient list")
+    unready = recipient_lists.unready_reason(found, now)
+    if unready is not None:
+        raise Conflict(f"recipient list {list_id} {unready}")
     return found
 
 
@@ -158,7 +162,7 @@ def create(
     values.setdefault("use_returning_greeting", False)
     values.setdefault("use_short_term_summaries", False)
     if recipient_list_id is not None:
-        _load_list(session, tenant_id, recipient_list_id)
+        _load_list(session, tenant_id, recipient_list_id, now)
     campaign = Campaign(
         tenant_id=tenant_id,
         recipient_list_id=recipient_list_id,
@@ -264,7 +268,7 @@ def update(
     list_id = changes.get("recipient_list_id")
     if "recipient_list_id" in changes:
         if list_id is not None:
-            _load_list(session, tenant_id, list_id)
+            _load_list(session, tenant_id, list_id, now)
         campaign.recipient_list_id = list_id
     session.flush()
     if recipients:

@@ -134,6 +134,7 @@ def test_other_tenant_sees_404_for_every_resource(client: TestClient, bob: dict[
         ("POST", f"/campaign/{cid}/recipients", {"recipients": [{"phone_number": "+16175550199"}]}),
         ("GET", f"/campaign/{cid}/calls", None),
         ("GET", f"/recipient_list/{list_id}", None),
+        ("GET", f"/recipient_list/{list_id}/rejected", None),
         ("DELETE", "/suppression/+12125550123", None),
     ]
     for method, url, payload in requests:

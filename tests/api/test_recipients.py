@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -16,6 +14,7 @@ from dialer.db.models import (
     Suppression,
 )
 from tests.api.conftest import campaign_body
+from tests.api.lists import import_json, rejected_rows, upload_csv, wait_imported
 
 
 def _campaign(client: TestClient) -> str:
@@ -91,19 +90,21 @@ def test_csv_upload_with_bom_metadata_and_bad_rows(client: TestClient) -> None:
         "+14155552671,Ada again,gold\r\n"
         "+16175550199,too,many,fields\r\n"
     )
-    response = client.post(
-        "/recipient_list",
-        data={"name": "November"},
-        files={"file": ("list.csv", io.BytesIO(csv_text.encode()), "text/csv")},
-    )
-    assert response.status_code == 201, response.text
-    body = response.json()
+    response = upload_csv(client, csv_text)
+    assert response.status_code == 202, response.text
+    assert response.json()["state"] == "importing"
+    body = wait_imported(client, response.json()["id"])
+    assert body["state"] == "ready"
     assert body["row_count"] == body["accepted"] == 2
     assert body["rejected_count"] == 3
-    reasons = {r["row"]: r["reason"] for r in body["rejected"]}
+    assert body["rows_read"] == 5
+    rejected = rejected_rows(client, body["id"])
+    assert rejected[0] == ["row", "phone_number", "reason"]
+    reasons = {int(r[0]): r[2] for r in rejected[1:]}
     assert reasons[3].startswith("invalid-number")
     assert reasons[5] == "duplicate"
     assert reasons[6].startswith("malformed-row")
+    assert [r[1] for r in rejected[1:]] == ["garbage", "+14155552671", ""]
     list_id = body["id"]
     assert client.get(f"/recipient_list/{list_id}").json()["row_count"] == 2
     cid = client.post("/campaign", json=campaign_body(recipient_list_id=list_id)).json()
@@ -117,33 +118,16 @@ def test_csv_upload_with_bom_metadata_and_bad_rows(client: TestClient) -> None:
 def test_list_attach_marks_suppressed_numbers(client: TestClient) -> None:
     client.post("/suppression", json={"phone_number": "+12125550123"})
     rows = [{"phone_number": "+14155552671"}, {"phone_number": "+12125550123"}]
-    list_id = client.post("/recipient_list", json={"name": "L", "recipients": rows}).json()["id"]
+    list_id = import_json(client, rows)
     campaign = client.post("/campaign", json=campaign_body(recipient_list_id=list_id)).json()
     assert campaign["counts"]["pending"] == 1
     assert campaign["counts"]["suppressed"] == 1
 
 
 def test_csv_without_phone_column_is_422(client: TestClient) -> None:
-    response = client.post(
-        "/recipient_list",
-        data={"name": "x"},
-        files={"file": ("l.csv", io.BytesIO(b"name,plan\nAda,gold\n"), "text/csv")},
-    )
+    response = upload_csv(client, "name,plan\nAda,gold\n")
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == "file"
-
-
-def test_csv_parse_is_a_stream() -> None:
-    """Rows come out while most of the file is still unread."""
-    from dialer.services.recipient_lists import _csv_rows
-
-    lines = ["phone_number,n\n"] + [f"+1415555{2000 + i:04d},{i}\n" for i in range(5000)]
-    raw = io.BytesIO("".join(lines).encode())
-    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-    rows = _csv_rows(text)
-    first = [next(rows) for _ in range(10)]
-    assert first[0].metadata == {"n": "0"}
-    assert raw.tell() < len(raw.getvalue()) / 2
 
 
 def test_every_stored_number_is_e164_whatever_its_format(
@@ -156,6 +140,7 @@ def test_every_stored_number_is_e164_whatever_its_format(
     listed = client.post(
         "/recipient_list", json={"name": "L", "recipients": [{"phone_number": "212 555 0124"}]}
     ).json()["id"]
+    assert wait_imported(client, listed)["state"] == "ready"
     body = campaign_body(
         phone_number_id=None,
         caller_id_number=None,

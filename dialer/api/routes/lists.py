@@ -1,12 +1,14 @@
-"""``/recipient_list``: reusable lists from a CSV upload (streamed) or JSON."""
+"""``/recipient_list``: reusable lists from a CSV upload or JSON, imported in the background."""
 
 from __future__ import annotations
 
+import os
 from typing import IO, Any
 
 import pydantic
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -14,32 +16,27 @@ from dialer.api.auth import Ctx, TenantId
 from dialer.api.context import ApiContext
 from dialer.api.limits import read_upload_form
 from dialer.api.routes.campaigns import ERRORS
-from dialer.api.schemas.lists import (
-    ListRejectedRow,
-    RecipientListCreated,
-    RecipientListIn,
-    RecipientListOut,
-)
+from dialer.api.schemas.common import ErrorBody
+from dialer.api.schemas.lists import REJECTED_CSV_DOC, RecipientListIn, RecipientListOut
+from dialer.db.models import RecipientList
 from dialer.errors import ValidationError
 from dialer.services import recipient_lists as service
-from dialer.services.recipient_lists import ImportResult
 
 router = APIRouter(tags=["recipient lists"])
 
 
-def _created(result: ImportResult) -> RecipientListCreated:
-    rl = result.recipient_list
-    return RecipientListCreated(
+def _out(rl: RecipientList) -> RecipientListOut:
+    return RecipientListOut(
         id=rl.id,
         name=rl.name,
+        state=rl.state,
+        failure_reason=rl.failure_reason,
+        rows_read=rl.rows_read,
+        accepted=rl.row_count,
+        rejected_count=rl.rejected_count,
         row_count=rl.row_count,
         created_at=rl.created_at,
-        accepted=result.accepted,
-        rejected_count=result.rejected_count,
-        rejected=[
-            ListRejectedRow(row=r.row, phone_number=r.phone_number, reason=r.reason)
-            for r in result.rejected
-        ],
+        updated_at=rl.heartbeat_at,
     )
 
 
@@ -67,25 +64,43 @@ _BODY = {
         },
     }
 }
+_BUSY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorBody, "description": "Too many imports running; retry later."}
+}
 
 
 @router.post(
     "/recipient_list",
-    status_code=201,
-    response_model=RecipientListCreated,
-    responses=ERRORS,
+    status_code=202,
+    response_model=RecipientListOut,
+    responses={**ERRORS, **_BUSY},
     openapi_extra=_BODY,
 )
-async def create_list(request: Request, ctx: Ctx, tenant: TenantId) -> RecipientListCreated:
+async def create_list(
+    request: Request, response: Response, ctx: Ctx, tenant: TenantId
+) -> RecipientListOut:
     """A list from JSON rows, or from a CSV upload (``multipart/form-data`` with ``name`` and
     ``file``): a ``phone_number`` column, every other column becomes metadata, UTF-8 with or
-    without a BOM. The CSV is parsed as a stream. Bad rows are reported (JSON: 0-based index;
-    CSV: line number), good rows kept."""
+    without a BOM; a record (header or row) of at most 64 KiB and 200 fields.
+
+    Answers 202 with the list in state ``importing`` once the upload is received and its
+    header checked (a CSV with no ``phone_number`` column, empty or not UTF-8 is a 422 naming
+    ``file``, and creates nothing); its rows are imported in the background. Poll
+    ``GET /recipient_list/{id}`` until ``state`` is ``ready`` (or ``failed``); bad rows are
+    refused (JSON: 0-based index; CSV: line number) and listed by
+    ``GET /recipient_list/{id}/rejected``, good rows kept."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        return await _from_upload(request, ctx, tenant)
-    if not content_type.startswith("application/json"):
+        created = await _from_upload(request, ctx, tenant)
+    elif content_type.startswith("application/json"):
+        created = await _from_json(request, ctx, tenant)
+    else:
         raise ValidationError("body", "send application/json or multipart/form-data")
+    response.headers["Location"] = f"/recipient_list/{created.id}"
+    return _out(created)
+
+
+async def _from_json(request: Request, ctx: ApiContext, tenant: str) -> RecipientList:
     try:
         raw = await request.json()
     except ValueError:
@@ -96,18 +111,19 @@ async def create_list(request: Request, ctx: Ctx, tenant: TenantId) -> Recipient
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
         ) from None
-    return await run_in_threadpool(_store_rows, ctx, tenant, body)
+    return await run_in_threadpool(
+        service.import_rows,
+        ctx.sessions,
+        ctx.imports,
+        tenant,
+        body.name,
+        body.recipients,
+        clock=ctx.clock,
+    )
 
 
-def _store_rows(ctx: ApiContext, tenant: str, body: RecipientListIn) -> RecipientListCreated:
-    with ctx.transaction() as session:
-        result = service.create_from_rows(
-            session, tenant, body.name, body.recipients, now=ctx.clock()
-        )
-        return _created(result)
-
-
-async def _from_upload(request: Request, ctx: ApiContext, tenant: str) -> RecipientListCreated:
+async def _from_upload(request: Request, ctx: ApiContext, tenant: str) -> RecipientList:
+    # The form parser streams the file into a temporary file (memory up to 1 MiB, then disk).
     try:
         form = await read_upload_form(request)
     except (HTTPException, ValueError) as exc:
@@ -118,18 +134,39 @@ async def _from_upload(request: Request, ctx: ApiContext, tenant: str) -> Recipi
             raise ValidationError("name", "a list name of 1 to 200 characters (no NUL) is required")
         if isinstance(upload, str) or upload is None:
             raise ValidationError("file", "a CSV file is required")
-        return await run_in_threadpool(_store_csv, ctx, tenant, name.strip(), upload.file)
+        file = await run_in_threadpool(_own_file, upload.file)
     finally:
         await form.close()
+    return await run_in_threadpool(
+        service.import_csv, ctx.sessions, ctx.imports, tenant, name.strip(), file, clock=ctx.clock
+    )
 
 
-def _store_csv(ctx: ApiContext, tenant: str, name: str, stream: IO[bytes]) -> RecipientListCreated:
-    with ctx.transaction() as session:
-        result = service.create_from_csv(session, tenant, name, stream, now=ctx.clock())
-        return _created(result)
+def _own_file(spooled: IO[bytes]) -> IO[bytes]:
+    """The uploaded file, opened anew, so it outlives the form (which closes its own at the
+    end of the request) for the import to read. ``fileno`` moves a file still in memory to
+    disk."""
+    own = os.fdopen(os.dup(spooled.fileno()), "rb")
+    own.seek(0)
+    return own
 
 
 @router.get("/recipient_list/{list_id}", response_model=RecipientListOut, responses=ERRORS)
 def get_list(list_id: str, ctx: Ctx, tenant: TenantId) -> RecipientListOut:
-    with ctx.read() as session:
-        return RecipientListOut.model_validate(service.get(session, tenant, list_id))
+    """The list and its import's progress (``state``, rows read, accepted, rejected)."""
+    return _out(service.current(ctx.sessions, tenant, list_id, now=ctx.clock()))
+
+
+@router.get(
+    "/recipient_list/{list_id}/rejected",
+    response_class=StreamingResponse,
+    responses={**ERRORS, **REJECTED_CSV_DOC},
+)
+def get_rejected(list_id: str, ctx: Ctx, tenant: TenantId) -> StreamingResponse:
+    """The rows the import refused so far, with their reasons, streamed as CSV."""
+    found = service.current(ctx.sessions, tenant, list_id, now=ctx.clock())
+    return StreamingResponse(
+        service.rejected_csv(ctx.sessions, found.id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="rejected-{found.id}.csv"'},
+    )

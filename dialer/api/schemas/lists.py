@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -18,19 +19,29 @@ class RecipientListIn(Input):
 class RecipientListOut(Output):
     id: str
     name: str
-    row_count: int
-    created_at: datetime
-
-
-class ListRejectedRow(Output):
-    row: int = Field(description="CSV line number (header is line 1) or 0-based JSON index.")
-    phone_number: str | None
-    reason: str
-
-
-class RecipientListCreated(RecipientListOut):
-    accepted: int
-    rejected_count: int
-    rejected: list[ListRejectedRow] = Field(
-        description="The first rejected rows (at most 1,000); rejected_count has them all."
+    state: Literal["importing", "ready", "failed"] = Field(
+        description="`importing` while rows go in (in the background), then `ready` (it can be "
+        "attached to a campaign) or `failed` (see `failure_reason`; `interrupted` when the "
+        "import stopped before the end)."
     )
+    failure_reason: str | None
+    rows_read: int = Field(description="Data rows read so far (accepted plus rejected).")
+    accepted: int = Field(description="Rows taken into the list so far.")
+    rejected_count: int = Field(
+        description="Rows refused so far; GET /recipient_list/{id}/rejected lists them."
+    )
+    row_count: int = Field(description="Entries in the list (the same as `accepted`).")
+    created_at: datetime
+    updated_at: datetime | None = Field(description="When the import last made progress.")
+
+
+#: The rejected rows' download: CSV, one line per row.
+REJECTED_CSV_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The rejected rows so far as CSV (`text/csv`), with the header "
+        "`row,phone_number,reason`: `row` is the CSV line number (the header is line 1) or "
+        "the 0-based JSON index, `phone_number` the number as given (empty when the row "
+        "could not be read), `reason` why it was refused.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}

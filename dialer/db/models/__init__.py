@@ -6,7 +6,13 @@ from dialer.db.models.campaigns import CallerNumber, Campaign, CampaignRun
 from dialer.db.models.counters import CampaignCounter
 from dialer.db.models.events import CallEvent
 from dialer.db.models.phone_numbers import PhoneNumber
-from dialer.db.models.recipients import Recipient, RecipientList, RecipientListEntry
+from dialer.db.models.recipients import (
+    ListState,
+    Recipient,
+    RecipientList,
+    RecipientListEntry,
+    RecipientListRejection,
+)
 from dialer.db.models.summaries import CallSummary
 from dialer.db.models.suppression import Suppression
 from dialer.db.models.tenancy import ApiKey, Tenant
@@ -21,10 +27,12 @@ __all__ = [
     "Campaign",
     "CampaignCounter",
     "CampaignRun",
+    "ListState",
     "PhoneNumber",
     "Recipient",
     "RecipientList",
     "RecipientListEntry",
+    "RecipientListRejection",
     "Suppression",
     "Tenant",
 ]

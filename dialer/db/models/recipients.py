@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,16 +15,50 @@ from dialer.db.types import BigId, JsonDoc, UTCDateTime, enum_column, new_id
 from dialer.policy.attempt_state import CLAIMABLE_RECIPIENT, Outcome, RecipientStatus
 
 
+class ListState(StrEnum):
+    """Where a list's import is: rows go in while ``importing``; only a ``ready`` list can be
+    attached to a campaign; a ``failed`` one says why in ``failure_reason``."""
+
+    IMPORTING = "importing"
+    READY = "ready"
+    FAILED = "failed"
+
+
 class RecipientList(Base):
     __tablename__ = "recipient_lists"
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(sa.String(200))
+    #: Entries in the list (rows accepted so far).
     row_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    state: Mapped[str] = mapped_column(sa.String(16), default=ListState.READY.value)
+    failure_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    #: Data rows read so far (accepted plus rejected; blank lines are not rows).
+    rows_read: Mapped[int] = mapped_column(sa.Integer, default=0)
+    rejected_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    #: The importing process's last sign of life (each chunk it commits); an ``importing``
+    #: list whose heartbeat is stale has lost its import.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (sa.Index(None, "tenant_id", "created_at"),)
+
+
+class RecipientListRejection(Base):
+    """A row an import did not take, and why."""
+
+    __tablename__ = "recipient_list_rejections"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    list_id: Mapped[str] = mapped_column(sa.ForeignKey("recipient_lists.id", ondelete="CASCADE"))
+    #: CSV line number (the header is line 1) or 0-based JSON index.
+    row: Mapped[int] = mapped_column(sa.Integer)
+    #: The number as given (cut to the column's length); None when the row was unreadable.
+    phone_number: Mapped[str | None] = mapped_column(sa.String(64))
+    reason: Mapped[str] = mapped_column(sa.String(200))
+
+    __table_args__ = (sa.Index(None, "list_id", "id"),)
 
 
 class RecipientListEntry(Base):

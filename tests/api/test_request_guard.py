@@ -19,6 +19,7 @@ from dialer.settings import Settings
 from dialer.telephony.twilio.signature import sign
 from tests.api.asgi import Answer, call
 from tests.api.conftest import ManualClock, campaign_body, headers_for
+from tests.api.lists import wait_imported
 
 MIB = 1024 * 1024
 BOUNDARY = "b0undary"
@@ -211,11 +212,13 @@ def test_only_the_list_upload_takes_multipart_and_its_json_form_still_works(
         data={"name": "Up"},
         files={"file": ("l.csv", b"phone_number\n+14155552671\n", "text/csv")},
     )
-    assert upload.status_code == 201, upload.text
+    assert upload.status_code == 202, upload.text
+    assert wait_imported(client, upload.json()["id"])["accepted"] == 1
     rows = client.post(
         "/recipient_list", json={"name": "J", "recipients": [{"phone_number": "+14155552671"}]}
     )
-    assert rows.status_code == 201, rows.text
+    assert rows.status_code == 202, rows.text
+    assert wait_imported(client, rows.json()["id"])["accepted"] == 1
 
 
 def test_a_small_body_left_unread_keeps_the_connection(client: TestClient) -> None:

@@ -9,6 +9,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dialer import redaction
 from dialer.db.engine import make_engine
 from dialer.db.migrate import upgrade
 from dialer.db.models import Base
@@ -33,6 +34,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if used & _REDIS:
             item.add_marker(pytest.mark.redis)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _logs_as_in_production() -> None:
+    """Log records are masked as every dialer process masks them (phone numbers)."""
+    redaction.install()
 
 
 @pytest.fixture(scope="session")

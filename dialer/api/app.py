@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from dialer.api import errors
+from dialer.api import errors, openapi
 from dialer.api.context import ApiContext, ApiInbound
 from dialer.api.limits import BodyLimit
 from dialer.api.routes import calls, campaigns, health, lists, recipients, suppression
@@ -83,6 +83,7 @@ def create_app(
     )
     app.state.ctx = ctx
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(BodyLimit)
     for module in (health, campaigns, recipients, calls, lists, suppression):
         app.include_router(module.router)

@@ -10,8 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from dialer.api import json_body
 from dialer.api.auth import Ctx, TenantId
 from dialer.api.context import ApiContext
+from dialer.api.json_body import JsonRoute
 from dialer.api.routes.campaigns import ERRORS
 from dialer.api.schemas.lists import (
     ListRejectedRow,
@@ -23,7 +25,7 @@ from dialer.errors import ValidationError
 from dialer.services import recipient_lists as service
 from dialer.services.recipient_lists import ImportResult
 
-router = APIRouter(tags=["recipient lists"])
+router = APIRouter(tags=["recipient lists"], route_class=JsonRoute)
 
 
 def _created(result: ImportResult) -> RecipientListCreated:
@@ -85,10 +87,7 @@ async def create_list(request: Request, ctx: Ctx, tenant: TenantId) -> Recipient
         return await _from_upload(request, ctx, tenant)
     if not content_type.startswith("application/json"):
         raise ValidationError("body", "send application/json or multipart/form-data")
-    try:
-        raw = await request.json()
-    except ValueError:
-        raise ValidationError("body", "not valid JSON") from None
+    raw = json_body.loads(await request.body())
     try:
         body = RecipientListIn.model_validate(raw)
     except pydantic.ValidationError as exc:

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query, Response
 
 from dialer.api import pagination
 from dialer.api.auth import Ctx, TenantId
+from dialer.api.json_body import JsonRoute
 from dialer.api.routes.campaigns import ERRORS
 from dialer.api.schemas.common import Page
 from dialer.api.schemas.suppression import SuppressionIn, SuppressionOut
 from dialer.services import suppression as service
 
-router = APIRouter(tags=["do-not-call"])
+router = APIRouter(tags=["do-not-call"], route_class=JsonRoute)
 
 
 @router.post("/suppression", status_code=201, response_model=SuppressionOut, responses=ERRORS)
@@ -37,7 +38,7 @@ def list_numbers(
     ctx: Ctx,
     tenant: TenantId,
     limit: Annotated[int, Query(ge=1, le=pagination.MAX_PAGE)] = pagination.DEFAULT_PAGE,
-    cursor: str | None = None,
+    cursor: pagination.Cursor = None,
 ) -> Page[SuppressionOut]:
     after = pagination.decode_id(cursor) if cursor is not None else None
     with ctx.read() as session:

@@ -7,10 +7,24 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import pydantic
-from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
-from dialer.api.schemas.common import AwareDatetime, Input, Output
+from dialer.api.schemas.common import (
+    AwareDatetime,
+    Input,
+    JsonObject,
+    Output,
+    XmlSafeText,
+    document_no_nul,
+)
 from dialer.api.schemas.recipients import RecipientIn
 from dialer.policy.calling_hours import WeeklyScheduleSpec
 from dialer.policy.retry import RetryPolicy
@@ -86,25 +100,29 @@ class CampaignFields(Input):
     """Fields a client may write on create and PATCH (all optional here)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    assistant_id: str | None = Field(default=None, min_length=1, max_length=200)
+    assistant_id: XmlSafeText | None = Field(default=None, min_length=1, max_length=200)
     assistant_name: str | None = Field(default=None, max_length=200)
     phone_number_id: str | None = Field(default=None, min_length=1, max_length=200)
     caller_id_number: str | None = Field(default=None, max_length=32)
     max_concurrency: int | None = Field(default=None, ge=1, le=200)
-    retry_policy: dict[str, Any] | None = None
+    retry_policy: JsonObject | None = None
     speech_settings: SpeechSettings | None = None
     schedule_start_time: AwareDatetime | None = Field(default=None, validation_alias=_START)
-    schedule_end_time: AwareDatetime | None = Field(default=None, validation_alias=_END)
+    schedule_end_time: AwareDatetime | None = Field(
+        default=None,
+        validation_alias=_END,
+        description="Must be after schedule_start_time when both are set.",
+    )
     weekly_schedule: WeeklyScheduleSpec | None = Field(
         default=None, description="Weekly calling hours in the campaign's IANA time zone."
     )
-    campaign_context: str | None = Field(default=None, max_length=20_000)
-    opening_message_template: str | None = Field(
+    campaign_context: XmlSafeText | None = Field(default=None, max_length=20_000)
+    opening_message_template: XmlSafeText | None = Field(
         default=None,
         max_length=5_000,
         description="`{{key}}` placeholders are filled from each recipient's metadata.",
     )
-    voicemail_message: str | None = Field(
+    voicemail_message: XmlSafeText | None = Field(
         default=None, max_length=5_000, description="Said to answering machines; null = hang up."
     )
     use_returning_greeting: bool | None = None
@@ -172,9 +190,27 @@ class _RejectsReadOnly(Input):
         raise ValueError("read-only; managed by the server")
 
 
+def _one_caller_schema(schema: dict[str, Any]) -> None:
+    """State in the schema what :meth:`CampaignCreate._one_caller` enforces: a
+    ``phone_number_id`` or a ``dial_plan`` (non-null), never both."""
+    document_no_nul(schema)
+    number = {
+        "required": ["phone_number_id"],
+        "properties": {"phone_number_id": {"type": "string"}},
+    }
+    plan = {"required": ["dial_plan"], "properties": {"dial_plan": {"type": "array"}}}
+    schema["anyOf"] = [number, plan]
+    schema["not"] = {
+        "required": ["phone_number_id", "dial_plan"],
+        "properties": {"phone_number_id": {"type": "string"}, "dial_plan": {"type": "array"}},
+    }
+
+
 class CampaignCreate(CampaignFields, _RejectsReadOnly):
+    model_config = ConfigDict(json_schema_extra=_one_caller_schema)
+
     name: str = Field(min_length=1, max_length=200)
-    assistant_id: str = Field(min_length=1, max_length=200)
+    assistant_id: XmlSafeText = Field(min_length=1, max_length=200)
     channel: Literal["voice"] = "voice"
     max_concurrency: int = Field(default=10, ge=1, le=200)
     dial_plan: list[DialPlanEntry] | None = Field(

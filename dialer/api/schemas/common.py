@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from dialer.api.json_body import depth_exceeds
+from dialer.textsafety import XML_SAFE_PATTERN, xml_forbidden
+
 T = TypeVar("T")
+
+#: No NUL character (JSON Schema ``pattern``, as the server enforces it).
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
+def document_no_nul(schema: dict[str, Any]) -> None:
+    """Every string property of an input body states, as a pattern, that NUL is refused."""
+    for prop in schema.get("properties", {}).values():
+        for variant in [prop, *prop.get("anyOf", [])]:
+            if variant.get("type") == "string" and "pattern" not in variant:
+                variant["pattern"] = NO_NUL_PATTERN
 
 
 class Input(BaseModel):
     """Request bodies reject unknown fields (a typo must not be silently ignored) and NUL
     characters anywhere, metadata included (PostgreSQL cannot store them in text)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, json_schema_extra=document_no_nul
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -25,23 +43,85 @@ class Input(BaseModel):
         return data
 
 
-def _nul_path(value: Any, path: str = "") -> str | None:
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and "\x00" in key:
-                return here
-            found = _nul_path(item, here)
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _nul_path(item, f"{path}.{index}" if path else str(index))
-            if found is not None:
-                return found
+def _nul_path(value: Any) -> str | None:
+    """The dotted path of the first string (or key) holding a NUL, "" for ``value`` itself."""
+    return _first_path(value, lambda v: isinstance(v, str) and "\x00" in v)
+
+
+def _first_path(value: Any, bad: Any) -> str | None:
+    """The dotted path of the first value or key for which ``bad`` holds. Iterative: the
+    body's depth is bounded, but no walk here should depend on the stack."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if bad(item):
+            return path
+        if isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                here = f"{path}.{key}" if path else str(key)
+                if bad(key):
+                    return here
+                stack.append((child, here))
+        elif isinstance(item, list):
+            for index in reversed(range(len(item))):
+                stack.append((item[index], f"{path}.{index}" if path else str(index)))
     return None
+
+
+#: Deepest nesting of a JSON object field (metadata, assistant overrides, retry policy):
+#: the object itself is level 1.
+MAX_JSON_DEPTH = 16
+#: Largest JSON object field, serialized as compact UTF-8 JSON, in bytes.
+MAX_JSON_BYTES = 64 * 1024
+
+
+def _non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _bounded_object(value: dict[str, Any]) -> dict[str, Any]:
+    path = _first_path(value, _non_finite)
+    if path is not None:
+        where = f" at {path}" if path else ""
+        raise ValueError(f"a non-finite number{where} (NaN, Infinity or beyond ±1.8e308)")
+    if depth_exceeds(value, MAX_JSON_DEPTH):
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > MAX_JSON_BYTES:
+        raise ValueError(f"{size} bytes as JSON; at most {MAX_JSON_BYTES}")
+    return value
+
+
+#: A free-form JSON object a client stores with a row: bounded so that it can always be read
+#: back, and stored the same on SQLite and PostgreSQL (which cannot hold non-finite numbers).
+JsonObject = Annotated[
+    dict[str, Any],
+    AfterValidator(_bounded_object),
+    Field(
+        description=(
+            f"A JSON object, at most {MAX_JSON_DEPTH} levels deep and {MAX_JSON_BYTES} bytes "
+            "as JSON; no NUL character, finite numbers only."
+        )
+    ),
+]
+
+
+def _xml_safe(text: str | None) -> str | None:
+    if text is not None and xml_forbidden(text):
+        raise ValueError(
+            "contains a control character that cannot be spoken "
+            "(only TAB, LF and CR are allowed below U+0020)"
+        )
+    return text
+
+
+#: Text that reaches the call-control document (TwiML) or a provider: nothing XML 1.0
+#: forbids (C0 controls other than TAB, LF, CR; U+FFFE, U+FFFF; lone surrogates).
+XmlSafeText = Annotated[
+    str,
+    AfterValidator(_xml_safe),
+    Field(json_schema_extra={"pattern": XML_SAFE_PATTERN}),
+]
 
 
 class Output(BaseModel):

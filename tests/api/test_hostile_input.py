@@ -4,12 +4,16 @@ answered the same on SQLite and PostgreSQL, and nothing stored breaks a later re
 from __future__ import annotations
 
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from fastapi.testclient import TestClient
 
 from dialer.api import pagination
 from dialer.api.schemas.common import MAX_JSON_BYTES, MAX_JSON_DEPTH
+from dialer.services import greeting
+from dialer.telephony.base import CallContext
+from dialer.telephony.twilio import twiml
 from tests.api.conftest import campaign_body
 
 JSON = {"content-type": "application/json"}
@@ -169,3 +173,27 @@ def test_the_document_says_what_the_server_answers(client: TestClient) -> None:
         p for p in spec["paths"]["/campaign"]["get"]["parameters"] if p["name"] == "cursor"
     )
     assert cursor["schema"]["anyOf"][0]["minLength"] == 1
+
+
+def test_twiml_stays_parseable_whatever_the_recipient_data() -> None:
+    opening = greeting.render("Hi {{name}}", {"name": "Ann\x07\x1b\ufffe"})
+    assert opening == "Hi Ann"
+    ctx = CallContext(
+        attempt_id=1,
+        campaign_id="c",
+        assistant_id="a",
+        run_id="r",
+        recipient_id=1,
+        opening_message=opening,
+        campaign_context="stored before the check\x0c",
+        speech_settings={},
+        assistant_overrides={"note": "\x01"},
+        returning=False,
+        summaries=("summary\x02",),
+        voicemail_message="Call us\x07 back",
+    )
+    for answered_by, stream in (("machine_end_beep", None), ("human", "wss://example.test/s")):
+        document = ElementTree.fromstring(twiml.for_answer(ctx, answered_by, stream))
+        assert document.tag == "Response"
+    voicemail = ElementTree.fromstring(twiml.for_answer(ctx, "machine_end_beep", None))
+    assert voicemail.findtext("Say") == "Call us back"

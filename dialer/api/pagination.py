@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Query
 
+from dialer.api.schemas.common import checked
 from dialer.errors import ValidationError
 
 MAX_PAGE = 500
@@ -24,6 +25,7 @@ Cursor = Annotated[
         max_length=512,
         pattern="^[A-Za-z0-9_-]+$",
         description="The previous page's `next_cursor`, exactly as returned; absent at first.",
+        json_schema_extra=checked("a next_cursor this listing returned"),
     ),
 ]
 

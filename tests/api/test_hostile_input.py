@@ -197,3 +197,27 @@ def test_twiml_stays_parseable_whatever_the_recipient_data() -> None:
         assert document.tag == "Response"
     voicemail = ElementTree.fromstring(twiml.for_answer(ctx, "machine_end_beep", None))
     assert voicemail.findtext("Say") == "Call us back"
+
+
+def test_a_nul_in_metadata_names_the_field(client: TestClient) -> None:
+    cid = _campaign(client)
+    row = {"phone_number": "+14155552671", "metadata": {"notes": ["ok", {"k\x00": 1}]}}
+    response = client.post(f"/campaign/{cid}/recipients", json={"recipients": [row]})
+    assert _fields(response) == ["recipients.0.metadata"]
+    assert "notes.1.k" in response.json()["detail"][0]["reason"]
+
+
+def test_the_document_marks_rules_it_cannot_state(client: TestClient) -> None:
+    """Fields checked beyond JSON Schema carry ``x-server-checks``; fields that may not be
+    null have no null in their schema."""
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    patch = schemas["CampaignPatch"]["properties"]
+    assert "anyOf" not in patch["name"]
+    assert patch["name"]["type"] == "string"
+    assert patch["retry_policy"]["type"] == "object"
+    assert "x-server-checks" in patch["caller_id_number"]
+    assert "x-server-checks" in schemas["CampaignCreate"]["properties"]["dial_plan"]
+    assert "x-server-checks" in schemas["SuppressionIn"]["properties"]["phone_number"]
+    assert _fields(client.post("/campaign", json=campaign_body(retry_policy=None))) == [
+        "retry_policy"
+    ]

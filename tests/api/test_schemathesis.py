@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import schemathesis
@@ -19,19 +20,65 @@ from schemathesis.engine import events, from_schema
 from sqlalchemy.engine import Engine
 
 from dialer.api.app import create_app
+from dialer.api.schemas.common import SERVER_CHECKS
 from dialer.settings import Settings
 from tests.api.conftest import ManualClock, headers_for
 
 EXAMPLES = int(os.environ.get("DIALER_FUZZ_EXAMPLES", "5"))
 
 #: Statuses a schema-valid request may get. 422 is among them because the server checks
-#: what JSON Schema cannot state, and which a generator cannot be told: that a phone number
-#: exists in its country's numbering plan, that a time zone is in the IANA database, that
-#: a cursor is one the API returned, that every recipient has the variables the opening
-#: message uses. Everything the schema *can* state (lengths, patterns, bounds, exclusive
-#: fields, no NUL or XML-forbidden characters) is stated there, and negative data is still
-#: checked to be refused.
+#: what JSON Schema cannot state (that a phone number exists in its country's numbering
+#: plan, that a cursor is one the API returned, that every recipient has the variables the
+#: opening message uses); the document marks those fields (``x-server-checks``), and
+#: :func:`schema_valid_refused_only_on_checked_fields` fails a 422 that names any other.
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
+
+
+@schemathesis.check
+def schema_valid_refused_only_on_checked_fields(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+) -> bool | None:
+    """A schema-valid request answered 422 must name only fields the document marks as
+    checked beyond their schema: anything else is a rule the schema should state."""
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or response.status_code != 422:
+        return None
+    checked = _checked_names(case.operation.schema.raw_schema)
+    detail = response.json().get("detail", [])
+    unchecked = [d for d in detail if _leaf(d["field"]) not in checked]
+    if unchecked:
+        raise AssertionError(f"schema-valid request refused on unmarked fields: {unchecked}")
+    return None
+
+
+def _leaf(field: str) -> str:
+    """``recipients.0.phone_number`` -> ``phone_number``: the name a schema gives it."""
+    names = [part for part in field.split(".") if not part.isdigit()]
+    return names[-1] if names else field
+
+
+_CHECKED: dict[int, frozenset[str]] = {}
+
+
+def _checked_names(document: dict[str, Any]) -> frozenset[str]:
+    """Names of the properties and parameters the document marks ``x-server-checks``."""
+    if id(document) not in _CHECKED:
+        found: set[str] = set()
+        stack: list[Any] = [document]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, dict):
+                if "in" in node and SERVER_CHECKS in node.get("schema", {}):
+                    found.add(node["name"])
+                for name, prop in (node.get("properties") or {}).items():
+                    variants = [prop, *prop.get("anyOf", [])] if isinstance(prop, dict) else []
+                    if any(SERVER_CHECKS in variant for variant in variants):
+                        found.add(name)
+                stack.extend(node.values())
+        _CHECKED[id(document)] = frozenset(found)
+    return _CHECKED[id(document)]
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dialer.api.auth import Ctx, TenantId
 from dialer.api.context import ApiContext
 from dialer.api.json_body import JsonRoute
 from dialer.api.routes.campaigns import ERRORS
+from dialer.api.schemas.common import SERVER_CHECKS
 from dialer.api.schemas.lists import (
     ListRejectedRow,
     RecipientListCreated,
@@ -59,9 +60,20 @@ _BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["name", "file"],
+                    # The form is read with at most one file and five other fields.
+                    "maxProperties": 6,
                     "properties": {
-                        "name": {"type": "string", "minLength": 1, "maxLength": 200},
-                        "file": {"type": "string", "format": "binary"},
+                        "name": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 200,
+                            SERVER_CHECKS: "1 to 200 characters once trimmed, no NUL",
+                        },
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            SERVER_CHECKS: "UTF-8 CSV text with a phone_number column",
+                        },
                     },
                 }
             },

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from dialer.api import pagination
 from dialer.api.auth import Ctx, TenantId
 from dialer.api.json_body import JsonRoute
 from dialer.api.routes.campaigns import ERRORS
-from dialer.api.schemas.common import Page
+from dialer.api.schemas.common import DIALABLE, Page
 from dialer.api.schemas.suppression import SuppressionIn, SuppressionOut
 from dialer.services import suppression as service
 
@@ -27,7 +27,9 @@ def add_number(body: SuppressionIn, ctx: Ctx, tenant: TenantId) -> SuppressionOu
 
 
 @router.delete("/suppression/{phone_number}", status_code=204, responses=ERRORS)
-def remove_number(phone_number: str, ctx: Ctx, tenant: TenantId) -> Response:
+def remove_number(
+    phone_number: Annotated[str, Path(json_schema_extra=DIALABLE)], ctx: Ctx, tenant: TenantId
+) -> Response:
     with ctx.transaction() as session:
         service.remove(session, tenant, phone_number)
     return Response(status_code=204)

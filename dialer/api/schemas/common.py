@@ -14,6 +14,20 @@ from dialer.textsafety import XML_SAFE_PATTERN, xml_forbidden
 
 T = TypeVar("T")
 
+#: OpenAPI extension on a field the server checks beyond what JSON Schema can state (that a
+#: number exists, that a cursor is one it returned, an order between two fields): its value
+#: says what is checked. A request valid by the schema is refused (422) only on such fields.
+SERVER_CHECKS = "x-server-checks"
+
+
+def checked(what: str) -> dict[str, Any]:
+    """``json_schema_extra`` of a field checked beyond its schema."""
+    return {SERVER_CHECKS: what}
+
+
+#: A phone number field: normalised to E.164, refused unless dialable.
+DIALABLE = checked("a valid, dialable number of its country (E.164, or national for the US)")
+
 #: No NUL character (JSON Schema ``pattern``, as the server enforces it).
 NO_NUL_PATTERN = "^[^\\u0000]*$"
 
@@ -43,9 +57,26 @@ class Input(BaseModel):
         return data
 
 
-def _nul_path(value: Any) -> str | None:
-    """The dotted path of the first string (or key) holding a NUL, "" for ``value`` itself."""
-    return _first_path(value, lambda v: isinstance(v, str) and "\x00" in v)
+def _nul_path(data: Any) -> str | None:
+    """The first field of ``data`` whose string (or list of strings) holds a NUL, "" for
+    ``data`` itself. Objects within are left to their own validation: nested bodies are
+    :class:`Input` models too, and :data:`JsonObject` fields name their own NULs."""
+    if isinstance(data, str):
+        return "" if _has_nul(data) else None
+    if not isinstance(data, dict):
+        return None
+    for key, value in data.items():
+        if _has_nul(key) or _has_nul(value):
+            return str(key)
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                if _has_nul(item):
+                    return f"{key}.{index}"
+    return None
+
+
+def _has_nul(value: Any) -> bool:
+    return isinstance(value, str) and "\x00" in value
 
 
 def _first_path(value: Any, bad: Any) -> str | None:
@@ -80,6 +111,9 @@ def _non_finite(value: Any) -> bool:
 
 
 def _bounded_object(value: dict[str, Any]) -> dict[str, Any]:
+    path = _first_path(value, _has_nul)
+    if path is not None:
+        raise ValueError(f"a NUL character at {path}")
     path = _first_path(value, _non_finite)
     if path is not None:
         where = f" at {path}" if path else ""
@@ -101,7 +135,10 @@ JsonObject = Annotated[
         description=(
             f"A JSON object, at most {MAX_JSON_DEPTH} levels deep and {MAX_JSON_BYTES} bytes "
             "as JSON; no NUL character, finite numbers only."
-        )
+        ),
+        json_schema_extra=checked(
+            f"at most {MAX_JSON_DEPTH} levels and {MAX_JSON_BYTES} bytes; no NUL character"
+        ),
     ),
 ]
 

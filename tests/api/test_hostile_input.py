@@ -207,6 +207,16 @@ def test_a_nul_in_metadata_names_the_field(client: TestClient) -> None:
     assert "notes.1.k" in response.json()["detail"][0]["reason"]
 
 
+def test_a_lone_surrogate_in_metadata_names_the_field(client: TestClient) -> None:
+    cid = _campaign(client)
+    row = '{"phone_number": "+14155552671", "metadata": {"a": ["\\ud800"]}}'
+    response = client.post(
+        f"/campaign/{cid}/recipients", content=f'{{"recipients": [{row}]}}', headers=JSON
+    )
+    assert _fields(response) == ["recipients.0.metadata"]
+    assert response.json()["detail"][0]["reason"].endswith("surrogate (not Unicode text) at a.0")
+
+
 def test_the_document_marks_rules_it_cannot_state(client: TestClient) -> None:
     """Fields checked beyond JSON Schema carry ``x-server-checks``; fields that may not be
     null have no null in their schema."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -106,6 +107,14 @@ MAX_JSON_DEPTH = 16
 MAX_JSON_BYTES = 64 * 1024
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """A JSON escape such as ``\\ud800`` alone: no UTF-8 (so no database) can hold it."""
+    return isinstance(value, str) and _SURROGATE.search(value) is not None
+
+
 def _non_finite(value: Any) -> bool:
     return isinstance(value, float) and not math.isfinite(value)
 
@@ -114,6 +123,9 @@ def _bounded_object(value: dict[str, Any]) -> dict[str, Any]:
     path = _first_path(value, _has_nul)
     if path is not None:
         raise ValueError(f"a NUL character at {path}")
+    path = _first_path(value, _has_lone_surrogate)
+    if path is not None:
+        raise ValueError(f"a lone UTF-16 surrogate (not Unicode text) at {path}")
     path = _first_path(value, _non_finite)
     if path is not None:
         where = f" at {path}" if path else ""

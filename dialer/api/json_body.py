@@ -16,7 +16,7 @@ from dialer.errors import ValidationError
 
 #: Deepest nesting of arrays and objects a body may have: deeper than any body the API
 #: accepts (a campaign's dial plan, its recipients, and their metadata of at most
-#: ``schemas.common.MAX_JSON_DEPTH`` levels), so that the metadata's own limit names the
+#: ``schemas.json_object.MAX_JSON_DEPTH`` levels), so that the metadata's own limit names the
 #: field, and shallow enough that no validator runs out of stack. A body nested 100,000 deep
 #: is refused by the parser's own recursion guard.
 MAX_BODY_DEPTH = 512

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dialer.api import pagination
-from dialer.api.schemas.common import MAX_JSON_BYTES, MAX_JSON_DEPTH
+from dialer.api.schemas.json_object import MAX_JSON_BYTES, MAX_JSON_DEPTH
 from dialer.services import greeting
 from dialer.telephony.base import CallContext
 from dialer.telephony.twilio import twiml

@@ -20,12 +20,12 @@ from pydantic.json_schema import SkipJsonSchema
 from dialer.api.schemas.common import (
     AwareDatetime,
     Input,
-    JsonObject,
     Output,
     XmlSafeText,
     checked,
     document_no_nul,
 )
+from dialer.api.schemas.json_object import JsonObject
 from dialer.api.schemas.recipients import RecipientIn
 from dialer.policy.calling_hours import WeeklyScheduleSpec
 from dialer.policy.retry import RetryPolicy

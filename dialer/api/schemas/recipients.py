@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import Field
 
-from dialer.api.schemas.common import Input, JsonObject, Output, checked
+from dialer.api.schemas.common import Input, Output, checked
+from dialer.api.schemas.json_object import JsonObject
 from dialer.policy.calling_hours import TimeZoneName
 
 

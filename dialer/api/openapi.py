@@ -68,3 +68,5 @@ def _complete(operation: dict[str, Any]) -> None:
     for status, response in responses.items():
         if status[0] in "45" and (status == "422" or "content" not in response):
             response["content"] = _JSON_ERROR
+        if response.get("description") == "Validation Error":  # FastAPI's, for its own shape
+            response["description"] = COMMON_RESPONSES["422"]

@@ -60,8 +60,10 @@ _BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["name", "file"],
-                    # The form is read with at most one file and five other fields.
+                    # The form is read with at most one file and five other fields, each
+                    # sent once; fields other than name and file are ignored.
                     "maxProperties": 6,
+                    "additionalProperties": {"type": "string"},
                     "properties": {
                         "name": {
                             "type": "string",

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from dialer.api import errors
+from dialer.api import errors, openapi
 from dialer.api.auth import authenticator
 from dialer.api.context import ApiContext, ApiInbound
 from dialer.api.guard import RequestGuard
@@ -99,6 +99,7 @@ def create_app(
     )
     app.state.ctx = ctx
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(RequestGuard, routes=app.router.routes, authenticate=authenticator(ctx))
     for module in (health, campaigns, recipients, calls, lists, suppression, phone_numbers):
         app.include_router(module.router)

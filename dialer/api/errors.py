@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from dialer.api.json_body import BodyRejected
 from dialer.errors import (
     Busy,
     Conflict,
@@ -25,10 +27,16 @@ from dialer.errors import (
 log = logging.getLogger(__name__)
 
 
+#: Where a request value comes from: not part of the field's name (``query.cursor`` is
+#: ``cursor``; no operation has two inputs of one name).
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+
+
 def field_path(loc: Sequence[Any]) -> str:
-    """``("body", "recipients", 2, "phone_number")`` -> ``recipients.2.phone_number``."""
+    """``("body", "recipients", 2, "phone_number")`` -> ``recipients.2.phone_number``;
+    ``("query", "cursor")`` -> ``cursor``."""
     parts = [str(p) for p in loc]
-    if parts and parts[0] == "body":
+    if parts and parts[0] in _LOCATIONS:
         parts = parts[1:]
     return ".".join(parts) or "body"
 
@@ -51,6 +59,9 @@ def _request_validation(_: Request, exc: Exception) -> JSONResponse:
     detail = []
     for err in exc.errors():
         reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "json_invalid":  # its loc ends in a character position
+            detail.append({"field": "body", "reason": "not valid JSON"})
+            continue
         detail.append({"field": field_path(err.get("loc", ())), "reason": reason})
     return validation_failed(detail)
 
@@ -75,13 +86,37 @@ def _dialer_error(_: Request, exc: Exception) -> JSONResponse:
     return _internal_error()
 
 
-def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _body_rejected(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BodyRejected)
+    return validation_failed([{"field": exc.field, "reason": exc.reason}])
+
+
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:
+        # The framework could not read the body (e.g. a form it cannot parse): bad input.
+        return validation_failed([{"field": "body", "reason": str(exc.detail)}])
     names = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
     response = error_response(exc.status_code, names.get(exc.status_code, "error"), str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
     return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the API document lists for the request's path (each route serves one
+    method, so the 405 of the route that matched the path would list only its own)."""
+    methods: set[str] = set()
+    for template, item in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods.update(m.upper() for m in item if m.upper() in _HTTP_METHODS)
+    return sorted(methods)
+
+
+_HTTP_METHODS = {"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"}
 
 
 def _unstorable(_: Request, exc: Exception) -> JSONResponse:
@@ -115,6 +150,7 @@ def _internal_error() -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(BodyRejected, _body_rejected)
     app.add_exception_handler(DialerError, _dialer_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(sqlalchemy.exc.DataError, _unstorable)

@@ -5,12 +5,29 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
+from fastapi import Query
+
+from dialer.api.schemas.common import checked
 from dialer.errors import ValidationError
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
+
+
+#: The ``cursor`` query parameter: a ``next_cursor`` from the previous page, as returned.
+Cursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=512,
+        pattern="^[A-Za-z0-9_-]+$",
+        description="The previous page's `next_cursor`, exactly as returned; absent at first.",
+        json_schema_extra=checked("a next_cursor this listing returned"),
+    ),
+]
 
 
 def encode(position: list[Any]) -> str:
@@ -26,6 +43,18 @@ def decode(cursor: str, arity: int) -> list[Any]:
     if not isinstance(position, list) or len(position) != arity:
         raise ValidationError("cursor", "not a cursor this API returned")
     return position
+
+
+def decode_time(value: Any) -> datetime:
+    """A timestamp a cursor carries: ISO 8601 with its UTC offset (as :func:`encode` wrote it);
+    anything else, a naive time included, is not a cursor of ours."""
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.utcoffset() is None:
+        raise ValidationError("cursor", "not a cursor this API returned")
+    return moment
 
 
 #: Largest id a cursor may carry (BIGINT); anything else is not ours.

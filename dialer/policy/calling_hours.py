@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic.config import JsonDict
 
 from dialer.phone import time_zones_for
 from dialer.policy.windows import (
@@ -29,8 +30,24 @@ def _valid_zone(name: str) -> str:
     return name
 
 
-TimeZoneName = Annotated[str, AfterValidator(_valid_zone)]
+#: An IANA zone name. The schema gives its shape; the zone database is checked on input
+#: (``x-server-checks``: the document marks fields checked beyond their schema).
+TimeZoneName = Annotated[
+    str,
+    AfterValidator(_valid_zone),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "pattern": "^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$",
+            "x-server-checks": "a zone of the IANA time zone database, e.g. America/New_York",
+        }
+    ),
+]
 WallTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")]
+#: A start of hours: a wall time before 24:00 (stated in the schema; checked below).
+_START_SCHEMA: JsonDict = {"pattern": r"^([01]\d|2[0-3]):[0-5]\d$"}
 
 
 class HoursSpec(BaseModel):
@@ -41,8 +58,13 @@ class HoursSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    days: tuple[str, ...] = Field(default=WEEKDAYS, min_length=1, max_length=7)
-    start: WallTime
+    days: tuple[str, ...] = Field(
+        default=WEEKDAYS,
+        min_length=1,
+        max_length=7,
+        json_schema_extra={"items": {"type": "string", "enum": list(WEEKDAYS)}},
+    )
+    start: WallTime = Field(json_schema_extra=_START_SCHEMA)
     end: WallTime
 
     @model_validator(mode="after")

@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from dialer.textsafety import xml_safe
+
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\s*\}\}")
 _BRACES = re.compile(r"\{\{|\}\}")
 
@@ -54,6 +56,7 @@ def render(template: str | None, metadata: Mapping[str, Any]) -> str:
 
     def value(match: re.Match[str]) -> str:
         found = metadata.get(_name(match.group(1)))
-        return "" if found is None else str(found)
+        # Recipient data is free text: what XML cannot carry is dropped, not the call.
+        return "" if found is None else xml_safe(str(found))
 
     return " ".join(_PLACEHOLDER.sub(value, template).split())

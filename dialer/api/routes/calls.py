@@ -12,14 +12,15 @@ from sqlalchemy.orm import Session
 
 from dialer.api import pagination
 from dialer.api.auth import Ctx, TenantId
+from dialer.api.json_body import JsonRoute
 from dialer.api.routes.campaigns import ERRORS
 from dialer.api.schemas.calls import CallDetailOut, CallOut
-from dialer.api.schemas.common import Input, Output, Page
+from dialer.api.schemas.common import Input, Output, Page, XmlSafeText
 from dialer.db.models import CallAttempt, CallSummary, Campaign
 from dialer.errors import NotFound
 from dialer.services import campaigns
 
-router = APIRouter(tags=["calls"])
+router = APIRouter(tags=["calls"], route_class=JsonRoute)
 
 
 @router.get("/campaign/{campaign_id}/calls", response_model=Page[CallOut], responses=ERRORS)
@@ -28,7 +29,7 @@ def list_calls(
     ctx: Ctx,
     tenant: TenantId,
     limit: Annotated[int, Query(ge=1, le=pagination.MAX_PAGE)] = pagination.DEFAULT_PAGE,
-    cursor: str | None = None,
+    cursor: pagination.Cursor = None,
 ) -> Page[CallOut]:
     """Every dial of the campaign, oldest first."""
     with ctx.read() as session:
@@ -72,7 +73,7 @@ def get_call(
 
 
 class SummaryIn(Input):
-    summary: str = Field(min_length=1, max_length=10_000)
+    summary: XmlSafeText = Field(min_length=1, max_length=10_000)
 
 
 class SummaryOut(Output):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from dialer.api import pagination, views
 from dialer.api.auth import Ctx, TenantId
+from dialer.api.json_body import JsonRoute
 from dialer.api.schemas.campaigns import (
     CampaignCreate,
     CampaignOut,
@@ -27,7 +27,7 @@ from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from dialer.services import campaigns as service
 from dialer.services.recipients import BatchResult
 
-router = APIRouter(tags=["campaigns"])
+router = APIRouter(tags=["campaigns"], route_class=JsonRoute)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong credentials"},
@@ -114,7 +114,7 @@ def list_campaigns(
     tenant: TenantId,
     status: CampaignStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=pagination.MAX_PAGE)] = pagination.DEFAULT_PAGE,
-    cursor: str | None = None,
+    cursor: pagination.Cursor = None,
 ) -> Page[CampaignOut]:
     """The tenant's campaigns, newest first, a page at a time."""
     stmt = sa.select(Campaign).where(Campaign.tenant_id == tenant)
@@ -122,10 +122,7 @@ def list_campaigns(
         stmt = stmt.where(Campaign.status == status)
     if cursor is not None:
         created, last_id = pagination.decode(cursor, 2)
-        try:
-            created_at = datetime.fromisoformat(str(created))
-        except ValueError:
-            raise ValidationError("cursor", "not a cursor this API returned") from None
+        created_at = pagination.decode_time(created)
         stmt = stmt.where(
             sa.or_(
                 Campaign.created_at < created_at,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from dialer.api.auth import Ctx
+from dialer.api.json_body import JsonRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=JsonRoute)
 
 
 @router.get("/healthz")
@@ -17,7 +19,16 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str] = Field(description="`ok`, or `error: <kind>`, per dependency.")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A dependency does not answer"}},
+)
 def readyz(ctx: Ctx) -> JSONResponse:
     """The database (and Redis, when configured) answer; 503 naming what does not."""
     checks: dict[str, str] = {}

@@ -12,17 +12,19 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from dialer.api import json_body
 from dialer.api.auth import Ctx, TenantId
 from dialer.api.context import ApiContext
+from dialer.api.json_body import JsonRoute
 from dialer.api.limits import read_upload_form
 from dialer.api.routes.campaigns import ERRORS
-from dialer.api.schemas.common import ErrorBody
+from dialer.api.schemas.common import SERVER_CHECKS, ErrorBody
 from dialer.api.schemas.lists import REJECTED_CSV_DOC, RecipientListIn, RecipientListOut
 from dialer.db.models import RecipientList
 from dialer.errors import ValidationError
 from dialer.services import recipient_lists as service
 
-router = APIRouter(tags=["recipient lists"])
+router = APIRouter(tags=["recipient lists"], route_class=JsonRoute)
 
 
 def _out(rl: RecipientList) -> RecipientListOut:
@@ -55,9 +57,22 @@ _BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["name", "file"],
+                    # The form is read with at most one file and five other fields, each
+                    # sent once; fields other than name and file are ignored.
+                    "maxProperties": 6,
+                    "additionalProperties": {"type": "string"},
                     "properties": {
-                        "name": {"type": "string", "minLength": 1, "maxLength": 200},
-                        "file": {"type": "string", "format": "binary"},
+                        "name": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 200,
+                            SERVER_CHECKS: "1 to 200 characters once trimmed, no NUL",
+                        },
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            SERVER_CHECKS: "UTF-8 CSV text with a phone_number column",
+                        },
                     },
                 }
             },
@@ -101,10 +116,7 @@ async def create_list(
 
 
 async def _from_json(request: Request, ctx: ApiContext, tenant: str) -> RecipientList:
-    try:
-        raw = await request.json()
-    except ValueError:
-        raise ValidationError("body", "not valid JSON") from None
+    raw = json_body.loads(await request.body())
     try:
         body = RecipientListIn.model_validate(raw)
     except pydantic.ValidationError as exc:

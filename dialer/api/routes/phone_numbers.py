@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query, Response
 
 from dialer.api import pagination
 from dialer.api.auth import Ctx, TenantId
+from dialer.api.json_body import JsonRoute
 from dialer.api.schemas.common import ErrorBody, Page
 from dialer.api.schemas.phone_numbers import PhoneNumberIn, PhoneNumberOut
 from dialer.errors import ValidationError
 from dialer.services import phone_numbers as service
 
-router = APIRouter(tags=["phone numbers"])
+router = APIRouter(tags=["phone numbers"], route_class=JsonRoute)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong credentials"},

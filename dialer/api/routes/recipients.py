@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from dialer.api import pagination
 from dialer.api.auth import Ctx, TenantId
+from dialer.api.json_body import JsonRoute
 from dialer.api.routes.campaigns import ERRORS
 from dialer.api.schemas.campaigns import RecipientBatchOut, RejectedRow
 from dialer.api.schemas.common import Page
@@ -18,7 +19,7 @@ from dialer.policy.attempt_state import RecipientStatus
 from dialer.services import campaigns
 from dialer.services.recipients import add_batch
 
-router = APIRouter(tags=["recipients"])
+router = APIRouter(tags=["recipients"], route_class=JsonRoute)
 
 
 @router.post(
@@ -51,7 +52,7 @@ def list_recipients(
     tenant: TenantId,
     status: RecipientStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=pagination.MAX_PAGE)] = pagination.DEFAULT_PAGE,
-    cursor: str | None = None,
+    cursor: pagination.Cursor = None,
 ) -> Page[RecipientOut]:
     """The campaign's recipients in the order they were added."""
     with ctx.read() as session:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from dialer.api import pagination
 from dialer.api.auth import Ctx, TenantId
+from dialer.api.json_body import JsonRoute
 from dialer.api.routes.campaigns import ERRORS
-from dialer.api.schemas.common import Page
+from dialer.api.schemas.common import DIALABLE, Page
 from dialer.api.schemas.suppression import SuppressionIn, SuppressionOut
 from dialer.services import suppression as service
 
-router = APIRouter(tags=["do-not-call"])
+router = APIRouter(tags=["do-not-call"], route_class=JsonRoute)
 
 
 @router.post("/suppression", status_code=201, response_model=SuppressionOut, responses=ERRORS)
@@ -26,7 +27,9 @@ def add_number(body: SuppressionIn, ctx: Ctx, tenant: TenantId) -> SuppressionOu
 
 
 @router.delete("/suppression/{phone_number}", status_code=204, responses=ERRORS)
-def remove_number(phone_number: str, ctx: Ctx, tenant: TenantId) -> Response:
+def remove_number(
+    phone_number: Annotated[str, Path(json_schema_extra=DIALABLE)], ctx: Ctx, tenant: TenantId
+) -> Response:
     with ctx.transaction() as session:
         service.remove(session, tenant, phone_number)
     return Response(status_code=204)
@@ -37,7 +40,7 @@ def list_numbers(
     ctx: Ctx,
     tenant: TenantId,
     limit: Annotated[int, Query(ge=1, le=pagination.MAX_PAGE)] = pagination.DEFAULT_PAGE,
-    cursor: str | None = None,
+    cursor: pagination.Cursor = None,
 ) -> Page[SuppressionOut]:
     after = pagination.decode_id(cursor) if cursor is not None else None
     with ctx.read() as session:

@@ -7,14 +7,30 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import pydantic
-from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
-from dialer.api.schemas.common import AwareDatetime, Input, Output
+from dialer.api.schemas.common import (
+    AwareDatetime,
+    Input,
+    Output,
+    XmlSafeText,
+    checked,
+    document_no_nul,
+)
+from dialer.api.schemas.json_object import JsonObject
 from dialer.api.schemas.recipients import RecipientIn
 from dialer.policy.calling_hours import WeeklyScheduleSpec
 from dialer.policy.retry import RetryPolicy
 from dialer.services import greeting
+from dialer.services.campaigns import REQUIRED_COLUMNS
 
 #: Recipients accepted inline in one create or PATCH body; larger sets go through
 #: ``POST /campaign/{id}/recipients`` in batches, or a recipient list.
@@ -71,13 +87,18 @@ _NUMBER = (
     "One of the tenant's phone numbers (POST /phone_number): its id, or its number in any "
     "format; stored and answered as E.164."
 )
+_TENANTS = checked("one of the tenant's registered phone numbers, by id or by number")
 
 
 class DialPlanEntry(Input):
     """A caller number of the campaign and the recipients it calls."""
 
-    phone_number_id: str = Field(min_length=1, max_length=200, description=_NUMBER)
-    caller_id_number: str | None = Field(default=None, max_length=200, description=_NUMBER)
+    phone_number_id: str = Field(
+        min_length=1, max_length=200, description=_NUMBER, json_schema_extra=_TENANTS
+    )
+    caller_id_number: str | None = Field(
+        default=None, max_length=200, description=_NUMBER, json_schema_extra=_TENANTS
+    )
     max_concurrency: int | None = Field(
         default=None, ge=1, le=200, description="Calls in flight on this number at most."
     )
@@ -92,34 +113,49 @@ class CampaignFields(Input):
     """Fields a client may write on create and PATCH (all optional here)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    assistant_id: str | None = Field(default=None, min_length=1, max_length=200)
+    assistant_id: XmlSafeText | None = Field(default=None, min_length=1, max_length=200)
     assistant_name: str | None = Field(default=None, max_length=200)
     phone_number_id: str | None = Field(
-        default=None, min_length=1, max_length=200, description=_NUMBER
+        default=None, min_length=1, max_length=200, description=_NUMBER, json_schema_extra=_TENANTS
     )
-    caller_id_number: str | None = Field(default=None, max_length=200, description=_NUMBER)
+    caller_id_number: str | None = Field(
+        default=None, max_length=200, description=_NUMBER, json_schema_extra=_TENANTS
+    )
     max_concurrency: int | None = Field(default=None, ge=1, le=200)
-    retry_policy: dict[str, Any] | None = None
+    retry_policy: JsonObject | None = Field(
+        default=None, json_schema_extra=checked("a retry policy: see the README")
+    )
     speech_settings: SpeechSettings | None = None
     schedule_start_time: AwareDatetime | None = Field(default=None, validation_alias=_START)
-    schedule_end_time: AwareDatetime | None = Field(default=None, validation_alias=_END)
+    schedule_end_time: AwareDatetime | None = Field(
+        default=None,
+        validation_alias=_END,
+        description="Must be after schedule_start_time when both are set.",
+        json_schema_extra=checked("after schedule_start_time"),
+    )
     weekly_schedule: WeeklyScheduleSpec | None = Field(
         default=None, description="Weekly calling hours in the campaign's IANA time zone."
     )
-    campaign_context: str | None = Field(default=None, max_length=20_000)
-    opening_message_template: str | None = Field(
+    campaign_context: XmlSafeText | None = Field(default=None, max_length=20_000)
+    opening_message_template: XmlSafeText | None = Field(
         default=None,
         max_length=5_000,
         description="`{{key}}` placeholders are filled from each recipient's metadata.",
+        json_schema_extra=checked("well-formed placeholders every recipient has values for"),
     )
-    voicemail_message: str | None = Field(
-        default=None, max_length=5_000, description="Said to answering machines; null = hang up."
+    voicemail_message: XmlSafeText | None = Field(
+        default=None,
+        max_length=5_000,
+        description="Said to answering machines; null = hang up.",
+        json_schema_extra=checked("no `{{` or `}}` outside a placeholder"),
     )
     use_returning_greeting: bool | None = None
     use_short_term_summaries: bool | None = None
     short_term_summaries_limit: int | None = Field(default=None, ge=0, le=1000)
     machine_detection_timeout_seconds: int | None = Field(default=None, ge=3, le=60)
-    recipient_list_id: str | None = Field(default=None, max_length=36)
+    recipient_list_id: str | None = Field(
+        default=None, max_length=36, json_schema_extra=checked("one of the tenant's lists")
+    )
     recipients: list[RecipientIn] | None = Field(
         default=None, max_length=MAX_INLINE_RECIPIENTS, description="Appended to the campaign."
     )
@@ -180,9 +216,41 @@ class _RejectsReadOnly(Input):
         raise ValueError("read-only; managed by the server")
 
 
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """Optional fields that may not be null (the service refuses a null for a column that
+    needs a value, on create as on PATCH): no null in their schema."""
+    document_no_nul(schema)
+    for name in REQUIRED_COLUMNS:
+        prop = schema.get("properties", {}).get(name, {})
+        variants = [v for v in prop.get("anyOf", []) if v.get("type") != "null"]
+        if "anyOf" in prop and len(variants) == 1:
+            del prop["anyOf"]
+            prop.update(variants[0])
+        if prop.get("default", "") is None:
+            del prop["default"]
+
+
+def _one_caller_schema(schema: dict[str, Any]) -> None:
+    """State in the schema what :meth:`CampaignCreate._one_caller` enforces: a
+    ``phone_number_id`` or a ``dial_plan`` (non-null), never both."""
+    _not_nullable(schema)
+    number = {
+        "required": ["phone_number_id"],
+        "properties": {"phone_number_id": {"type": "string"}},
+    }
+    plan = {"required": ["dial_plan"], "properties": {"dial_plan": {"type": "array"}}}
+    schema["anyOf"] = [number, plan]
+    schema["not"] = {
+        "required": ["phone_number_id", "dial_plan"],
+        "properties": {"phone_number_id": {"type": "string"}, "dial_plan": {"type": "array"}},
+    }
+
+
 class CampaignCreate(CampaignFields, _RejectsReadOnly):
+    model_config = ConfigDict(json_schema_extra=_one_caller_schema)
+
     name: str = Field(min_length=1, max_length=200)
-    assistant_id: str = Field(min_length=1, max_length=200)
+    assistant_id: XmlSafeText = Field(min_length=1, max_length=200)
     channel: Literal["voice"] = "voice"
     max_concurrency: int = Field(default=10, ge=1, le=200)
     dial_plan: list[DialPlanEntry] | None = Field(
@@ -190,6 +258,7 @@ class CampaignCreate(CampaignFields, _RejectsReadOnly):
         min_length=1,
         max_length=100,
         description="Several caller numbers, each with its recipients; excludes phone_number_id.",
+        json_schema_extra=checked("each phone_number_id at most once"),
     )
 
     @field_validator("dial_plan")
@@ -213,6 +282,8 @@ class CampaignCreate(CampaignFields, _RejectsReadOnly):
 
 class CampaignPatch(CampaignFields, _RejectsReadOnly):
     """PATCH: only the fields present change; null clears an optional field."""
+
+    model_config = ConfigDict(json_schema_extra=_not_nullable)
 
     channel: _ReadOnly = None
     dial_plan: _ReadOnly = None

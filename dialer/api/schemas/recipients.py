@@ -7,14 +7,20 @@ from typing import Any
 
 from pydantic import Field
 
-from dialer.api.schemas.common import Input, Output
+from dialer.api.schemas.common import Input, Output, checked
+from dialer.api.schemas.json_object import JsonObject
 from dialer.policy.calling_hours import TimeZoneName
 
 
 class RecipientIn(Input):
     phone_number: str = Field(min_length=1, max_length=40, description="Normalised to E.164.")
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    assistant_overrides: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(
+        default_factory=dict,
+        json_schema_extra=checked(
+            "bounded like assistant_overrides; holds every variable of the opening message"
+        ),
+    )
+    assistant_overrides: JsonObject = Field(default_factory=dict)
     time_zone: TimeZoneName | None = Field(
         default=None, description="IANA zone; overrides the zones the number maps to."
     )

@@ -6,11 +6,11 @@ from datetime import datetime
 
 from pydantic import Field
 
-from dialer.api.schemas.common import Input, Output
+from dialer.api.schemas.common import DIALABLE, Input, Output
 
 
 class SuppressionIn(Input):
-    phone_number: str = Field(min_length=1, max_length=40)
+    phone_number: str = Field(min_length=1, max_length=40, json_schema_extra=DIALABLE)
     reason: str | None = Field(default=None, max_length=200)
 
 

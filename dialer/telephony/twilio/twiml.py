@@ -8,29 +8,33 @@ import json
 
 from dialer.telephony.base import CallContext
 from dialer.telephony.events import MACHINE_ANSWERS
+from dialer.textsafety import xml_safe
 
 #: Longest value of one <Parameter> we send (Twilio caps custom parameters' total size).
 MAX_PARAMETER_CHARS = 500
 
 
 def for_answer(ctx: CallContext, answered_by: str | None, stream_url: str | None) -> str:
-    """TwiML for an answered call: voicemail drop for a machine, else the assistant's stream."""
+    """TwiML for an answered call: voicemail drop for a machine, else the assistant's stream.
+
+    The API refuses text XML cannot carry; it is dropped here too, for rows stored before
+    that check and for text rendered from recipient data."""
     from twilio.twiml.voice_response import Connect, VoiceResponse
 
     response = VoiceResponse()
     if answered_by in MACHINE_ANSWERS:
         if ctx.voicemail_message:
-            response.say(ctx.voicemail_message)
+            response.say(xml_safe(ctx.voicemail_message))
         response.hangup()
         return str(response)
     if stream_url is None:
         if ctx.opening_message:
-            response.say(ctx.opening_message)
+            response.say(xml_safe(ctx.opening_message))
         return str(response)
     connect = Connect()
     stream = connect.stream(url=stream_url)
     for name, value in _parameters(ctx).items():
-        stream.parameter(name=name, value=value[:MAX_PARAMETER_CHARS])
+        stream.parameter(name=name, value=xml_safe(value)[:MAX_PARAMETER_CHARS])
     response.append(connect)
     return str(response)
 

@@ -1,11 +1,12 @@
 """The API process's list imports: a few threads of their own, off the requests.
 
-An import takes a slot before its list is created; with every slot taken, the upload is
-refused (503, try again) rather than queued, so no list waits unseen behind others with no
-heartbeat of its own. On shutdown the runner sets ``stopping``: each running import stops
-after its chunk and marks its list ``failed`` (``interrupted``). A process that dies without
-that leaves its lists ``importing`` with a heartbeat that goes stale, and any process
-reading them marks them failed (see :mod:`dialer.services.recipient_lists`).
+An import takes a slot before its list is created; with every slot taken, the upload waits
+a few seconds for one (a burst of small lists), then is refused (503, try again) rather than
+queued, so no list waits unseen behind others with no heartbeat of its own. On shutdown the
+runner sets ``stopping``: each running import stops after its chunk and marks its list
+``failed`` (``interrupted``). A process that dies without that leaves its lists
+``importing`` with a heartbeat that goes stale, and any process reading them marks them
+failed (see :mod:`dialer.services.recipient_lists`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 
 #: Imports one API process runs at once.
 MOST_RUNNING = 4
+#: Longest an upload waits for a slot before it is refused, in seconds (it waits on a
+#: request thread, never on the event loop).
+RESERVE_WAIT_S = 5.0
 #: The interpreter's thread switch interval while imports may run, in seconds. An import is
 #: CPU-bound Python; with the default (5 ms) a request thread whose database answer arrived
 #: waits up to that long for the GIL each time, and a request makes a dozen round trips.
@@ -47,8 +51,11 @@ class Slot:
 
 
 class ImportRunner:
-    def __init__(self, *, most_running: int = MOST_RUNNING) -> None:
+    def __init__(
+        self, *, most_running: int = MOST_RUNNING, reserve_wait_s: float = RESERVE_WAIT_S
+    ) -> None:
         self._slots = threading.BoundedSemaphore(most_running)
+        self._reserve_wait_s = reserve_wait_s
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
         #: Set on shutdown: running imports stop at their next chunk.
@@ -56,8 +63,9 @@ class ImportRunner:
         self.failed = 0
 
     def reserve(self) -> Slot:
-        """A slot for one import, or :class:`~dialer.errors.Busy` when all are taken."""
-        if self.stopping.is_set() or not self._slots.acquire(blocking=False):
+        """A slot for one import, or :class:`~dialer.errors.Busy` when all stay taken for
+        ``reserve_wait_s``."""
+        if self.stopping.is_set() or not self._slots.acquire(timeout=self._reserve_wait_s):
             raise Busy("too many list imports are running; try again in a minute")
         return Slot(self)
 

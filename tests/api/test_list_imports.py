@@ -181,7 +181,7 @@ def test_an_import_running_at_shutdown_leaves_its_list_failed_interrupted(
 def test_with_every_import_slot_taken_an_upload_is_503_and_creates_nothing(
     client: TestClient, engine: Engine
 ) -> None:
-    client.app.state.ctx.imports = ImportRunner(most_running=0)  # type: ignore[attr-defined]
+    client.app.state.ctx.imports = ImportRunner(most_running=0, reserve_wait_s=0.1)  # type: ignore[attr-defined]
     before = _lists_of(engine, "alice")
     response = upload_csv(client, "phone_number\n+14155552671\n")
     assert response.status_code == 503, response.text

@@ -137,7 +137,7 @@ def test_an_import_whose_list_was_marked_failed_stops_and_writes_nothing_more(
 def test_the_runner_refuses_beyond_its_slots_and_stops_its_imports_on_close(
     engine: Engine,
 ) -> None:
-    runner = ImportRunner(most_running=1)
+    runner = ImportRunner(most_running=1, reserve_wait_s=0.1)
     sessions = session_factory(engine)
     list_id = new_list(engine)
 
@@ -161,3 +161,11 @@ def test_the_runner_refuses_beyond_its_slots_and_stops_its_imports_on_close(
     assert (found.state, found.failure_reason) == ("failed", INTERRUPTED)
     with pytest.raises(Busy):
         runner.reserve()
+
+
+def test_an_upload_waits_for_a_slot_an_import_frees_meanwhile() -> None:
+    """A burst of small lists queues briefly for the runner instead of being refused."""
+    runner = ImportRunner(most_running=1, reserve_wait_s=30.0)
+    first = runner.reserve()
+    threading.Timer(0.2, first.release).start()
+    runner.reserve().release()  # would be Busy at once without the wait

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from dialer.api.schemas.common import Input, Output
+from dialer.api.schemas.common import Input, Output, checked
 
 
 class PhoneNumberIn(Input):
@@ -15,6 +15,10 @@ class PhoneNumberIn(Input):
         max_length=40,
         description="Any common format, e.g. `+1 (212) 555-0100` or `2125550100` (read as "
         "US); stored as E.164.",
+        json_schema_extra=checked(
+            "a valid, dialable number that the provider's account owns or has verified as a "
+            "caller ID, registered to no other tenant"
+        ),
     )
     name: str | None = Field(default=None, max_length=200, description="A label.")
 

@@ -33,20 +33,18 @@ import contextlib
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
+from _server import free_port, server
 from _shared import scratch_database
 
 from dialer.db.engine import make_engine, session_factory
@@ -63,7 +61,6 @@ CEILING_SAMPLE_EVERY = 4
 OTHER_REQUESTS_PER_S = 20
 POLL_S = 0.5
 IDLE_S = 15.0
-START_TIMEOUT_S = 30.0
 IMPORT_TIMEOUT_S = 1_800.0
 LOG_LEVEL = "WARNING"
 RESULTS = Path("bench/results/ingest.json")
@@ -162,7 +159,7 @@ def run(
         "uploader": {"Authorization": f"Bearer {uploader.key}", "X-User-ID": "ingest"},
         "other": {"Authorization": f"Bearer {other.key}", "X-User-ID": "other"},
     }
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DIALER_DATABASE_URL": url,
@@ -171,9 +168,9 @@ def run(
     }
     env.pop("DIALER_REDIS_URL", None)
     command = [sys.executable, "-m", "dialer", "api", "--host", "127.0.0.1", "--port", str(port)]
-    with _server(command, env, port) as pid:
+    with server(command, env, port) as api:
         base = f"http://127.0.0.1:{port}"
-        rss_before_mb = _rss_mb(pid, "VmRSS")
+        rss_before_mb = api.memory_mb("VmRSS")
         idle = OtherLoad(base, headers["other"])
         idle.start()
         time.sleep(IDLE_S)
@@ -184,7 +181,7 @@ def run(
             imported = _import(base, headers["uploader"], csv_path, load)
         finally:
             load.stop()
-        peak_rss_mb = _rss_mb(pid, "VmHWM")
+        peak_rss_mb = api.memory_mb("VmHWM")
     _check(backend, imported["list"], expected)
     rate = expected.rows / imported["import_s"]
     latencies = sorted(load.latencies_ms)
@@ -322,66 +319,6 @@ class OtherLoad:
 
 
 # -- the server ------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _server(command: list[str], env: dict[str, str], port: int) -> Iterator[int]:
-    """The API process, up (``/healthz`` answers) for the block, stopped after it; its pid."""
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            _wait_up(proc, port, log)
-            try:
-                yield proc.pid
-            except Exception:
-                print(f"the server's output:\n{_tail(log)}", file=sys.stderr)
-                raise
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server died during the run:\n{_tail(log)}")
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
-def _wait_up(proc: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}:\n{_tail(log)}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the server did not come up in {START_TIMEOUT_S} s:\n{_tail(log)}")
-
-
-def _rss_mb(pid: int, key: str) -> float:
-    """A memory figure of the process from Linux's /proc (``VmRSS``, or ``VmHWM``: its peak)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError(f"no {key} in /proc/{pid}/status")
-
-
-def _tail(log: IO[bytes]) -> str:
-    log.seek(0)
-    return log.read().decode(errors="replace")[-4000:]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _percentile(ordered: Sequence[float], q: float) -> float:

@@ -40,30 +40,25 @@ Writes ``bench/results/webhooks.json`` and prints it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import httpx
 import redis
 import sqlalchemy as sa
+from _server import Server, free_port, server
 from _shared import REDIS, callable_zone, own_number, scratch_database
 from fastapi import FastAPI
 from fastapi import Request as HttpRequest
@@ -84,7 +79,14 @@ from dialer.policy.campaign_state import CampaignAction
 from dialer.runtime import Refills, build_runtime
 from dialer.services import campaigns, tenancy
 from dialer.settings import Settings
-from dialer.telephony.base import CallInfo, CallRequest, CallStatus, PlacedCall
+from dialer.telephony.base import (
+    CallerIdStatus,
+    CallInfo,
+    CallRequest,
+    CallStatus,
+    LiveCalls,
+    PlacedCall,
+)
 from dialer.telephony.simulator.call import SIMULATED_ACCOUNT_SID, SimulatedCall
 from dialer.telephony.simulator.plan import CallPlan, PlannedEvent
 from dialer.telephony.twilio.signature import SIGNATURE_HEADER, is_valid, sign
@@ -107,7 +109,6 @@ AUTH_TOKEN = "bench-webhooks-auth-token"
 REDIS_DATABASE = 9
 #: Threads running the seeding's dial tasks.
 SEED_THREADS = 8
-START_TIMEOUT_S = 30.0
 REQUEST_TIMEOUT_S = 30.0
 #: Turns each server's measured calls are split into (dialer, ceiling, dialer, ...).
 SLICES = 8
@@ -214,7 +215,7 @@ def _run(
 ) -> dict[str, Any]:
     warmup, measured = calls[:WARMUP_CALLS], calls[WARMUP_CALLS:]
     ceiling_table().create(engine)
-    ports = {"dialer": _free_port(), "ceiling": _free_port()}
+    ports = {"dialer": free_port(), "ceiling": free_port()}
     env = {
         **os.environ,
         "DIALER_DATABASE_URL": url,
@@ -230,8 +231,8 @@ def _run(
     dialer_api = [sys.executable, "-m", "dialer", "api", "--host", "127.0.0.1"]
     ceiling_api = [sys.executable, __file__, "--serve-ceiling", url]
     with (
-        _server([*dialer_api, "--port", str(ports["dialer"])], env, ports["dialer"]) as api,
-        _server(
+        server([*dialer_api, "--port", str(ports["dialer"])], env, ports["dialer"]) as api,
+        server(
             [*ceiling_api, str(ports["ceiling"])],
             {**os.environ, "PYTHONPATH": os.getcwd()},
             ports["ceiling"],
@@ -276,16 +277,16 @@ def measure(
 ) -> dict[str, Load]:
     """Warm each server up, then load them in turn, slice by slice (a machine whose load
     changes during the run skews both alike)."""
-    work = {name: _requests(server.port, warmup + measured) for name, server in servers.items()}
-    for name, server in servers.items():
-        asyncio.run(_load(server.port, work[name][:WARMUP_CALLS]))
+    work = {name: _requests(one.port, warmup + measured) for name, one in servers.items()}
+    for name, one in servers.items():
+        asyncio.run(_load(one.port, work[name][:WARMUP_CALLS]))
     loads = {name: Load() for name in servers}
     step = -(-len(measured) // SLICES)
     for first in range(WARMUP_CALLS, WARMUP_CALLS + len(measured), step):
-        for name, server in servers.items():
-            cpu_s, sessions = server.cpu_s(), _sessions(engine)
-            load = asyncio.run(_load(server.port, work[name][first : first + step]))
-            load.server_cpu_s = server.cpu_s() - cpu_s
+        for name, one in servers.items():
+            cpu_s, sessions = one.cpu_s(), _sessions(engine)
+            load = asyncio.run(_load(one.port, work[name][first : first + step]))
+            load.server_cpu_s = one.cpu_s() - cpu_s
             load.db_sessions = _sessions(engine) - sessions
             loads[name].add(load)
     return loads
@@ -302,8 +303,14 @@ class _CallIds:
     def place_call(self, request: CallRequest) -> PlacedCall:
         return PlacedCall(provider_call_id=f"CA{uuid.uuid4().hex}", status=CallStatus.QUEUED)
 
-    def hang_up(self, provider_call_id: str) -> None:
+    def hang_up(self, provider_call_id: str) -> CallInfo | None:
         raise AssertionError("the seeding provider hangs up nothing")
+
+    def live_calls(self) -> LiveCalls:
+        raise AssertionError("the seeding provider has no records")
+
+    def caller_id_status(self, number: str) -> CallerIdStatus:
+        return CallerIdStatus.OWNED
 
     def fetch(self, provider_call_id: str) -> CallInfo:
         raise AssertionError("the seeding provider has no records")
@@ -638,43 +645,6 @@ def serve_ceiling(url: str, port: int) -> None:
 # -- processes -----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _server(command: list[str], env: dict[str, str], port: int) -> Iterator[Server]:
-    """A server process, up (``/healthz`` answers) for the block, stopped after it."""
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            _wait_up(proc, port, log)
-            try:
-                yield Server(port, proc.pid)
-            except Exception:
-                print(f"the server's output:\n{_tail(log)}", file=sys.stderr)
-                raise
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server died during the run:\n{_tail(log)}")
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
-@dataclass(frozen=True, slots=True)
-class Server:
-    port: int
-    pid: int
-
-    def cpu_s(self) -> float:
-        """CPU seconds (user and system) the process has used so far (Linux's /proc)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _sessions(engine: sa.Engine) -> int:
     """Connections the database server has accepted to this database so far."""
     with engine.connect() as conn:
@@ -683,32 +653,6 @@ def _sessions(engine: sa.Engine) -> int:
                 sa.text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
             )
         )
-
-
-def _wait_up(proc: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}:\n{_tail(log)}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the server did not come up in {START_TIMEOUT_S} s:\n{_tail(log)}")
-
-
-def _tail(log: IO[bytes]) -> str:
-    log.seek(0)
-    return log.read().decode(errors="replace")[-4000:]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _redis_database(url: str, database: int) -> str:

@@ -5,6 +5,11 @@ or an answer the document does not describe. Operations are discovered from the 
 ``DIALER_FUZZ_EXAMPLES`` (default 5) sets the examples generated per operation and phase:
 e.g. ``DIALER_FUZZ_EXAMPLES=200 pytest tests/api/test_schemathesis.py -s`` for a longer
 run; the totals are printed either way.
+
+In the default run the coverage phase (the boundary values of every field: about 1,800
+cases and a minute, whatever the examples) runs on PostgreSQL only, the production
+database; examples, fuzzing and the stateful phase run on both. A longer run has every phase
+on both.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dialer.settings import Settings
 from tests.api.conftest import ManualClock, headers_for
 
 EXAMPLES = int(os.environ.get("DIALER_FUZZ_EXAMPLES", "5"))
+LONGER_RUN = "DIALER_FUZZ_EXAMPLES" in os.environ
 
 #: Statuses a schema-valid request may get. 422 is among them because the server checks
 #: what JSON Schema cannot state (that a phone number exists in its country's numbering
@@ -89,7 +95,7 @@ class Totals:
 
 
 # About a minute per database at the default size; a larger run has no time limit.
-@pytest.mark.timeout(0 if "DIALER_FUZZ_EXAMPLES" in os.environ else 400)
+@pytest.mark.timeout(0 if LONGER_RUN else 400)
 def test_no_input_breaks_the_api(engine: Engine, clock: ManualClock) -> None:
     app = create_app(Settings(database_url=str(engine.url)), engine=engine, clock=clock)
     config = SchemathesisConfig.from_dict(
@@ -100,6 +106,7 @@ def test_no_input_breaks_the_api(engine: Engine, clock: ManualClock) -> None:
                 "positive_data_acceptance": {"expected-statuses": POSITIVE_STATUSES},
             },
             "generation": {"max-examples": EXAMPLES, "database": "none"},
+            "phases": {"coverage": {"enabled": LONGER_RUN or engine.dialect.name == "postgresql"}},
             "suppress-health-check": ["all"],
         }
     )

@@ -47,10 +47,14 @@ def at_once(pacer: Pacer, rates: tuple[Rate, ...], workers: int) -> list[float]:
 
 def test_workers_at_one_instant_get_one_call_per_second_between_them(pacer: Pacer) -> None:
     rates = cps_rates("twilio:AC1", prefix=pacer.prefix)  # the default: 1 call/s per account
+    started = time.monotonic()
     results = at_once(pacer, rates, workers=8)
-    assert results.count(0.0) == 1
+    # "At once" on the real clock (Redis's time) is as close together as the machine runs
+    # the threads: under load, tries a second apart are due a start each.
+    spread_s = time.monotonic() - started
+    assert 1 <= results.count(0.0) <= 1 + int(spread_s)
     waits = [w for w in results if w > 0]
-    assert len(waits) == 7
+    assert len(waits) == 8 - results.count(0.0)
     assert all(0 < w <= 1.0 for w in waits)
 
 

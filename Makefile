@@ -34,8 +34,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Tests run in TEST_PROCESSES processes at once (most of them wait on servers, not the CPU);
+# the chaos suite runs alone afterwards: it restarts servers and dials against a deadline that
+# measures the fleet, not the load of the tests beside it.
+TEST_PROCESSES ?= 3
+
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --ignore=tests/chaos
+	$(BIN)/pytest tests/chaos
 
 # The fast subset: no PostgreSQL, no Redis, none of the dialer's processes.
 unit: $(STAMP)

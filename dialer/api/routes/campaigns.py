@@ -238,8 +238,12 @@ def export_campaign(
     campaign_id: str,
     ctx: Ctx,
     tenant: TenantId,
-    export_format: Annotated[export.ExportFormat, Query(alias="format")] = export.ExportFormat.CSV,
-    unmask_numbers: bool = False,
+    export_format: Annotated[
+        export.ExportFormat, Query(alias="format", description="`csv` or `jsonl` (JSON Lines).")
+    ] = export.ExportFormat.CSV,
+    unmask_numbers: Annotated[
+        bool, Query(description="Full phone numbers instead of their last four digits.")
+    ] = False,
 ) -> StreamingResponse:
     """The campaign's call attempts as CSV (default) or JSON Lines, read from the database a
     page at a time while the answer streams."""

@@ -2,39 +2,18 @@
 campaigns, straight on the database, through the services the API calls.
 
 Every command acts for the tenant ``--user-id`` names: another tenant's campaign is "not
-found", as over the API.
+found", as over the API. This module only declares the commands (it is imported whenever
+``dialer`` starts, so it stays light); :mod:`dialer.operator.commands` carries them out.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
-import sqlalchemy as sa
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.orm import Session
 
-from dialer.clock import utc_now
-from dialer.errors import ConcurrencyError
-from dialer.operator import output
-from dialer.operator.output import Section
-from dialer.operator.session import INTERRUPTED, REFUSED, USAGE, fail, operating
-from dialer.policy.campaign_state import CampaignAction, CampaignStatus
-from dialer.settings import Settings
-
-if TYPE_CHECKING:
-    from datetime import datetime
-
-    from dialer.api.schemas.campaigns import CampaignOut
-    from dialer.services.campaign_overview import Overview
+from dialer.policy.campaign_state import CampaignAction
 
 campaign_app = typer.Typer(
     help="Operate a tenant's campaigns from the command line.", no_args_is_help=True
@@ -44,218 +23,56 @@ UserId = Annotated[
     str, typer.Option("--user-id", help="The tenant's X-User-ID: only its campaigns.")
 ]
 CampaignId = Annotated[str, typer.Argument(help="The campaign's id.")]
-AsJson = typer.Option(False, "--json", help="Print JSON (the API's campaign shape).")
-#: Rejected rows listed on stderr by ``import`` when they are not written to a file.
-SHOWN_REJECTIONS = 10
-
-
-# -- list, show ----------------------------------------------------------------------------
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (the API's campaign shape).")]
 
 
 @campaign_app.command("list")
 def list_campaigns(
     user_id: UserId,
-    status: str | None = typer.Option(
-        None, "--status", help="Only campaigns in this status: draft, running, paused, completed."
-    ),
-    limit: int = typer.Option(100, "--limit", min=1, max=10_000, help="Newest first, at most."),
-    as_json: bool = AsJson,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only campaigns in this status: draft, running, paused, completed."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Newest first, at most this many.")
+    ] = 100,
+    as_json: AsJson = False,
 ) -> None:
     """The tenant's campaigns, newest first: status, recipients by state, created."""
-    from dialer.api import views
-    from dialer.db.models import Campaign
+    from dialer.operator import commands
 
-    wanted = _status(status)
-    with operating(user_id) as op:
-
-        def read(session: Session) -> list[Any]:
-            stmt = sa.select(Campaign).where(Campaign.tenant_id == op.tenant_id)
-            if wanted is not None:
-                stmt = stmt.where(Campaign.status == wanted)
-            stmt = stmt.order_by(Campaign.created_at.desc(), Campaign.id.desc()).limit(limit)
-            return views.campaigns(session, list(session.scalars(stmt)))
-
-        found = op.read(read)
-    if as_json:
-        output.print_json([c.model_dump(mode="json") for c in found])
-        return
-    out = output.console()
-    now = utc_now()
-    rows = [
-        [
-            c.id,
-            escape(c.name),
-            output.status_text(c.status),
-            str(c.counts.total),
-            output.nonzero(_states(c.counts.model_dump()), sep=" " if out.is_terminal else "="),
-            output.relative(c.created_at, now) if out.is_terminal else c.created_at.isoformat(),
-        ]
-        for c in found
-    ]
-    columns = ["id", "name", "status", "recipients", "by state", "created"]
-    output.print_table(
-        out, columns, rows, title=f"{len(rows)} campaigns of {user_id}", wrap=("name", "by state")
-    )
-
-
-def _status(text: str | None) -> CampaignStatus | None:
-    if text is None:
-        return None
-    try:
-        return CampaignStatus(text)
-    except ValueError:
-        choices = ", ".join(s.value for s in CampaignStatus)
-        fail(f"--status: must be one of {choices}, not {text!r}", USAGE)
-
-
-def _states(counts: dict[str, Any]) -> dict[str, int]:
-    return {s.value: int(counts[s.value]) for s in output.STATES}
+    commands.list_campaigns(user_id, status, limit, as_json)
 
 
 @campaign_app.command("show")
-def show(
-    campaign_id: CampaignId,
-    user_id: UserId,
-    as_json: bool = AsJson,
-) -> None:
-    """One campaign: counts, runs, slots in use against its limit, the next recipient due,
-    and whether its calling window is open."""
-    from dialer.api import views
-    from dialer.services import campaign_overview, campaigns
+def show(campaign_id: CampaignId, user_id: UserId, as_json: AsJson = False) -> None:
+    """One campaign: counts, slots, schedule and runs.
 
-    now = utc_now()
-    with operating(user_id) as op:
-
-        def read(session: Session) -> tuple[CampaignOut, Overview]:
-            campaign = campaigns.get(session, op.tenant_id, campaign_id)
-            return views.campaign(session, campaign), campaign_overview.overview(
-                session, campaign, now
-            )
-
-        body, overview = op.read(read)
-        slots = read_slots(op.settings, campaign_id)
-    if as_json:
-        output.print_json(
-            {
-                "campaign": body.model_dump(mode="json"),
-                **overview.as_dict(),
-                "slots": {**slots, "limit": body.max_concurrency},
-            }
-        )
-        return
-    out = output.console()
-    output.print_sections(out, show_sections(body, overview, slots, now, terminal=out.is_terminal))
-
-
-def show_sections(
-    body: CampaignOut,
-    overview: Overview,
-    slots: dict[str, Any],
-    now: datetime,
-    *,
-    terminal: bool,
-) -> list[Section]:
-    """What ``show`` prints, a section each: the campaign, its recipients, its calls, its
-    schedule, its runs. A further view of the campaign (why it is not calling now, say) is one
-    more :class:`Section` appended here, and one more key in the ``--json`` document."""
-
-    def at(moment: datetime | None) -> str:
-        return output.when(moment, now, terminal=terminal)
-
-    reason = f" ({body.ended_reason})" if body.ended_reason else ""
-    about = Section("campaign")
-    about.add("id", body.id)
-    about.add("name", escape(body.name))
-    about.add("status", output.status_text(body.status) + escape(reason))
-    about.add("caller", body.caller_id_number or body.phone_number_id)
-    if body.recipient_list_name:
-        about.add("list", escape(body.recipient_list_name))
-    about.add("created", at(body.created_at))
-    about.add("updated", at(body.updated_at))
-    counts = body.counts.model_dump()
-    recipients = Section("recipients")
-    recipients.add("total", counts["total"])
-    for state in output.STATES:
-        n = counts[state.value]
-        recipients.add(state.value, f"[{output.state_style(state)}]{n}[/]" if n else n)
-    recipients.add("calls by outcome", output.nonzero(counts["outcomes"]))
-    calls = Section("calls")
-    if slots["in_use"] is None:
-        calls.add("slots in use", f"unknown ({slots['note']}) / {body.max_concurrency}")
-    else:
-        calls.add("slots in use", f"{slots['in_use']} / {body.max_concurrency}")
-    calls.add("in flight (database)", overview.calls_in_flight)
-    schedule = Section("schedule")
-    schedule.add("due now", overview.due_now)
-    schedule.add("next due", at(overview.next_due_at))
-    window = overview.window
-    if window.open:
-        schedule.add("window", "[green]open[/]")
-    elif window.next_open is None:
-        schedule.add("window", "[red]closed[/] (no opening left in its schedule)")
-    else:
-        schedule.add("window", f"[yellow]closed[/], opens {at(window.next_open)}")
-    schedule.add("schedule ends", at(window.schedule_end))
-    runs = Section(f"runs ({overview.run_count})")
-    for run in overview.runs:
-        ended = f"ended {at(run.ended_at)} {run.ended_reason or ''}" if run.ended_at else "running"
-        runs.add(f"run {run.number}", f"started {at(run.started_at)}, {ended}".rstrip())
-    return [about, recipients, calls, schedule, runs]
-
-
-def read_slots(settings: Settings, campaign_id: str) -> dict[str, Any]:
-    """The campaign's slots held now, read from the semaphore the fleet shares (Redis).
-
-    Embedded, the semaphore lives in the memory of the scheduler process, which only that
-    process can read: ``in_use`` is None, with a note, and the calls in flight the database
-    holds are the figure to go by.
+    Recipients by state and calls by outcome, the slots in use against its limit, when its
+    next recipient is due and whether its calling window is open, and its runs.
     """
-    if settings.embedded:
-        return {"in_use": None, "note": "embedded: held in the scheduler process's memory"}
-    import redis
+    from dialer.operator import commands
 
-    from dialer.concurrency.connection import open_redis
-    from dialer.concurrency.stores import open_stores
-
-    client = open_redis(settings)
-    try:
-        return {"in_use": open_stores(settings, client).slots.in_use(campaign_id), "note": None}
-    except (redis.RedisError, ConcurrencyError) as exc:
-        return {"in_use": None, "note": f"Redis did not answer: {exc}"}
-    finally:
-        client.close()
-
-
-# -- watch ---------------------------------------------------------------------------------
+    commands.show(campaign_id, user_id, as_json)
 
 
 @campaign_app.command("watch")
 def watch(
     campaign_id: CampaignId,
     user_id: UserId,
-    interval: float = typer.Option(2.0, "--interval", min=0.1, help="Seconds between reads."),
-    timeout: float | None = typer.Option(
-        None, "--timeout", min=0.1, help="Give up (exit 1) after this many seconds."
-    ),
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between reads.")] = 2.0,
+    timeout: Annotated[
+        float | None, typer.Option(min=0.1, help="Give up (exit 1) after this many seconds.")
+    ] = None,
 ) -> None:
-    """Follow the campaign's recipients by state until it completes (or is stopped).
+    """Follow the campaign's recipients by state until it completes.
 
-    Live progress bars on a terminal, one line per change otherwise; Ctrl-C exits 130.
+    Live progress bars on a terminal, one line per change otherwise; it ends when the
+    campaign completes (or is stopped). Ctrl-C exits 130.
     """
-    from dialer.operator.watching import watch as follow
+    from dialer.operator import commands
 
-    with operating(user_id) as op:
-        try:
-            last = follow(op, campaign_id, output.console(), interval_s=interval, timeout_s=timeout)
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(INTERRUPTED) from None
-    typer.echo(last.summary(campaign_id))
-    if not last.completed:
-        fail(f"campaign {campaign_id} is still {last.status} after {timeout:g} s", REFUSED)
-
-
-# -- import --------------------------------------------------------------------------------
+    commands.watch(campaign_id, user_id, interval, timeout)
 
 
 @campaign_app.command("import")
@@ -271,187 +88,64 @@ def import_csv(
     user_id: UserId,
     rejected_out: Annotated[
         Path | None,
-        typer.Option(
-            "--rejected-out", help="Write the rejected rows, each with why, to this CSV file."
-        ),
+        typer.Option(help="Write the rejected rows, each with why, to this CSV file."),
     ] = None,
 ) -> None:
-    """Add a CSV file's recipients to the campaign (also while it runs), as the API adds a
-    batch: invalid numbers, duplicates and numbers on the do-not-call list are rejected."""
-    from dialer.services import campaign_import
-    from dialer.services.recipient_lists import REJECTED_COLUMNS
-    from dialer.services.recipients import Rejection
+    """Add a CSV file's recipients to the campaign.
 
-    source = _open_input(file)
-    shown: list[Rejection] = []
-    with contextlib.ExitStack() as stack:
-        stack.callback(source.close)
-        writer = None
-        if rejected_out is not None:
-            writer = csv.writer(stack.enter_context(_atomic_file(rejected_out)))
-            writer.writerow(REJECTED_COLUMNS)
+    Also while it runs, as the API adds a batch: invalid numbers, duplicates and numbers on
+    the do-not-call list are rejected, each with its line and reason.
+    """
+    from dialer.operator import commands
 
-        def rejected(rejection: Rejection) -> None:
-            if writer is not None:
-                writer.writerow((rejection.row, rejection.phone_number or "", rejection.reason))
-            elif len(shown) < SHOWN_REJECTIONS:
-                shown.append(rejection)
-
-        out = output.console()
-        bar = Progress(
-            TextColumn("importing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("rows"),
-            TimeElapsedColumn(),
-            console=out,
-            disable=not out.is_terminal,
-            transient=True,
-        )
-        with operating(user_id) as op, bar:
-            task = bar.add_task("rows", total=_estimated_rows(file))
-            report = campaign_import.add_csv(
-                op.sessions,
-                op.tenant_id,
-                campaign_id,
-                source,
-                clock=utc_now,
-                on_rejected=rejected,
-                on_progress=lambda n: bar.advance(task, n),
-            )
-    reasons = f" ({output.nonzero(dict(report.reasons))})" if report.rejected else ""
-    typer.echo(
-        f"campaign {campaign_id}: {report.accepted} of {report.rows_read} rows added, "
-        f"{report.rejected} rejected{reasons}"
-    )
-    for rejection in shown:
-        number = rejection.phone_number or "-"
-        typer.echo(f"  line {rejection.row}: {number} {rejection.reason}", err=True)
-    if report.rejected > len(shown) and rejected_out is None:
-        typer.echo(
-            f"  ... {report.rejected - len(shown)} more; --rejected-out FILE writes them all",
-            err=True,
-        )
-    if rejected_out is not None and report.rejected:
-        typer.echo(f"rejected rows written to {rejected_out}")
-    if report.accepted == 0:
-        fail("no row was accepted", REFUSED)
-
-
-def _open_input(path: Path) -> IO[bytes]:
-    try:
-        return path.open("rb")
-    except OSError as exc:
-        fail(f"{path}: {exc.strerror or exc}", USAGE)
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[IO[str]]:
-    """``path`` for writing, as a file beside it that replaces ``path`` once the block ends
-    normally; a command that fails leaves no half-written file behind."""
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        fail(f"{path}: {exc.strerror or exc}", USAGE)
-    handle = os.fdopen(fd, "w", newline="", encoding="utf-8")
-    try:
-        yield handle
-        handle.close()
-        os.replace(temporary, path)
-    except BaseException:
-        handle.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
-def _estimated_rows(path: Path) -> int | None:
-    """Lines in the file less its header: the progress bar's total (a quoted field may span
-    lines, so it is an estimate)."""
-    try:
-        with path.open("rb") as stream:
-            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: stream.read(1 << 20), b""))
-    except OSError:
-        return None
-    return max(lines - 1, 1)
-
-
-# -- start, pause, stop --------------------------------------------------------------------
-
-
-def _act(user_id: str, campaign_id: str, action: CampaignAction) -> None:
-    from dialer.services import campaigns
-
-    with operating(user_id) as op:
-
-        def act(session: Session) -> tuple[str, str | None]:
-            campaign = campaigns.act(session, op.tenant_id, campaign_id, action, now=utc_now())
-            reason = campaign.ended_reason.value if campaign.ended_reason else None
-            return campaign.status.value, reason
-
-        status, reason = op.write(act)
-    typer.echo(f"campaign {campaign_id}: {status}" + (f" ({reason})" if reason else ""))
+    commands.import_csv(campaign_id, file, user_id, rejected_out)
 
 
 @campaign_app.command("start")
 def start(campaign_id: CampaignId, user_id: UserId) -> None:
-    """Start a draft or paused campaign (resume), or a completed one again (a new run)."""
-    _act(user_id, campaign_id, CampaignAction.START)
+    """Start a draft campaign, resume a paused one, or run a completed one again."""
+    from dialer.operator import commands
+
+    commands.act(user_id, campaign_id, CampaignAction.START)
 
 
 @campaign_app.command("pause")
 def pause(campaign_id: CampaignId, user_id: UserId) -> None:
     """No new dials; calls in flight finish."""
-    _act(user_id, campaign_id, CampaignAction.PAUSE)
+    from dialer.operator import commands
+
+    commands.act(user_id, campaign_id, CampaignAction.PAUSE)
 
 
 @campaign_app.command("stop")
 def stop(campaign_id: CampaignId, user_id: UserId) -> None:
-    """End the campaign: recipients not yet on a call are canceled; calls in flight finish."""
-    _act(user_id, campaign_id, CampaignAction.STOP)
+    """End the campaign: recipients not called yet are canceled; calls in flight finish."""
+    from dialer.operator import commands
 
-
-# -- export --------------------------------------------------------------------------------
+    commands.act(user_id, campaign_id, CampaignAction.STOP)
 
 
 @campaign_app.command("export")
 def export(
     campaign_id: CampaignId,
     user_id: UserId,
-    export_format: str = typer.Option("csv", "--format", help="csv or jsonl."),
-    output_path: Annotated[
+    export_format: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "csv",
+    output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write to this file (default: standard output)."),
     ] = None,
-    unmask_numbers: bool = typer.Option(
-        False,
-        "--unmask-numbers",
-        help="Full phone numbers (masked to their last four digits by default).",
-    ),
+    unmask_numbers: Annotated[
+        bool,
+        typer.Option(
+            "--unmask-numbers", help="Full phone numbers (masked to their last four digits)."
+        ),
+    ] = False,
 ) -> None:
-    """One row per call attempt: recipient, number, attempt number, times (UTC), outcome,
-    answering-machine verdict, duration, error. Streamed a page at a time."""
-    from dialer.services import campaigns
-    from dialer.services.export import ExportFormat, export_text
+    """Export the campaign's call attempts as CSV or JSON Lines.
 
-    try:
-        chosen = ExportFormat(export_format)
-    except ValueError:
-        choices = " or ".join(f.value for f in ExportFormat)
-        fail(f"--format: must be {choices}, not {export_format!r}", USAGE)
-    with operating(user_id) as op, contextlib.ExitStack() as stack:
-        op.read(lambda session: campaigns.get(session, op.tenant_id, campaign_id))
-        target = stack.enter_context(_atomic_file(output_path)) if output_path else sys.stdout
-        rows = 0
+    One row per attempt: recipient, number, attempt number, times (UTC), outcome,
+    answering-machine verdict, duration, error. Read a page at a time.
+    """
+    from dialer.operator import commands
 
-        def count(n: int) -> None:
-            nonlocal rows
-            rows += n
-
-        for text in export_text(
-            op.sessions, campaign_id, chosen, unmask_numbers=unmask_numbers, on_rows=count
-        ):
-            target.write(text)
-        target.flush()
-    if output_path is not None:
-        typer.echo(f"{rows} attempts of campaign {campaign_id} written to {output_path}")
+    commands.export(campaign_id, user_id, export_format, output, unmask_numbers)

@@ -319,7 +319,32 @@ def act(user_id: str, campaign_id: str, action: CampaignAction) -> None:
             return campaign.status.value, reason
 
         status, reason = op.write(act)
+        settings = op.settings
     typer.echo(f"campaign {campaign_id}: {status}" + (f" ({reason})" if reason else ""))
+    if status == CampaignStatus.RUNNING.value and not settings.embedded:
+        _ask_dispatch(settings, campaign_id)
+
+
+def _ask_dispatch(settings: Settings, campaign_id: str) -> None:
+    """Ask the workers for a dispatch of a campaign just started or resumed, as the API's
+    start does, so its first calls go out now. Best effort: should the broker be out of
+    reach, the scheduler's next tick dispatches it all the same. (Embedded, only the
+    scheduler process dispatches: its next tick does.)"""
+    from dialer.queue.celery import CeleryQueue, create_celery  # Celery: distributed only
+
+    client = open_redis(settings)
+    sender = create_celery(settings)
+    try:
+        CeleryQueue(sender, client).dispatch(campaign_id)
+    except Exception as exc:  # the campaign is started whatever the broker says
+        typer.echo(
+            f"warning: could not ask the workers for a dispatch ({exc}); the scheduler's next "
+            "tick dispatches the campaign",
+            err=True,
+        )
+    finally:
+        sender.close()
+        client.close()
 
 
 # -- export --------------------------------------------------------------------------------

@@ -9,13 +9,15 @@ import pytest
 import redis
 from sqlalchemy.engine import Engine
 
-from dialer.concurrency.keys import SlotLimits, SlotScope
+from dialer.concurrency.keys import SlotLimits, SlotScope, dispatch_pending_key
 from dialer.concurrency.semaphore.redis import RedisSemaphore
 from dialer.concurrency.slots import CallSlots, SlotClaim
 from dialer.concurrency.truth import SlotTruth
 from dialer.db.engine import session_factory
 from dialer.db.models import Campaign
+from dialer.queue.celery import EVENTS_QUEUE
 from tests.cli.conftest import CALLER, Dialer, create_campaign, numbers, tenant
+from tests.e2e.fleet import free_port
 
 
 def test_list_shows_the_tenants_campaigns_only(dialer: Dialer, engine: Engine) -> None:
@@ -239,3 +241,41 @@ def test_a_missing_argument_is_a_usage_error(dialer: Dialer) -> None:
     result = dialer("campaign", "show", "--user-id", "alice")
     assert result.exit_code == 2
     assert "Missing argument" in result.stderr
+
+
+def test_a_start_asks_the_workers_for_a_dispatch(
+    dialer: Dialer, engine: Engine, redis_url: str
+) -> None:
+    alice = tenant(engine, "alice", CALLER)
+    campaign_id = create_campaign(engine, alice, numbers(2))
+    client = redis.Redis.from_url(redis_url)
+    try:
+        result = dialer(
+            "campaign", "start", campaign_id, "--user-id", "alice",
+            env={"DIALER_REDIS_URL": redis_url},
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == f"campaign {campaign_id}: running"
+        assert client.exists(dispatch_pending_key(campaign_id))  # and the task is queued
+        queued = [m for m in client.lrange(EVENTS_QUEUE, 0, -1) if campaign_id.encode() in m]
+        assert len(queued) == 1
+    finally:
+        for message in client.lrange(EVENTS_QUEUE, 0, -1):
+            if campaign_id.encode() in message:
+                client.lrem(EVENTS_QUEUE, 0, message)
+        client.delete(dispatch_pending_key(campaign_id))
+        client.close()
+
+
+def test_a_start_with_the_broker_away_still_starts(dialer: Dialer, engine: Engine) -> None:
+    alice = tenant(engine, "alice", CALLER)
+    campaign_id = create_campaign(engine, alice, numbers(2))
+    away = f"redis://127.0.0.1:{free_port()}/0"
+    result = dialer(
+        "campaign", "start", campaign_id, "--user-id", "alice",
+        env={"DIALER_REDIS_URL": away, "DIALER_REDIS_CONNECT_TIMEOUT_S": "0.5"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"campaign {campaign_id}: running"
+    assert "warning: could not ask the workers for a dispatch" in result.stderr
+    assert "the scheduler's next tick dispatches the campaign" in result.stderr

@@ -9,7 +9,7 @@ import csv
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -215,11 +215,20 @@ def watch(campaign_id: str, user_id: str, interval: float, timeout: float | None
 def import_csv(campaign_id: str, file: Path, user_id: str, rejected_out: Path | None) -> None:
     source = _open_input(file)
     shown: list[Rejection] = []
+    read = 0  # rows of the chunks committed so far
+
+    def progressed(rows: int) -> None:
+        nonlocal read
+        read += rows
+        bar.advance(task, rows)
+
     with contextlib.ExitStack() as stack:
         stack.callback(source.close)
         writer = None
         if rejected_out is not None:
-            writer = csv.writer(stack.enter_context(_atomic_file(rejected_out)))
+            # Rows of committed chunks stay added if a later one fails: so do their rejections.
+            target = _atomic_file(rejected_out, keep_on_failure=lambda: read > 0)
+            writer = csv.writer(stack.enter_context(target))
             writer.writerow(REJECTED_COLUMNS)
 
         def rejected(rejection: Rejection) -> None:
@@ -239,17 +248,27 @@ def import_csv(campaign_id: str, file: Path, user_id: str, rejected_out: Path | 
             disable=not out.is_terminal,
             transient=True,
         )
-        with operating(user_id) as op, bar:
-            task = bar.add_task("rows", total=_estimated_rows(file))
-            report = campaign_import.add_csv(
-                op.sessions,
-                op.tenant_id,
-                campaign_id,
-                source,
-                clock=utc_now,
-                on_rejected=rejected,
-                on_progress=lambda n: bar.advance(task, n),
-            )
+        task = bar.add_task("rows", total=_estimated_rows(file))
+        try:
+            with operating(user_id) as op, bar:
+                report = campaign_import.add_csv(
+                    op.sessions,
+                    op.tenant_id,
+                    campaign_id,
+                    source,
+                    clock=utc_now,
+                    on_rejected=rejected,
+                    on_progress=progressed,
+                )
+        except typer.Exit:
+            if read:
+                kept = f", those rejected are in {rejected_out}" if writer else ""
+                typer.echo(
+                    f"the first {read} rows were taken in before that: those accepted stay "
+                    f"in the campaign{kept}",
+                    err=True,
+                )
+            raise
     reasons = f" ({output.nonzero(dict(report.reasons))})" if report.rejected else ""
     typer.echo(
         f"campaign {campaign_id}: {report.accepted} of {report.rows_read} rows added, "
@@ -277,9 +296,12 @@ def _open_input(path: Path) -> IO[bytes]:
 
 
 @contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[IO[str]]:
+def _atomic_file(
+    path: Path, keep_on_failure: Callable[[], bool] = lambda: False
+) -> Iterator[IO[str]]:
     """``path`` for writing, as a file beside it that replaces ``path`` once the block ends
-    normally; a command that fails leaves no half-written file behind."""
+    normally: a command that fails leaves no half-written file behind, unless
+    ``keep_on_failure`` says what it holds by then is worth having."""
     try:
         fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as exc:
@@ -291,8 +313,11 @@ def _atomic_file(path: Path) -> Iterator[IO[str]]:
         os.replace(temporary, path)
     except BaseException:
         handle.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+        if keep_on_failure():
+            os.replace(temporary, path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
         raise
 
 

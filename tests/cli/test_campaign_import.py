@@ -6,7 +6,9 @@ import csv
 import io
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -185,3 +187,38 @@ def test_a_long_file_goes_in_chunks_each_reported(engine: Engine) -> None:
     assert len(progress) > 1  # a chunk at a time
     assert [(r.row, r.phone_number) for r in rejected] == [(2_102, "x")]
     assert len(_recipients(engine, campaign_id)) == 2_100
+
+
+def test_a_failure_midway_keeps_what_was_committed_and_says_so(
+    dialer: Dialer, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = tenant(engine, "alice", CALLER)
+    campaign_id = create_campaign(engine, alice)
+    chunks = 0
+    add_chunk = campaign_import._add_chunk
+
+    def failing_second(*args: Any, **kwargs: Any) -> list[Rejection]:
+        nonlocal chunks
+        chunks += 1
+        if chunks == 2:
+            raise sa.exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
+        return add_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(campaign_import, "_add_chunk", failing_second)
+    source = tmp_path / "list.csv"
+    source.write_text("phone_number\nnope\n" + "\n".join(numbers(2_100, start=4000)) + "\n")
+    rejected_out = tmp_path / "rejected.csv"
+    result = dialer(
+        "campaign", "import", campaign_id, str(source), "--user-id", "alice",
+        "--rejected-out", str(rejected_out),
+    )  # fmt: skip
+    assert result.exit_code == 2
+    error, note = result.stderr.strip().splitlines()
+    assert error == "error: database: server closed the connection"
+    first = len(_recipients(engine, campaign_id)) + 1  # the chunk committed, with its bad row
+    assert first in (500, 2_000)  # a chunk on SQLite, or on PostgreSQL
+    assert note == (
+        f"the first {first} rows were taken in before that: those accepted stay in the "
+        f"campaign, those rejected are in {rejected_out}"
+    )
+    assert rejected_out.read_text().splitlines()[1].startswith("2,nope,invalid-number")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -82,6 +82,7 @@ def when(moment: datetime | None, now: datetime, *, terminal: bool) -> str:
     """A time for people (``2026-12-03 17:54 UTC (in 3 min)``) or for scripts (ISO 8601)."""
     if moment is None:
         return "-"
+    moment = moment.astimezone(UTC)
     if not terminal:
         return moment.isoformat()
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC ({relative(moment, now)})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -279,3 +280,25 @@ def test_a_start_with_the_broker_away_still_starts(dialer: Dialer, engine: Engin
     assert result.stdout.strip() == f"campaign {campaign_id}: running"
     assert "warning: could not ask the workers for a dispatch" in result.stderr
     assert "the scheduler's next tick dispatches the campaign" in result.stderr
+
+
+def test_show_gives_the_next_opening_of_weekly_hours_in_utc(dialer: Dialer, engine: Engine) -> None:
+    alice = tenant(engine, "alice", CALLER)
+    now = datetime.now(UTC)
+    tokyo = now.astimezone(ZoneInfo("Asia/Tokyo"))
+    # Tokyo hours that opened an hour and a half ago and closed an hour ago, every day.
+    start = (tokyo - timedelta(minutes=90)).strftime("%H:%M")
+    end = (tokyo - timedelta(minutes=60)).strftime("%H:%M")
+    weekly = {
+        "timezone": "Asia/Tokyo",
+        "hours": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": start,
+                   "end": end}],
+    }  # fmt: skip
+    campaign_id = create_campaign(engine, alice, numbers(1), weekly_schedule=weekly)
+    result = dialer("campaign", "show", campaign_id, "--user-id", "alice")
+    assert result.exit_code == 0, result.output
+    window = dict(_pairs(result.stdout))["window"]
+    opens = datetime.fromisoformat(window.removeprefix("closed, opens "))
+    assert opens.utcoffset() == timedelta(0)
+    expected = (now - timedelta(minutes=90)).replace(second=0, microsecond=0) + timedelta(days=1)
+    assert abs(opens - expected) < timedelta(minutes=2), (opens, expected)

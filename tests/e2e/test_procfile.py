@@ -1,5 +1,5 @@
 """The Procfile as an operator runs it: ``honcho start release``, then ``honcho start web
-worker scheduler``, on a scratch PostgreSQL database and the test Redis database, dialing a
+worker scheduler``, on a scratch PostgreSQL database and a Redis database of its own, dialing a
 campaign through the simulator (sped up) to completion; SIGTERM to honcho then stops every
 process it started."""
 
@@ -25,6 +25,7 @@ from tests.e2e.fleet import (
     ROOT,
     api_client,
     base_env,
+    claim_redis_db,
     free_port,
     json_of,
     register_number,
@@ -32,6 +33,9 @@ from tests.e2e.fleet import (
     wait_for,
     zone_open_now,
 )
+
+#: Redis databases the processes may take (the e2e fleet scans from 14 down).
+BROKER_DBS = range(1, 15)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -97,15 +101,16 @@ def test_the_procfile_runs_a_campaign_under_honcho(
     redis_url: str, postgres_url: str, tmp_path: Path
 ) -> None:
     del postgres_url  # requested so a missing server fails in CI; the scratch DB uses it
+    # Celery's queue names are fixed: the processes get a Redis database of their own.
+    broker_url = claim_redis_db(redis_url, BROKER_DBS)
+    broker = redis.Redis.from_url(broker_url, socket_timeout=5)
     database_url, drop = scratch_database_url("postgresql", tmp_path)
-    broker = redis.Redis.from_url(redis_url, socket_timeout=5)
-    broker.flushdb()  # the test database: Celery's queues must start empty
     port = free_port()
     env = base_env(
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         HOST=LOCALHOST,
         DIALER_DATABASE_URL=database_url,
-        DIALER_REDIS_URL=redis_url,
+        DIALER_REDIS_URL=broker_url,
         DIALER_PROVIDER="simulator",
         DIALER_SIMULATOR_TIME_SCALE="0.02",
         DIALER_SIMULATOR_SEED="3",
@@ -141,7 +146,7 @@ def test_the_procfile_runs_a_campaign_under_honcho(
             assert len(attempts) == sum(counts["outcomes"].values()) >= RECIPIENTS
             assert all(row["status"] == "ended" for row in attempts)
             # The worker answers under the name the Procfile gives it.
-            assert _ping(redis_url, node) == [{node: {"ok": "pong"}}]
+            assert _ping(broker_url, node) == [{node: {"ok": "pong"}}]
 
             leaders = _leaders(output())
             assert len(leaders) == 3, output()

@@ -16,7 +16,17 @@ from dialer.db.migrate import upgrade
 from dialer.queue.celery import DISPATCH_TASK, EVENTS_QUEUE, create_celery
 from dialer.settings import Settings
 from tests.conftest import scratch_database_url
-from tests.e2e.fleet import Processes, base_env, collecting_failures, wait_for, wait_worker_ready
+from tests.e2e.fleet import (
+    Processes,
+    base_env,
+    claim_redis_db,
+    collecting_failures,
+    wait_for,
+    wait_worker_ready,
+)
+
+#: Redis databases the processes may take (the e2e fleet scans from 14 down).
+BROKER_DBS = range(1, 15)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -24,14 +34,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 def test_a_named_worker_with_events_answers_and_reports_its_tasks(
     redis_url: str, tmp_path: Path
 ) -> None:
-    broker = redis.Redis.from_url(redis_url, socket_timeout=5)
-    broker.flushdb()  # the test database: Celery's queues must start empty
+    # Celery's queue names are fixed: the processes get a Redis database of their own.
+    broker_url = claim_redis_db(redis_url, BROKER_DBS)
+    broker = redis.Redis.from_url(broker_url, socket_timeout=5)
     database_url, drop = scratch_database_url("sqlite", tmp_path)
     upgrade(database_url)
-    env = base_env(DIALER_DATABASE_URL=database_url, DIALER_REDIS_URL=redis_url)
+    env = base_env(DIALER_DATABASE_URL=database_url, DIALER_REDIS_URL=broker_url)
     node = f"probe@{socket.gethostname()}"
     processes = Processes(tmp_path)
-    celery = create_celery(Settings(database_url=database_url, redis_url=redis_url))
+    celery = create_celery(Settings(database_url=database_url, redis_url=broker_url))
     try:
         worker = processes.spawn(
             "worker",

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import StreamingResponse
 
 from dialer.api import pagination, views
 from dialer.api.auth import Ctx, TenantId
@@ -26,7 +25,6 @@ from dialer.errors import ValidationError
 from dialer.phone import to_e164
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from dialer.services import campaigns as service
-from dialer.services import export
 from dialer.services.recipients import BatchResult
 
 router = APIRouter(tags=["campaigns"], route_class=JsonRoute)
@@ -213,6 +211,10 @@ def stop_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignOut:
 
 
 # -- export of the call attempts -----------------------------------------------------------
+
+from fastapi.responses import StreamingResponse  # noqa: E402
+
+from dialer.services import export  # noqa: E402
 
 _EXPORT_DOC: dict[int | str, dict[str, Any]] = {
     200: {

@@ -88,12 +88,15 @@ def _time(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _row(values: Sequence[Any], unmask_numbers: bool) -> dict[str, Any]:
+def _same(text: str) -> str:
+    return text
+
+
+def _row(values: Sequence[Any], mask: Callable[[str], str]) -> dict[str, Any]:
     (
         attempt_id, recipient_id, number, attempt_number, status, queued, dialed, answered,
         ended, outcome, amd, duration_s, error_code, error_message,
     ) = values  # fmt: skip
-    mask: Callable[[str], str] = (lambda text: text) if unmask_numbers else mask_phone_numbers
     return {
         "attempt_id": attempt_id,
         "recipient_id": recipient_id,
@@ -121,6 +124,7 @@ def attempt_pages(
 ) -> Iterator[list[dict[str, Any]]]:
     """The campaign's attempts in id order (the order they were made), a page at a time, each
     page read in a session of its own. The caller has checked the campaign is the tenant's."""
+    mask = _same if unmask_numbers else mask_phone_numbers
     after = 0
     while True:
         with sessions() as session:
@@ -131,7 +135,7 @@ def attempt_pages(
                 .limit(page_rows)
             ).all()
         if page:
-            yield [_row(values, unmask_numbers) for values in page]
+            yield [_row(values, mask) for values in page]
         if len(page) < page_rows:
             return
         after = page[-1][0]

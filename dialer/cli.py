@@ -173,6 +173,16 @@ def worker(
     pool: str = typer.Option(
         "threads", help="Celery pool: threads (the default) or prefork (one process a task)."
     ),
+    hostname: str | None = typer.Option(
+        None,
+        "--hostname",
+        "-n",
+        help="Celery node name (default celery@HOST); %h is the host name, %n its first "
+        "part, %d its domain: one name per worker on a host, e.g. worker2@%h.",
+    ),
+    events: bool = typer.Option(
+        False, "--events", "-E", help="Send task events (for Flower and celery events)."
+    ),
 ) -> None:
     """Run a Celery worker (needs DIALER_REDIS_URL): dial tasks and slot-freed dispatch.
 
@@ -198,6 +208,10 @@ def worker(
         "--without-gossip",
         "--without-mingle",
     ]
+    if hostname is not None:
+        argv.append(f"--hostname={hostname}")
+    if events:
+        argv.append("--events")
     if run_worker(create_worker(settings), argv):
         return
     # Not asked to stop: start again as a new process image (same pid, clean state), after
@@ -340,6 +354,15 @@ def tenant_show(
 
 def _cap(value: float | None) -> str:
     return "none" if value is None else f"{value:g}"
+
+
+def _register_campaigns() -> None:
+    from dialer.operator.campaigns import campaign_app
+
+    app.add_typer(campaign_app, name="campaign")
+
+
+_register_campaigns()
 
 
 def _register_carrier() -> None:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dialer.db.models import ApiKey, Tenant
+from dialer.errors import NotFound
 
 KEY_PREFIX = "dk_"
 
@@ -63,3 +64,11 @@ def authenticate(session: Session, key: str, user_id: str) -> Tenant | None:
     ):
         return None
     return tenant
+
+
+def tenant_id_of(session: Session, user_id: str) -> str:
+    """The id of the tenant whose ``X-User-ID`` is ``user_id``, or :class:`NotFound`."""
+    found = session.scalar(sa.select(Tenant.id).where(Tenant.user_id == user_id))
+    if found is None:
+        raise NotFound(f"no tenant has user id {user_id!r}")
+    return found

@@ -208,3 +208,54 @@ def save_draft(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignOut:
 def stop_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignOut:
     """End the campaign: recipients not yet on a call are canceled; calls in flight finish."""
     return _act(ctx, tenant, campaign_id, CampaignAction.STOP)
+
+
+# -- export of the call attempts -----------------------------------------------------------
+
+from fastapi.responses import StreamingResponse  # noqa: E402
+
+from dialer.services import export  # noqa: E402
+
+_EXPORT_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "One row per call attempt, in the order they were made, streamed: "
+        + ", ".join(f"`{c}`" for c in export.COLUMNS)
+        + ". Times are ISO 8601 in UTC; phone numbers are masked to their last four digits "
+        "unless `unmask_numbers=true`. A value an attempt does not have is empty (CSV) or "
+        "null (JSON Lines).",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.get(
+    "/campaign/{campaign_id}/export",
+    response_class=StreamingResponse,
+    responses={**ERRORS, **_EXPORT_DOC},
+)
+def export_campaign(
+    campaign_id: str,
+    ctx: Ctx,
+    tenant: TenantId,
+    export_format: Annotated[
+        export.ExportFormat, Query(alias="format", description="`csv` or `jsonl` (JSON Lines).")
+    ] = export.ExportFormat.CSV,
+    unmask_numbers: Annotated[
+        bool, Query(description="Full phone numbers instead of their last four digits.")
+    ] = False,
+) -> StreamingResponse:
+    """The campaign's call attempts as CSV (default) or JSON Lines, read from the database a
+    page at a time while the answer streams."""
+    with ctx.read() as session:
+        service.get(session, tenant, campaign_id)
+    return StreamingResponse(
+        export.export_text(ctx.sessions, campaign_id, export_format, unmask_numbers=unmask_numbers),
+        media_type=export.MEDIA_TYPES[export_format],
+        headers={
+            "Content-Disposition": f'attachment; filename="campaign-{campaign_id}-attempts.'
+            f'{export_format.value}"'
+        },
+    )

@@ -1,0 +1,405 @@
+"""What the ``dialer campaign`` commands do (:mod:`dialer.operator.campaigns` declares
+them): each opens the database for the tenant, calls the services the API calls, and prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import redis
+import sqlalchemy as sa
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.orm import Session
+
+from dialer.api import views
+from dialer.api.schemas.campaigns import CampaignOut
+from dialer.clock import utc_now
+from dialer.concurrency.connection import open_redis
+from dialer.concurrency.stores import open_stores
+from dialer.db.models import Campaign
+from dialer.errors import ConcurrencyError
+from dialer.operator import output
+from dialer.operator.output import Section
+from dialer.operator.session import INTERRUPTED, REFUSED, USAGE, fail, operating
+from dialer.operator.watching import watch as follow
+from dialer.policy.campaign_state import CampaignAction, CampaignStatus
+from dialer.services import campaign_import, campaign_overview, campaigns
+from dialer.services.campaign_overview import Overview
+from dialer.services.export import ExportFormat, export_text
+from dialer.services.recipient_lists import REJECTED_COLUMNS
+from dialer.services.recipients import Rejection
+from dialer.settings import Settings
+
+#: Rejected rows listed on stderr by ``import`` when they are not written to a file.
+SHOWN_REJECTIONS = 10
+
+
+# -- list, show ----------------------------------------------------------------------------
+
+
+def list_campaigns(user_id: str, status: str | None, limit: int, as_json: bool) -> None:
+    wanted = _status(status)
+    with operating(user_id) as op:
+
+        def read(session: Session) -> list[Any]:
+            stmt = sa.select(Campaign).where(Campaign.tenant_id == op.tenant_id)
+            if wanted is not None:
+                stmt = stmt.where(Campaign.status == wanted)
+            stmt = stmt.order_by(Campaign.created_at.desc(), Campaign.id.desc()).limit(limit)
+            return views.campaigns(session, list(session.scalars(stmt)))
+
+        found = op.read(read)
+    if as_json:
+        output.print_json([c.model_dump(mode="json") for c in found])
+        return
+    out = output.console()
+    now = utc_now()
+    rows = [
+        [
+            c.id,
+            escape(c.name),
+            output.status_text(c.status),
+            str(c.counts.total),
+            output.nonzero(_states(c.counts.model_dump()), sep=" " if out.is_terminal else "="),
+            output.relative(c.created_at, now) if out.is_terminal else c.created_at.isoformat(),
+        ]
+        for c in found
+    ]
+    columns = ["id", "name", "status", "recipients", "by state", "created"]
+    output.print_table(
+        out, columns, rows, title=f"{len(rows)} campaigns of {user_id}", wrap=("name", "by state")
+    )
+
+
+def _status(text: str | None) -> CampaignStatus | None:
+    if text is None:
+        return None
+    try:
+        return CampaignStatus(text)
+    except ValueError:
+        choices = ", ".join(s.value for s in CampaignStatus)
+        fail(f"--status: must be one of {choices}, not {text!r}", USAGE)
+
+
+def _states(counts: dict[str, Any]) -> dict[str, int]:
+    return {s.value: int(counts[s.value]) for s in output.STATES}
+
+
+def show(campaign_id: str, user_id: str, as_json: bool) -> None:
+    now = utc_now()
+    with operating(user_id) as op:
+
+        def read(session: Session) -> tuple[CampaignOut, Overview]:
+            campaign = campaigns.get(session, op.tenant_id, campaign_id)
+            return views.campaign(session, campaign), campaign_overview.overview(
+                session, campaign, now
+            )
+
+        body, overview = op.read(read)
+        slots = read_slots(op.settings, campaign_id)
+    if as_json:
+        output.print_json(
+            {
+                "campaign": body.model_dump(mode="json"),
+                **overview.as_dict(),
+                "slots": {**slots, "limit": body.max_concurrency},
+            }
+        )
+        return
+    out = output.console()
+    output.print_sections(out, show_sections(body, overview, slots, now, terminal=out.is_terminal))
+
+
+def show_sections(
+    body: CampaignOut,
+    overview: Overview,
+    slots: dict[str, Any],
+    now: datetime,
+    *,
+    terminal: bool,
+) -> list[Section]:
+    """What ``show`` prints, a section each: the campaign, its recipients, its calls, its
+    schedule, its runs. A further view of the campaign (why it is not calling now, say) is one
+    more :class:`Section` appended here, and one more key in the ``--json`` document."""
+
+    def at(moment: datetime | None) -> str:
+        return output.when(moment, now, terminal=terminal)
+
+    reason = f" ({body.ended_reason})" if body.ended_reason else ""
+    about = Section("campaign")
+    about.add("id", body.id)
+    about.add("name", escape(body.name))
+    about.add("status", output.status_text(body.status) + escape(reason))
+    about.add("caller", body.caller_id_number or body.phone_number_id)
+    if body.recipient_list_name:
+        about.add("list", escape(body.recipient_list_name))
+    about.add("created", at(body.created_at))
+    about.add("updated", at(body.updated_at))
+    counts = body.counts.model_dump()
+    recipients = Section("recipients")
+    recipients.add("total", counts["total"])
+    for state in output.STATES:
+        n = counts[state.value]
+        recipients.add(state.value, f"[{output.state_style(state)}]{n}[/]" if n else n)
+    recipients.add("calls by outcome", output.nonzero(counts["outcomes"]))
+    calls = Section("calls")
+    if slots["in_use"] is None:
+        calls.add("slots in use", f"unknown ({slots['note']}) / {body.max_concurrency}")
+    else:
+        calls.add("slots in use", f"{slots['in_use']} / {body.max_concurrency}")
+    calls.add("in flight (database)", overview.calls_in_flight)
+    schedule = Section("schedule")
+    schedule.add("due now", overview.due_now)
+    schedule.add("next due", at(overview.next_due_at))
+    window = overview.window
+    if window.open:
+        schedule.add("window", "[green]open[/]")
+    elif window.next_open is None:
+        schedule.add("window", "[red]closed[/] (no opening left in its schedule)")
+    else:
+        schedule.add("window", f"[yellow]closed[/], opens {at(window.next_open)}")
+    schedule.add("schedule ends", at(window.schedule_end))
+    runs = Section(f"runs ({overview.run_count})")
+    for run in overview.runs:
+        ended = f"ended {at(run.ended_at)} {run.ended_reason or ''}" if run.ended_at else "running"
+        runs.add(f"run {run.number}", f"started {at(run.started_at)}, {ended}".rstrip())
+    return [about, recipients, calls, schedule, runs]
+
+
+def read_slots(settings: Settings, campaign_id: str) -> dict[str, Any]:
+    """The campaign's slots held now, read from the semaphore the fleet shares (Redis).
+
+    Embedded, the semaphore lives in the memory of the scheduler process, which only that
+    process can read: ``in_use`` is None, with a note, and the calls in flight the database
+    holds are the figure to go by.
+    """
+    if settings.embedded:
+        return {"in_use": None, "note": "embedded: held in the scheduler process's memory"}
+    client = open_redis(settings)
+    try:
+        return {"in_use": open_stores(settings, client).slots.in_use(campaign_id), "note": None}
+    except (redis.RedisError, ConcurrencyError) as exc:
+        return {"in_use": None, "note": f"Redis did not answer: {exc}"}
+    finally:
+        client.close()
+
+
+# -- watch ---------------------------------------------------------------------------------
+
+
+def watch(campaign_id: str, user_id: str, interval: float, timeout: float | None) -> None:
+    with operating(user_id) as op:
+        try:
+            last = follow(op, campaign_id, output.console(), interval_s=interval, timeout_s=timeout)
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(INTERRUPTED) from None
+    typer.echo(last.summary(campaign_id))
+    if not last.completed:
+        fail(f"campaign {campaign_id} is still {last.status} after {timeout:g} s", REFUSED)
+
+
+# -- import --------------------------------------------------------------------------------
+
+
+def import_csv(campaign_id: str, file: Path, user_id: str, rejected_out: Path | None) -> None:
+    source = _open_input(file)
+    shown: list[Rejection] = []
+    read = 0  # rows of the chunks committed so far
+
+    def progressed(rows: int) -> None:
+        nonlocal read
+        read += rows
+        bar.advance(task, rows)
+
+    with contextlib.ExitStack() as stack:
+        stack.callback(source.close)
+        writer = None
+        if rejected_out is not None:
+            # Rows of committed chunks stay added if a later one fails: so do their rejections.
+            target = _atomic_file(rejected_out, keep_on_failure=lambda: read > 0)
+            writer = csv.writer(stack.enter_context(target))
+            writer.writerow(REJECTED_COLUMNS)
+
+        def rejected(rejection: Rejection) -> None:
+            if writer is not None:
+                writer.writerow((rejection.row, rejection.phone_number or "", rejection.reason))
+            elif len(shown) < SHOWN_REJECTIONS:
+                shown.append(rejection)
+
+        out = output.console()
+        bar = Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            TimeElapsedColumn(),
+            console=out,
+            disable=not out.is_terminal,
+            transient=True,
+        )
+        task = bar.add_task("rows", total=_estimated_rows(file))
+        try:
+            with operating(user_id) as op, bar:
+                report = campaign_import.add_csv(
+                    op.sessions,
+                    op.tenant_id,
+                    campaign_id,
+                    source,
+                    clock=utc_now,
+                    on_rejected=rejected,
+                    on_progress=progressed,
+                )
+        except typer.Exit:
+            if read:
+                kept = f", those rejected are in {rejected_out}" if writer else ""
+                typer.echo(
+                    f"the first {read} rows were taken in before that: those accepted stay "
+                    f"in the campaign{kept}",
+                    err=True,
+                )
+            raise
+    reasons = f" ({output.nonzero(dict(report.reasons))})" if report.rejected else ""
+    typer.echo(
+        f"campaign {campaign_id}: {report.accepted} of {report.rows_read} rows added, "
+        f"{report.rejected} rejected{reasons}"
+    )
+    for rejection in shown:
+        number = rejection.phone_number or "-"
+        typer.echo(f"  line {rejection.row}: {number} {rejection.reason}", err=True)
+    if report.rejected > len(shown) and rejected_out is None:
+        typer.echo(
+            f"  ... {report.rejected - len(shown)} more; --rejected-out FILE writes them all",
+            err=True,
+        )
+    if rejected_out is not None and report.rejected:
+        typer.echo(f"rejected rows written to {rejected_out}")
+    if report.accepted == 0:
+        fail("no row was accepted", REFUSED)
+
+
+def _open_input(path: Path) -> IO[bytes]:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        fail(f"{path}: {exc.strerror or exc}", USAGE)
+
+
+@contextlib.contextmanager
+def _atomic_file(
+    path: Path, keep_on_failure: Callable[[], bool] = lambda: False
+) -> Iterator[IO[str]]:
+    """``path`` for writing, as a file beside it that replaces ``path`` once the block ends
+    normally: a command that fails leaves no half-written file behind, unless
+    ``keep_on_failure`` says what it holds by then is worth having."""
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        fail(f"{path}: {exc.strerror or exc}", USAGE)
+    handle = os.fdopen(fd, "w", newline="", encoding="utf-8")
+    try:
+        yield handle
+        handle.close()
+        os.replace(temporary, path)
+    except BaseException:
+        handle.close()
+        if keep_on_failure():
+            os.replace(temporary, path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+        raise
+
+
+def _estimated_rows(path: Path) -> int | None:
+    """Lines in the file less its header: the progress bar's total (a quoted field may span
+    lines, so it is an estimate)."""
+    try:
+        with path.open("rb") as stream:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: stream.read(1 << 20), b""))
+    except OSError:
+        return None
+    return max(lines - 1, 1)
+
+
+# -- start, pause, stop --------------------------------------------------------------------
+
+
+def act(user_id: str, campaign_id: str, action: CampaignAction) -> None:
+    with operating(user_id) as op:
+
+        def act(session: Session) -> tuple[str, str | None]:
+            campaign = campaigns.act(session, op.tenant_id, campaign_id, action, now=utc_now())
+            reason = campaign.ended_reason.value if campaign.ended_reason else None
+            return campaign.status.value, reason
+
+        status, reason = op.write(act)
+        settings = op.settings
+    typer.echo(f"campaign {campaign_id}: {status}" + (f" ({reason})" if reason else ""))
+    if status == CampaignStatus.RUNNING.value and not settings.embedded:
+        _ask_dispatch(settings, campaign_id)
+
+
+def _ask_dispatch(settings: Settings, campaign_id: str) -> None:
+    """Ask the workers for a dispatch of a campaign just started or resumed, as the API's
+    start does, so its first calls go out now. Best effort: should the broker be out of
+    reach, the scheduler's next tick dispatches it all the same. (Embedded, only the
+    scheduler process dispatches: its next tick does.)"""
+    from dialer.queue.celery import CeleryQueue, create_celery  # Celery: distributed only
+
+    client = open_redis(settings)
+    sender = create_celery(settings)
+    try:
+        CeleryQueue(sender, client).dispatch(campaign_id)
+    except Exception as exc:  # the campaign is started whatever the broker says
+        typer.echo(
+            f"warning: could not ask the workers for a dispatch ({exc}); the scheduler's next "
+            "tick dispatches the campaign",
+            err=True,
+        )
+    finally:
+        sender.close()
+        client.close()
+
+
+# -- export --------------------------------------------------------------------------------
+
+
+def export(
+    campaign_id: str,
+    user_id: str,
+    export_format: str,
+    output_path: Path | None,
+    unmask_numbers: bool,
+) -> None:
+    try:
+        chosen = ExportFormat(export_format)
+    except ValueError:
+        choices = " or ".join(f.value for f in ExportFormat)
+        fail(f"--format: must be {choices}, not {export_format!r}", USAGE)
+    with operating(user_id) as op, contextlib.ExitStack() as stack:
+        op.read(lambda session: campaigns.get(session, op.tenant_id, campaign_id))
+        target = stack.enter_context(_atomic_file(output_path)) if output_path else sys.stdout
+        rows = 0
+
+        def count(n: int) -> None:
+            nonlocal rows
+            rows += n
+
+        for text in export_text(
+            op.sessions, campaign_id, chosen, unmask_numbers=unmask_numbers, on_rows=count
+        ):
+            target.write(text)
+        target.flush()
+    if output_path is not None:
+        typer.echo(f"{rows} attempts of campaign {campaign_id} written to {output_path}")

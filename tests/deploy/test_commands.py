@@ -13,10 +13,6 @@ import typer.main
 from dialer.cli import app
 from tests.deploy.files import COMPOSE, DOCKERFILE, K8S, SYSTEMD, load_yaml, load_yaml_all
 
-#: Options the files use that may be newer than this test's view of the CLI. Kept short:
-#: each must be a real option of its command once the code that adds it is in.
-PENDING = {("worker", "--hostname")}
-
 
 def _command_lines() -> list[tuple[str, list[str]]]:
     """(where, argv after `dialer`) of every dialer command line in the deployment files."""
@@ -61,5 +57,5 @@ def test_every_command_line_is_real() -> None:
         name, command, rest = _resolve(argv)
         known = {opt for param in command.params for opt in param.opts}
         used = {word.split("=")[0] for word in rest if word.startswith("--")}
-        unknown = {opt for opt in used - known if (name, opt) not in PENDING}
+        unknown = used - known
         assert unknown == set(), f"{where}: dialer {name} has no {sorted(unknown)}"

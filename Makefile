@@ -37,9 +37,9 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest
 
-# The fast subset: no PostgreSQL, no Redis, none of the dialer's processes.
+# The fast subset: no PostgreSQL, Redis or RabbitMQ, none of the dialer's processes.
 unit: $(STAMP)
-	$(BIN)/pytest -q -m "not postgres and not redis and not e2e"
+	$(BIN)/pytest -q -m "not postgres and not redis and not rabbitmq and not e2e"
 
 bench: $(STAMP)
 	mkdir -p bench/results

@@ -1,9 +1,9 @@
 """Sending tasks to Celery, and the Celery configuration both senders and workers use.
 
 The workers' app and task bodies are in :mod:`workers.celery_app`; anything that only sends
-(the API, the scheduler) needs no more than this module. Every connection to the broker has
-the settings' Redis timeouts, so a Redis that stops answering fails a send instead of hanging
-the request that made it.
+(the API, the scheduler) needs no more than this module. The broker is Redis or RabbitMQ
+(``DIALER_BROKER_URL``, see :mod:`dialer.queue.broker`); every connection to it has timeouts,
+so a broker that stops answering fails a send instead of hanging the request that made it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,18 @@ from typing import Any
 
 import redis
 from celery import Celery
+from kombu.utils.uuid import uuid
 
 from dialer.concurrency.keys import dispatch_pending_key
-from dialer.errors import ConfigurationError
+from dialer.queue.broker import (
+    LEAST_BROKER_DELAY_S,
+    BrokerKind,
+    Topology,
+    broker_kind,
+    broker_options,
+    broker_url,
+)
+from dialer.queue.broker import VISIBILITY_TIMEOUT_S as VISIBILITY_TIMEOUT_S  # bounds countdowns
 from dialer.settings import Settings
 
 DIAL_QUEUE = "dial"
@@ -24,8 +33,6 @@ DIAL_TASK = "dialer.dial"
 DISPATCH_TASK = "dialer.dispatch_campaign"
 #: Longest countdown any task uses, in seconds (provider backoff, CPS pacing, slot waits).
 MAX_COUNTDOWN_S = 60
-#: Unacked messages are redelivered after this long; far above any countdown (kombu #337).
-VISIBILITY_TIMEOUT_S = 2 * 3600
 #: On SIGTERM, running tasks get this long to finish before the worker goes down.
 SOFT_SHUTDOWN_TIMEOUT_S = 30.0
 #: Safety expiry of a campaign's dispatch-pending flag, in milliseconds, should a task be lost.
@@ -33,28 +40,28 @@ PENDING_DISPATCH_TTL_MS = 5_000
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    if settings.redis_url is None:
-        raise ConfigurationError("DIALER_REDIS_URL must be set to use Celery")
+    """The configuration senders and workers share; the broker's own part comes from
+    :func:`~dialer.queue.broker.broker_options`."""
     return {
-        "broker_url": settings.redis_url,
+        "broker_url": broker_url(settings),
         "broker_connection_retry_on_startup": True,
-        # A worker that loses its broker (a Redis restart, a network cut) reconnects, however
-        # long that takes, rather than exit after 100 tries; tasks it had not acknowledged
-        # come back (acks late) and find their attempts claimed, or dial them once.
+        # A worker that loses its broker (a restart, a network cut) reconnects, however long
+        # that takes, rather than exit after 100 tries; tasks it had not acknowledged come
+        # back (acks late) and find their attempts claimed, or dial them once.
         "broker_connection_retry": True,
         "broker_connection_max_retries": None,
         "broker_connection_timeout": settings.redis_connect_timeout_s,
-        "broker_transport_options": {
-            "visibility_timeout": VISIBILITY_TIMEOUT_S,
-            "socket_connect_timeout": settings.redis_connect_timeout_s,
-            "socket_timeout": settings.redis_timeout_s,
-        },
+        **broker_options(settings, (DIAL_QUEUE, EVENTS_QUEUE)),
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_backend": None,
         "task_ignore_result": True,
+        # A task is acknowledged when it ends, not when it starts: one whose worker died
+        # runs again (Redis: after the visibility timeout; RabbitMQ: once the dead worker's
+        # connection closes). Every task is idempotent.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
+        # A worker takes no more tasks than it runs at once (its concurrency).
         "worker_prefetch_multiplier": 1,
         "worker_soft_shutdown_timeout": SOFT_SHUTDOWN_TIMEOUT_S,
         "worker_enable_soft_shutdown_on_idle": True,
@@ -87,13 +94,32 @@ class CeleryQueue:
     def __init__(self, celery: Celery, redis_client: redis.Redis) -> None:
         self.celery = celery
         self.redis = redis_client
+        self._amqp = broker_kind(str(celery.conf.broker_url)) is BrokerKind.AMQP
+        self._topology = Topology(celery)
 
     def dial(self, attempt_ids: Sequence[int], countdown_s: float = 0.0) -> None:
         countdown = min(max(countdown_s, 0.0), MAX_COUNTDOWN_S)
         for attempt_id in attempt_ids:
-            self.celery.send_task(
-                DIAL_TASK, args=[attempt_id], queue=DIAL_QUEUE, countdown=countdown or None
-            )
+            if countdown and self._amqp:
+                self._send_later(DIAL_TASK, [attempt_id], DIAL_QUEUE, countdown)
+            else:
+                self.celery.send_task(
+                    DIAL_TASK, args=[attempt_id], queue=DIAL_QUEUE, countdown=countdown or None
+                )
+
+    def _send_later(self, name: str, args: list[Any], queue: str, countdown_s: float) -> None:
+        """RabbitMQ: a countdown of a second or more waits in the broker (native delayed
+        delivery, whole seconds; the message's ETA keeps the fraction, which the worker
+        waits out). A shorter one goes straight to the queue with its ETA: Celery refuses
+        native delays under a second, and the worker holds such a task for less than that."""
+        if countdown_s >= LEAST_BROKER_DELAY_S:
+            self._topology.ensure()
+            self.celery.send_task(name, args=args, queue=queue, countdown=countdown_s)
+            return
+        amqp = self.celery.amqp
+        message = amqp.create_task_message(uuid(), name, args, {}, countdown=countdown_s)
+        with self.celery.producer_or_acquire() as producer:
+            amqp.send_task_message(producer, name, message, queue=amqp.queues[queue])
 
     def dispatch(self, campaign_id: str) -> None:
         key = dispatch_pending_key(campaign_id)

@@ -62,6 +62,14 @@ class BrokerUnderTest:
         """Countdown tasks waiting in RabbitMQ's delayed delivery (none on Redis)."""
         return sum(self.ready(DELAY_QUEUES).values()) if self.amqp else 0
 
+    def forget_delayed_delivery(self) -> None:
+        """RabbitMQ: delete the exchange countdown tasks are published to (as on a broker
+        no worker has started on yet)."""
+        with self.celery() as app, app.connection_for_write() as connection:
+            channel = connection.channel()
+            channel.exchange_delete(DELAY_QUEUES[-1])
+            channel.close()
+
     def purge(self) -> None:
         """Empty the task queues (and on RabbitMQ the delayed delivery's)."""
         with self.celery() as app, app.connection_for_write() as connection:

@@ -105,7 +105,11 @@ def rabbitmq_vhost(url: str = RABBITMQ_URL) -> Iterator[str]:
     parts = urlsplit(url)
     user = unquote(parts.username or "guest")
     now = int(time.time())
-    for line in _rabbitmqctl("list_vhosts", "name").split():
+    try:
+        vhosts = _rabbitmqctl("list_vhosts", "name").split()
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:  # not allowed (no Erlang cookie)
+        unavailable("RabbitMQ", exc)
+    for line in vhosts:
         if line.startswith(VHOST_PREFIX):
             created = line.removeprefix(VHOST_PREFIX).split("-", 1)[0]
             if created.isdigit() and now - int(created) > STALE_VHOST_S:

@@ -63,6 +63,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         # A worker takes no more tasks than it runs at once (its concurrency).
         "worker_prefetch_multiplier": 1,
+        # A task running when the broker connection drops runs to its end (a dial in flight
+        # gets the provider's answer and records the call id) rather than being cancelled;
+        # its message, which can no longer be acknowledged, comes back (at once on
+        # RabbitMQ) and finds its attempt claimed. Celery warns that this default changes
+        # in 6.0: set here, it stays.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_soft_shutdown_timeout": SOFT_SHUTDOWN_TIMEOUT_S,
         "worker_enable_soft_shutdown_on_idle": True,
         "task_default_queue": EVENTS_QUEUE,

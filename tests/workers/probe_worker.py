@@ -6,8 +6,8 @@ Redis list ``PROBE_KEY`` (JSON: attempt, pid, redelivered, retries, at) and beha
 hash ``PROBE_KEY:plan`` says for that attempt: ``block-first`` (the first run sleeps until the
 process dies), ``fail-first`` (the first run raises a transient error: Celery's retry). The
 broker tests run it, so what they check is the product's broker configuration.
-``PROBE_VISIBILITY_TIMEOUT_S`` shortens Redis's visibility timeout, so a killed worker's task
-comes back within a test.
+``PROBE_VISIBILITY_TIMEOUT_S`` shortens Redis's visibility timeout (and the interval of the
+scans for tasks past it), so a killed worker's task comes back within a test.
 """
 
 from __future__ import annotations
@@ -75,6 +75,9 @@ def main() -> None:
     if visibility_s:
         options = dict(worker.celery.conf.broker_transport_options)
         options["visibility_timeout"] = float(visibility_s)
+        # And look for such tasks every second (kombu scans every 100 s by default).
+        options["unacked_restore_interval"] = 1
+        options["unacked_restore_throttle"] = 1
         worker.celery.conf.broker_transport_options = options
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
     worker._runtime = ProbeRuntime(client, os.environ["PROBE_KEY"])  # type: ignore[assignment]

@@ -19,7 +19,7 @@ from celery import Celery
 from dialer.queue.broker import queue_depths
 from dialer.queue.celery import DIAL_QUEUE, EVENTS_QUEUE, create_celery
 from dialer.settings import Settings
-from tests.e2e.fleet import claim_redis_db
+from tests.e2e.fleet import claim_redis_db, wait_for
 
 #: The brokers tests of broker behaviour run on (the fixture's parameter).
 BROKERS = ["redis", "rabbitmq"]
@@ -62,13 +62,25 @@ class BrokerUnderTest:
         """Countdown tasks waiting in RabbitMQ's delayed delivery (none on Redis)."""
         return sum(self.ready(DELAY_QUEUES).values()) if self.amqp else 0
 
-    def forget_delayed_delivery(self) -> None:
-        """RabbitMQ: delete the exchange countdown tasks are published to (as on a broker
-        no worker has started on yet)."""
+    def delete_topology(self) -> None:
+        """RabbitMQ: delete the ``dial`` queue and the exchange countdown tasks are published
+        to (as an operator could, or as a broker no worker started on yet lacks them)."""
         with self.celery() as app, app.connection_for_write() as connection:
             channel = connection.channel()
+            channel.queue_delete(DIAL_QUEUE)
             channel.exchange_delete(DELAY_QUEUES[-1])
             channel.close()
+
+            def gone() -> bool:  # a quorum queue's deletion ends after its delete-ok
+                probe = connection.channel()
+                try:
+                    probe.queue_declare(DIAL_QUEUE, passive=True)
+                except connection.channel_errors:
+                    return True
+                probe.close()
+                return False
+
+            wait_for("the dial queue to be gone", gone, timeout_s=30, interval_s=0.05)
 
     def purge(self) -> None:
         """Empty the task queues (and on RabbitMQ the delayed delivery's)."""

@@ -108,7 +108,8 @@ def broker_options(settings: Settings, queues: tuple[str, ...]) -> dict[str, Any
             # queue has the message (on a quorum queue: on a majority of its replicas), and a
             # refusal raises at the sender. Without them a task the broker dropped (a node
             # lost mid-publish, a queue over its limit) vanishes without an error, and the
-            # attempt waits for the outbox's lost-task timeout.
+            # attempt waits for the outbox's lost-task timeout. (A message no queue takes
+            # is confirmed all the same: the senders publish it mandatory, see CeleryQueue.)
             "confirm_publish": True,
             # Socket read and write timeouts, which also bound the wait for a confirm: a
             # broker that blocks publishers (a memory or disk alarm) fails the send after
@@ -153,7 +154,8 @@ def declare_topology(celery: Celery) -> None:
 
 
 class Topology:
-    """Declares :func:`declare_topology` once per process, on the first countdown sent."""
+    """Runs :func:`declare_topology` once per sender, before its first countdown task, and
+    again when a send finds a queue or exchange gone."""
 
     def __init__(self, celery: Celery) -> None:
         self._celery = celery
@@ -161,12 +163,14 @@ class Topology:
         self._lock = threading.Lock()
 
     def ensure(self) -> None:
-        if self._declared:
-            return
+        if not self._declared:
+            self.declare()
+
+    def declare(self) -> None:
+        """Declare it now, whether or not it was (something was deleted under us)."""
         with self._lock:
-            if not self._declared:
-                declare_topology(self._celery)
-                self._declared = True
+            declare_topology(self._celery)
+            self._declared = True
 
 
 def queue_depths(celery: Celery, names: tuple[str, ...]) -> dict[str, int]:

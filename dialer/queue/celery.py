@@ -8,10 +8,13 @@ so a broker that stops answering fails a send instead of hanging the request tha
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import redis
+from amqp.exceptions import ChannelError as AmqpChannelError
 from celery import Celery
 from kombu.utils.uuid import uuid
 
@@ -27,6 +30,8 @@ from dialer.queue.broker import (
 from dialer.queue.broker import VISIBILITY_TIMEOUT_S as VISIBILITY_TIMEOUT_S  # bounds countdowns
 from dialer.settings import Settings
 
+log = logging.getLogger(__name__)
+
 DIAL_QUEUE = "dial"
 EVENTS_QUEUE = "events"
 DIAL_TASK = "dialer.dial"
@@ -37,6 +42,13 @@ MAX_COUNTDOWN_S = 60
 SOFT_SHUTDOWN_TIMEOUT_S = 30.0
 #: Safety expiry of a campaign's dispatch-pending flag, in milliseconds, should a task be lost.
 PENDING_DISPATCH_TTL_MS = 5_000
+#: AMQP reply codes of a send nothing could take: no queue bound (a mandatory message
+#: returned), no such exchange.
+NO_ROUTE, NOT_FOUND = 312, 404
+#: Sends of one task that find no route before the error is raised, the queues declared again
+#: before each, after a pause growing by this many seconds.
+ROUTE_ATTEMPTS = 4
+ROUTE_RETRY_PAUSE_S = 0.25
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -106,32 +118,55 @@ class CeleryQueue:
     def dial(self, attempt_ids: Sequence[int], countdown_s: float = 0.0) -> None:
         countdown = min(max(countdown_s, 0.0), MAX_COUNTDOWN_S)
         for attempt_id in attempt_ids:
-            if countdown and self._amqp:
-                self._send_later(DIAL_TASK, [attempt_id], DIAL_QUEUE, countdown)
-            else:
-                self.celery.send_task(
-                    DIAL_TASK, args=[attempt_id], queue=DIAL_QUEUE, countdown=countdown or None
-                )
-
-    def _send_later(self, name: str, args: list[Any], queue: str, countdown_s: float) -> None:
-        """RabbitMQ: a countdown of a second or more waits in the broker (native delayed
-        delivery, whole seconds; the message's ETA keeps the fraction, which the worker
-        waits out). A shorter one goes straight to the queue with its ETA: Celery refuses
-        native delays under a second, and the worker holds such a task for less than that."""
-        if countdown_s >= LEAST_BROKER_DELAY_S:
-            self._topology.ensure()
-            self.celery.send_task(name, args=args, queue=queue, countdown=countdown_s)
-            return
-        amqp = self.celery.amqp
-        message = amqp.create_task_message(uuid(), name, args, {}, countdown=countdown_s)
-        with self.celery.producer_or_acquire() as producer:
-            amqp.send_task_message(producer, name, message, queue=amqp.queues[queue])
+            self._send(DIAL_TASK, [attempt_id], DIAL_QUEUE, countdown)
 
     def dispatch(self, campaign_id: str) -> None:
         key = dispatch_pending_key(campaign_id)
         if not self.redis.set(key, 1, nx=True, px=PENDING_DISPATCH_TTL_MS):
             return
-        self.celery.send_task(DISPATCH_TASK, args=[campaign_id], queue=EVENTS_QUEUE)
+        self._send(DISPATCH_TASK, [campaign_id], EVENTS_QUEUE, 0.0)
+
+    def _send(self, name: str, args: list[Any], queue: str, countdown_s: float) -> None:
+        if not self._amqp:
+            self.celery.send_task(name, args=args, queue=queue, countdown=countdown_s or None)
+            return
+        for attempt in range(1, ROUTE_ATTEMPTS + 1):
+            try:
+                self._send_amqp(name, args, queue, countdown_s)
+                return
+            except AmqpChannelError as exc:
+                if exc.reply_code not in (NO_ROUTE, NOT_FOUND) or attempt == ROUTE_ATTEMPTS:
+                    raise
+                # A queue or exchange was deleted under this process, which remembers
+                # having declared it (a confirmed message nobody could route would be
+                # lost): declare them all again and send once more. Right after a deletion
+                # RabbitMQ may still be removing the old queue's bindings: a short pause.
+                log.warning(
+                    "a send to %s found no route (%s): declaring the queues again", queue, exc
+                )
+                time.sleep(ROUTE_RETRY_PAUSE_S * (attempt - 1))
+                self._topology.declare()
+
+    def _send_amqp(self, name: str, args: list[Any], queue: str, countdown_s: float) -> None:
+        """RabbitMQ, every message mandatory (one no queue takes is returned, and raises).
+
+        A countdown of a second or more waits in the broker (native delayed delivery, whole
+        seconds; the message's ETA keeps the fraction, which the worker waits out). A
+        shorter one goes straight to the queue with its ETA: Celery refuses native delays
+        under a second, and the worker holds such a task for less than that."""
+        if not countdown_s or countdown_s >= LEAST_BROKER_DELAY_S:
+            if countdown_s:
+                self._topology.ensure()
+            self.celery.send_task(
+                name, args=args, queue=queue, countdown=countdown_s or None, mandatory=True
+            )
+            return
+        amqp = self.celery.amqp
+        message = amqp.create_task_message(uuid(), name, args, {}, countdown=countdown_s)
+        with self.celery.producer_or_acquire() as producer:
+            amqp.send_task_message(
+                producer, name, message, queue=amqp.queues[queue], mandatory=True
+            )
 
     def dispatch_started(self, campaign_id: str) -> None:
         """Clear the campaign's pending flag as its dispatch starts: a slot freed from now on

@@ -157,9 +157,12 @@ def test_a_dial_task_is_acked_late_and_delivered_again_after_its_worker_is_kille
 
 def test_countdown_tasks_run_when_due_and_a_transient_error_is_retried(probe: Probe) -> None:
     if probe.broker.amqp:
-        # As on a new broker: the exchange countdown tasks go to does not exist yet. The
-        # sender declares it before its first countdown (no worker has started).
-        probe.broker.forget_delayed_delivery()
+        # The sender declared the dial queue (its first send); then the queue is deleted,
+        # and the exchange countdown tasks go to is not there (no worker started yet). The
+        # sender declares what its countdowns need first; a send that finds its queue gone
+        # (a mandatory message returned) declares everything again and goes through.
+        probe.queue.dial([10])
+        probe.broker.delete_topology()
     countdowns = {11: 0.4, 12: 1.5, 13: 2.5}
     sent_at = {}
     for attempt_id, countdown_s in countdowns.items():

@@ -43,9 +43,9 @@ test: lint typecheck
 	$(BIN)/pytest -n $(TEST_PROCESSES) --ignore=tests/chaos
 	$(BIN)/pytest tests/chaos
 
-# The fast subset: no PostgreSQL, no Redis, none of the dialer's processes.
+# The fast subset: no PostgreSQL, Redis or RabbitMQ, none of the dialer's processes.
 unit: $(STAMP)
-	$(BIN)/pytest -q -m "not postgres and not redis and not e2e"
+	$(BIN)/pytest -q -m "not postgres and not redis and not rabbitmq and not e2e"
 
 bench: $(STAMP)
 	mkdir -p bench/results

@@ -20,6 +20,8 @@ from dialer.errors import ConfigurationError
 ENV_PREFIX = "DIALER_"
 DEFAULT_DATABASE_URL = "sqlite:///dialer.db"
 TWILIO_API_URL = "https://api.twilio.com"
+#: URL schemes Celery's broker may have: Redis, or RabbitMQ (AMQP 0-9-1).
+BROKER_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://")
 
 
 class ProviderName(StrEnum):
@@ -55,6 +57,30 @@ class Settings(BaseSettings):
         le=300,
         description="Seconds to wait for Redis to answer a command; a Redis that accepts "
         "connections and never answers fails requests after this long instead of hanging them.",
+    )
+    # -- Celery's broker: Redis (the default) or RabbitMQ. Redis keeps the semaphore, the
+    # pacer and the dispatch flags whatever the broker (see dialer.queue.broker).
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery's broker: redis://, rediss://, amqp:// or amqps:// (RabbitMQ: "
+        "quorum queues, publisher confirms); unset = DIALER_REDIS_URL. Needs DIALER_REDIS_URL "
+        "all the same: the semaphore and the pacer live in Redis.",
+    )
+    broker_heartbeat_s: int = Field(
+        default=30,
+        ge=0,
+        le=600,
+        description="AMQP heartbeat interval in seconds (0 = none): a worker whose broker "
+        "went silent (a dead node, a cut network) notices within about two intervals and "
+        "reconnects. Unused on Redis.",
+    )
+    broker_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds an AMQP broker may take to answer a read, a write or a publish's "
+        "confirm: a RabbitMQ that blocks publishers (a memory or disk alarm) fails the send "
+        "after this long instead of hanging it. Unused on Redis (DIALER_REDIS_TIMEOUT_S).",
     )
     provider: ProviderName = Field(default=ProviderName.SIMULATOR)
     twilio_account_sid: str | None = None
@@ -198,6 +224,36 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _broker_defaults_to_redis(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("broker_url") and data.get("redis_url"):
+            return {**data, "broker_url": data["redis_url"]}
+        return data
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if value.startswith("unix://"):
+            raise ValueError(
+                "Celery cannot use a unix:// Redis socket as its broker: set "
+                f"{ENV_PREFIX}BROKER_URL to a redis://, rediss://, amqp:// or amqps:// URL"
+            )
+        if not value.startswith(BROKER_SCHEMES):
+            raise ValueError("must start with " + ", ".join(BROKER_SCHEMES))
+        return value
+
+    @model_validator(mode="after")
+    def _broker_beside_redis(self) -> Settings:
+        if self.broker_url is not None and self.redis_url is None:
+            raise ValueError(
+                f"{ENV_PREFIX}BROKER_URL needs {ENV_PREFIX}REDIS_URL: the concurrency "
+                "semaphore, the pacer and the dispatch flags live in Redis whatever the broker"
+            )
+        return self
 
     @model_validator(mode="after")
     def _losses_only_where_swept(self) -> Settings:

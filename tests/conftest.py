@@ -13,18 +13,26 @@ from dialer import redaction
 from dialer.db.engine import make_engine
 from dialer.db.migrate import upgrade
 from dialer.db.models import Base
-from tests.services import delete_prefix, postgres_or_skip, redis_or_skip, unique_prefix
+from tests.services import (
+    delete_prefix,
+    postgres_or_skip,
+    rabbitmq_or_skip,
+    rabbitmq_vhost,
+    redis_or_skip,
+    unique_prefix,
+)
 
 BACKENDS = ["sqlite", "postgresql"]
 #: Fixtures (and parameters of parametrised fixtures) that reach a real server.
 _POSTGRES = {"postgres_url", "postgresql"}
 _REDIS = {"redis_url", "real_redis", "redis"}
+_RABBITMQ = {"rabbitmq_url", "rabbitmq"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test by the servers it reaches (``postgres``, ``redis``): by the fixtures it
-    uses, and by the backend its parametrised fixtures run it on. ``make unit`` runs the
-    tests that need neither, nor the dialer's processes (``e2e``)."""
+    """Mark every test by the servers it reaches (``postgres``, ``redis``, ``rabbitmq``): by
+    the fixtures it uses, and by the backend its parametrised fixtures run it on. ``make
+    unit`` runs the tests that need none, nor the dialer's processes (``e2e``)."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         callspec = getattr(item, "callspec", None)
@@ -34,6 +42,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if used & _REDIS:
             item.add_marker(pytest.mark.redis)
+        if used & _RABBITMQ:
+            item.add_marker(pytest.mark.rabbitmq)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -46,6 +56,14 @@ def _logs_as_in_production() -> None:
 def redis_url() -> str:
     """URL of a real Redis server (database 15 by default); flushed by tests that use it."""
     return redis_or_skip()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """URL of a virtual host of this test session's own on a real RabbitMQ (deleted at the
+    end): Celery's queue names are fixed, and other test processes share the server."""
+    with rabbitmq_vhost(rabbitmq_or_skip()) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -95,3 +95,53 @@ def test_the_simulators_numbers_are_read_as_e164(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("DIALER_SIMULATOR_NUMBERS", "(415) 555-0100, +1 212 555 0100")
     assert load_settings().simulator_numbers == "+14155550100,+12125550100"
     assert load_settings(simulator_numbers="").simulator_numbers is None
+
+
+def test_the_broker_is_redis_unless_another_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIALER_REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert load_settings().broker_url == "redis://127.0.0.1:6379/0"
+    monkeypatch.setenv("DIALER_BROKER_URL", "amqps://dialer:s3cret@rabbit.internal:5671/dialer")
+    settings = load_settings()
+    assert settings.broker_url == "amqps://dialer:s3cret@rabbit.internal:5671/dialer"
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"  # the semaphore's, still
+    # `dialer settings` prints it with its password masked.
+    assert settings.redacted()["broker_url"] == "amqps://dialer:***@rabbit.internal:5671/dialer"
+    assert load_settings().redacted()["broker_heartbeat_s"] == 30
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        (
+            {"DIALER_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//"},
+            "DIALER_BROKER_URL needs DIALER_REDIS_URL",
+        ),
+        (
+            {"DIALER_REDIS_URL": "redis://h:6379/0", "DIALER_BROKER_URL": "kafka://h:9092"},
+            "DIALER_BROKER_URL: must start with redis://, rediss://, amqp://, amqps://",
+        ),
+        (
+            {"DIALER_REDIS_URL": "unix:///run/redis.sock"},
+            "DIALER_BROKER_URL: Celery cannot use a unix:// Redis socket",
+        ),
+        (
+            {"DIALER_REDIS_URL": "redis://h:6379/0", "DIALER_BROKER_HEARTBEAT_S": "-1"},
+            "DIALER_BROKER_HEARTBEAT_S",
+        ),
+    ],
+)
+def test_a_broker_that_cannot_work_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], message: str
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings()
+
+
+def test_a_unix_socket_redis_works_beside_a_broker_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DIALER_REDIS_URL", "unix:///run/redis.sock")
+    monkeypatch.setenv("DIALER_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    assert load_settings().broker_url == "amqp://guest:guest@127.0.0.1:5672//"

@@ -7,6 +7,7 @@ pool) by :func:`~dialer.runtime.worker_runtime`.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,15 +122,29 @@ def create_worker(settings: Settings) -> DialerWorker:
 def run_worker(worker: DialerWorker, argv: list[str]) -> bool:
     """Run the Celery worker until it ends; True when it ended because it was asked to.
 
-    False is a crash Celery reports as a clean exit: kombu's Redis transport can fail while
-    it hands unacknowledged messages back on a broker connection that a Redis restart just
-    closed, and Celery then stops the worker ("Unrecoverable error") with status 0. The
-    caller starts it again (its tasks were acknowledged late: none is lost, and a dial that
-    comes back finds its attempt claimed).
+    False is a crash Celery reports as a clean exit, whatever the broker: kombu's Redis
+    transport can fail while it hands unacknowledged messages back on a broker connection
+    that a Redis restart just closed, and Celery then stops the worker ("Unrecoverable
+    error") with status 0; on RabbitMQ an error the consumer cannot recover from ends it the
+    same way. The caller starts it again (its tasks were acknowledged late: none is lost,
+    RabbitMQ hands them back as the connection closes, Redis after the visibility timeout or
+    at once from the outbox, and a dial that comes back finds its attempt claimed).
     """
     try:
-        worker.celery.worker_main(argv)
+        worker.celery.worker_main(with_node_name(argv))
     except SystemExit as exc:
         if exc.code not in (None, 0):
             return False
     return worker.stop_requested.is_set()
+
+
+def with_node_name(argv: list[str]) -> list[str]:
+    """``argv`` naming the worker ``dialer-<pid>@<host>`` unless it names it already.
+
+    Celery's default name, ``celery@<host>``, is the same for every worker of a host; on
+    RabbitMQ each worker's remote-control queue (named after it) is exclusive, and a second
+    worker of the same name fails to start.
+    """
+    if any(arg.startswith(("--hostname", "-n")) for arg in argv):
+        return argv
+    return [*argv, f"--hostname=dialer-{os.getpid()}@%h"]

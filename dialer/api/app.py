@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -73,6 +74,12 @@ def create_app(
         )
     if redis is None and not settings.embedded:
         redis = open_redis(settings)
+    broker_check = None
+    if not settings.embedded:
+        from dialer.queue.broker import broker_apart, check_broker  # Celery: distributed only
+
+        if broker_apart(settings):
+            broker_check = partial(check_broker, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,6 +100,7 @@ def create_app(
         sessions=session_factory(engine),
         clock=clock,
         redis=redis,
+        broker_check=broker_check,
         runtime_factory=runtime_factory
         or (lambda: api_runtime(settings, engine=engine, clock=clock)),
         provider_factory=_fixed(provider) or (lambda: query_provider(settings, clock)),

@@ -35,6 +35,8 @@ class ApiContext:
     clock: Callable[[], datetime]
     #: A redis-py client when Redis is configured (readiness checks it).
     redis: Any | None = None
+    #: Raises unless Celery's broker answers, when it is not that Redis (readiness).
+    broker_check: Callable[[], None] | None = None
     #: Builds the runtime webhooks ingest through; called once, on the first callback.
     runtime_factory: Callable[[], Runtime] | None = None
     #: Work that follows an answer, off the request's thread: on Redis and the broker (fast:

@@ -2,8 +2,9 @@
 
 The API (readiness, dispatch flags), the workers, the scheduler and the stores all connect
 through :func:`open_redis`, so a Redis that accepts connections and never answers fails a
-request after ``DIALER_REDIS_TIMEOUT_S`` instead of hanging it. The Celery broker takes the
-same timeouts through its transport options (:mod:`dialer.queue.celery`).
+request after ``DIALER_REDIS_TIMEOUT_S`` instead of hanging it. A Redis broker takes the
+same timeouts through its transport options (:mod:`dialer.queue.broker`); RabbitMQ has its
+own (``DIALER_BROKER_TIMEOUT_S``).
 """
 
 from __future__ import annotations

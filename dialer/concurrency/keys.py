@@ -24,8 +24,9 @@ Dispatch flags (``DISPATCH_PENDING_PREFIX``; one short-lived string each):
 ``{prefix}{campaign_id}`` is set while a dispatch of the campaign is queued and not started,
 so more requests for it coalesce (:func:`dispatch_pending_key`).
 
-The keys of the Celery broker (its queues ``dial`` and ``events``, its unacked sets) are
-Celery's own; they live in the database of the broker URL.
+The keys of a Redis broker (its queues ``dial`` and ``events``, its unacked sets) are
+Celery's own; they live in the database of the broker URL. With RabbitMQ as the broker
+(``DIALER_BROKER_URL``) Redis holds only the keys above.
 
 Only :mod:`dialer.concurrency` builds these keys: the rest of the code hands it scopes and
 ids (:class:`~dialer.concurrency.slots.CallSlots`). Tests pass their own prefixes so they

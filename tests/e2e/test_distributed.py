@@ -4,8 +4,11 @@ on real Redis and PostgreSQL, dialing through the Twilio adapter into the carrie
 One fleet serves the module (starting it costs seconds of CPU per process): a scratch
 PostgreSQL database, a Redis database of its own (flushed before and after), the carrier on a
 thread of this process, and ``dialer api``, two ``dialer worker`` and one ``dialer scheduler``
-subprocesses. Each test reconfigures the carrier for its own campaign and uses its own caller
-number and recipient numbers, so stats never mix between tests.
+subprocesses. Celery's broker is that Redis; the tests that matter for the broker's behaviour
+(a campaign, a worker killed mid-dial) run again with a fleet on RabbitMQ (the test session's
+virtual host, emptied first), when one is reachable. Each test reconfigures the carrier for
+its own campaign and uses its own caller number and recipient numbers, so stats never mix
+between tests.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from dialer.settings import Settings
 from dialer.telephony.simulator.distributions import Fixed
 from dialer.telephony.simulator.plan import OutcomeWeights, SimulationProfile
 from dialer.telephony.twilio.signature import SIGNATURE_HEADER, sign
+from tests.brokers import BROKERS, broker_under_test
 from tests.conftest import scratch_database_url
 from tests.e2e.fleet import (
     LOCALHOST,
@@ -45,7 +49,6 @@ from tests.e2e.fleet import (
     Processes,
     api_client,
     base_env,
-    claim_redis_db,
     collecting_failures,
     dial_tasks_unfinished,
     free_port,
@@ -59,6 +62,9 @@ from tests.e2e.fleet import (
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
+#: The fleet's broker, per test: the module's tests run on Redis, these on RabbitMQ too.
+ON_EVERY_BROKER = pytest.mark.parametrize("fleet", BROKERS, indirect=True)
+ON_REDIS = pytest.mark.parametrize("fleet", ["redis"], indirect=True)
 
 #: Redis databases the fleet may take (the first empty one) for its Celery broker, semaphore
 #: and pacing; the test services' own database (15 by default) is never one of them.
@@ -106,9 +112,11 @@ class Fleet:
     headers: dict[str, str]
     env: dict[str, str]
     database_url: str
+    #: The Redis of the semaphore and the pacer (the broker too, on Redis).
     redis_url: str
     engine: Engine
     zone: str
+    broker: str = "redis"
 
     @property
     def scheduler(self) -> Proc:
@@ -128,16 +136,19 @@ class Fleet:
 
 @pytest.fixture(scope="module")
 def fleet(
-    redis_url: str, postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    redis_url: str,
+    postgres_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Fleet]:
     del postgres_url  # requested so a missing server fails in CI; the scratch DB uses it
-    tmp = tmp_path_factory.mktemp("e2e")
-    fleet_redis = claim_redis_db(redis_url, REDIS_DBS)
-    broker = redis.Redis.from_url(fleet_redis, socket_timeout=5)
+    kind = getattr(request, "param", "redis")
+    rabbitmq = request.getfixturevalue("rabbitmq_url") if kind == "rabbitmq" else None
+    tmp = tmp_path_factory.mktemp(f"e2e-{kind}")
     processes = Processes(_logs(tmp))
     with contextlib.ExitStack() as stack:
-        stack.callback(broker.close)
-        stack.callback(broker.flushdb)
+        broker = stack.enter_context(broker_under_test(kind, redis_url, rabbitmq, REDIS_DBS))
+        fleet_redis = broker.redis_url
         database_url, drop = scratch_database_url("postgresql", tmp)
         stack.callback(drop)
         upgrade(database_url)
@@ -157,7 +168,7 @@ def fleet(
         api_port = free_port()
         env = base_env(
             DIALER_DATABASE_URL=database_url,
-            DIALER_REDIS_URL=fleet_redis,
+            **broker.env(),
             DIALER_PROVIDER="twilio",
             DIALER_TWILIO_ACCOUNT_SID=carrier.account_sid,
             DIALER_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
@@ -196,6 +207,7 @@ def fleet(
             redis_url=fleet_redis,
             engine=engine,
             zone=zone_open_now(),
+            broker=kind,
         )
 
 
@@ -413,16 +425,19 @@ def start_with_workers_in_place_call(
 # -- the tests -----------------------------------------------------------------------------
 
 
+@ON_EVERY_BROKER
 def test_campaign_through_twilio_adapter_and_carrier(fleet: Fleet) -> None:
     fleet.carrier.carrier.reconfigure(
         time_scale=0.05, profile=QUICK_CALLS, faults=Faults(duplicate_p=0.3, reorder_p=0.3)
     )
-    phones = numbers(300, 1000)
+    # On RabbitMQ a smaller campaign: the path is the same, the broker is what is new.
+    size = 300 if fleet.broker == "redis" else 100
+    phones = numbers(size, 1000)
     caller = "+14155550100"
     began = time.monotonic()
     with collecting_failures(fleet.processes):
         campaign_id = create_and_start(
-            fleet, phones, caller=caller, max_concurrency=20, name="e2e-300"
+            fleet, phones, caller=caller, max_concurrency=20, name=f"e2e-{size}"
         )
         body = wait_completed(fleet, campaign_id, timeout_s=240)
         elapsed = time.monotonic() - began
@@ -430,9 +445,10 @@ def test_campaign_through_twilio_adapter_and_carrier(fleet: Fleet) -> None:
             fleet, campaign_id, phones, caller=caller, max_concurrency=20, api_body=body
         )
         assert figures["webhooks"].get("failed", 0) == 0, figures["webhooks"]
-    print(f"\n[e2e] 300 recipients completed in {elapsed:.1f}s: {figures}")
+    print(f"\n[e2e] {size} recipients on {fleet.broker} completed in {elapsed:.1f}s: {figures}")
 
 
+@ON_EVERY_BROKER
 def test_worker_killed_mid_dial_loses_nothing_and_dials_nothing_twice(fleet: Fleet) -> None:
     # The workers sit inside place_call; SIGKILL one of them there.
     phones = numbers(40, 2000)
@@ -468,6 +484,7 @@ def test_worker_killed_mid_dial_loses_nothing_and_dials_nothing_twice(fleet: Fle
     )
 
 
+@ON_REDIS
 def test_worker_stopped_with_sigterm_finishes_its_dials_first(fleet: Fleet) -> None:
     # The workers sit inside place_call; SIGTERM one there. A warm shutdown finishes the dial
     # tasks it is running (each call gets its id from the carrier's answer), hands back the
@@ -514,6 +531,7 @@ def test_worker_stopped_with_sigterm_finishes_its_dials_first(fleet: Fleet) -> N
     print(f"[e2e] SIGTERM campaign completed: {figures}")
 
 
+@ON_REDIS
 def test_forged_callback_is_rejected(fleet: Fleet) -> None:
     # One person who answers and stays on the line (time limit 20 s) with no faults, so the
     # attempt sits still in in_progress while the forgeries come in.

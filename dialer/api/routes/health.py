@@ -30,7 +30,8 @@ class Readiness(BaseModel):
     responses={503: {"model": Readiness, "description": "A dependency does not answer"}},
 )
 def readyz(ctx: Ctx) -> JSONResponse:
-    """The database (and Redis, when configured) answer; 503 naming what does not."""
+    """The database (and Redis, and Celery's broker when it is not that Redis, when
+    configured) answer; 503 naming what does not."""
     checks: dict[str, str] = {}
     try:
         with ctx.engine.connect() as conn:
@@ -44,6 +45,12 @@ def readyz(ctx: Ctx) -> JSONResponse:
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"error: {type(exc).__name__}"
+    if ctx.broker_check is not None:
+        try:
+            ctx.broker_check()
+            checks["broker"] = "ok"
+        except Exception as exc:
+            checks["broker"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         status_code=200 if ready else 503, content={"ready": ready, "checks": checks}

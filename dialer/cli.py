@@ -177,8 +177,9 @@ def worker(
         None,
         "--hostname",
         "-n",
-        help="Celery node name (default celery@HOST); %h is the host name, %n its first "
-        "part, %d its domain: one name per worker on a host, e.g. worker2@%h.",
+        help="Celery node name (default dialer-PID@HOST, unique per process); %h is the host "
+        "name, %n its first part, %d its domain: one name per worker on a host, e.g. "
+        "worker2@%h.",
     ),
     events: bool = typer.Option(
         False, "--events", "-E", help="Send task events (for Flower and celery events)."

@@ -378,4 +378,14 @@ class CampaignWriteOut(CampaignOut):
     recipient_batch: RecipientBatchOut | None = None
 
 
+class StopIn(Input):
+    """``POST /campaign/{id}/stop``'s optional body."""
+
+    hang_up: bool = Field(
+        default=False,
+        strict=True,
+        description="End the calls in flight now, through the provider (default: they finish).",
+    )
+
+
 RecipientBatchOut.model_rebuild()

@@ -119,6 +119,19 @@ def test_field_errors_of_the_body_schema_come_in_one_answer(client: TestClient) 
     ]
 
 
+def test_a_missing_caller_is_named_with_the_fields_errors(client: TestClient) -> None:
+    body = campaign_body(name="", max_concurrency=0)
+    del body["phone_number_id"]
+    response = client.post("/campaign", json=body)
+    assert sorted(_fields(response)) == ["body", "max_concurrency", "name"]
+    reasons = [d["reason"] for d in response.json()["detail"]]
+    assert "one of phone_number_id or dial_plan is required" in reasons
+    both = campaign_body(name="", dial_plan=[{"phone_number_id": "+14155550100"}])
+    response = client.post("/campaign", json=both)
+    assert sorted(_fields(response)) == ["body", "name"]
+    assert "phone_number_id and dial_plan are mutually exclusive" in response.text
+
+
 @pytest.mark.parametrize(
     ("text", "said"),
     [

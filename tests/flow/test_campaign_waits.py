@@ -117,3 +117,27 @@ def test_a_paused_campaign_is_held_and_its_due_recipients_counted(engine: Engine
     assert (waits.calling, waits.held_by) == (False, "campaign-not-running")
     assert waits.due == 4
     assert (waits.slots.free, waits.slots.in_use) == (1, 0)
+
+
+class _UnreachableSlots:
+    def in_use(self, campaign_id: str) -> int:
+        raise ConnectionError("Redis is down")
+
+
+def test_slots_the_semaphore_cannot_tell_are_counted_from_the_calls_in_flight(
+    engine: Engine,
+) -> None:
+    h = Harness(engine)
+    cid = h.campaign(numbers(3), max_concurrency=2)
+    h.act(cid, CampaignAction.START)
+    h.step()
+    with h.session() as session:
+        campaign = session.get_one(Campaign, cid)
+        waits = campaign_waits.waits(
+            session,
+            campaign,
+            h.clock.now,
+            _UnreachableSlots(),  # type: ignore[arg-type]
+        )
+    assert (waits.slots.in_use, waits.slots.source) == (2, SlotSource.DATABASE)
+    assert waits.due == 1

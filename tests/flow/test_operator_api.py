@@ -168,3 +168,10 @@ def test_a_bad_stop_body_is_a_422_and_stops_nothing(
     response = client.post(f"/campaign/{cid}/stop", json=body)
     assert response.status_code == 422, response.text
     assert _ok(client.get(f"/campaign/{cid}"))["status"] == "running"
+
+
+def test_a_campaign_id_filter_with_a_nul_is_a_422(wired: tuple[Harness, TestClient]) -> None:
+    _, client = wired
+    response = client.get("/call", params={"campaign_id": "a\x00b"})
+    assert response.status_code == 422, response.text
+    assert [d["field"] for d in response.json()["detail"]] == ["url"]  # the guard's, first

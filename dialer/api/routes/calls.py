@@ -17,7 +17,7 @@ from dialer.api.auth import Ctx, TenantId
 from dialer.api.json_body import JsonRoute
 from dialer.api.routes.campaigns import ERRORS
 from dialer.api.schemas.calls import CallDetailOut, CallOut, LiveCallOut
-from dialer.api.schemas.common import Input, Output, Page, XmlSafeText
+from dialer.api.schemas.common import NO_NUL_PATTERN, Input, Output, Page, XmlSafeText
 from dialer.db.models import CallAttempt, CallSummary, Campaign
 from dialer.errors import NotFound
 from dialer.policy.attempt_state import AttemptStatus, Outcome
@@ -70,7 +70,9 @@ def list_live_calls(
     ctx: Ctx,
     tenant: TenantId,
     status: LiveFilter = LiveFilter.LIVE,
-    campaign_id: Annotated[str | None, Query(min_length=1, max_length=36)] = None,
+    campaign_id: Annotated[
+        str | None, Query(min_length=1, max_length=36, pattern=NO_NUL_PATTERN)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=pagination.MAX_PAGE)] = pagination.DEFAULT_PAGE,
     cursor: pagination.Cursor = None,
 ) -> Page[LiveCallOut]:

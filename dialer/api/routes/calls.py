@@ -65,7 +65,7 @@ class LiveFilter(StrEnum):
     IN_PROGRESS = AttemptStatus.IN_PROGRESS.value
 
 
-@router.get("/call", response_model=Page[LiveCallOut], responses=ERRORS)
+@router.get("/call", response_model=Page[LiveCallOut], responses={k: ERRORS[k] for k in (401, 422)})
 def list_live_calls(
     ctx: Ctx,
     tenant: TenantId,

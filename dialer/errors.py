@@ -7,6 +7,9 @@ branch on the provider error *types*, never on message strings.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
 
 class DialerError(Exception):
     """Root of every error the dialer raises on purpose."""
@@ -17,12 +20,42 @@ class ConfigurationError(DialerError):
 
 
 class ValidationError(DialerError):
-    """Input is malformed. ``field`` is the dotted path of the offending field."""
+    """Input is malformed. ``field`` is the dotted path of the offending field; ``errors``
+    lists every offending field with its reason (this one first), so that one answer can name
+    them all (:class:`FieldErrors` collects them)."""
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
+    def __init__(self, field: str, reason: str, *, more: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__("; ".join(f"{f}: {r}" for f, r in [(field, reason), *more]))
         self.field = field
         self.reason = reason
+        self.errors: list[tuple[str, str]] = [(field, reason), *more]
+
+
+class FieldErrors:
+    """Validation errors collected across several checks, raised together.
+
+    ``with errors.check(): ...`` runs one check and keeps the :class:`ValidationError` it
+    raises (every field it names); :meth:`raise_any` raises one error naming them all, the
+    first found first. A check that depends on another's result runs after ``raise_any``.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[tuple[str, str]] = []
+
+    def add(self, field: str, reason: str) -> None:
+        self.errors.append((field, reason))
+
+    @contextmanager
+    def check(self) -> Iterator[None]:
+        try:
+            yield
+        except ValidationError as exc:
+            self.errors.extend(exc.errors)
+
+    def raise_any(self) -> None:
+        if self.errors:
+            (field, reason), *more = self.errors
+            raise ValidationError(field, reason, more=more)
 
 
 class InvalidPhoneNumber(ValidationError):

@@ -6,7 +6,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 from phonenumbers import timezone as number_timezones
 
-from dialer.errors import InvalidPhoneNumber
+from dialer.errors import InvalidPhoneNumber, ValidationError
 
 DEFAULT_REGION = "US"
 _UNKNOWN_ZONE = "Etc/Unknown"
@@ -44,6 +44,17 @@ def to_e164(raw: str, *, field: str = "phone_number", region: str = DEFAULT_REGI
     if kind in _UNDIALABLE:
         raise InvalidPhoneNumber(field, _UNDIALABLE[kind])
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def region_code(raw: str, *, field: str = "default_region") -> str:
+    """``raw`` as the upper-case ISO 3166-1 alpha-2 code of a region whose national numbers
+    can be read (``gb`` -> ``GB``), or :class:`ValidationError` on ``field``."""
+    code = raw.strip().upper() if isinstance(raw, str) else ""
+    if len(code) != 2 or not code.isascii() or not code.isalpha():
+        raise ValidationError(field, "an ISO 3166-1 alpha-2 region code, e.g. GB or US")
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError(field, f"{code} is not a region whose phone numbers are known")
+    return code
 
 
 def time_zones_for(e164: str) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from fastapi import Request
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from dialer.concurrency.slots import CallSlots
 from dialer.errors import ConfigurationError
 from dialer.runtime import Runtime
 from dialer.runtime.backlog import Backlog
@@ -61,6 +62,16 @@ class ApiContext:
                 self._runtime = self.runtime_factory()
             return self._runtime
 
+    def slots(self) -> CallSlots | None:
+        """The concurrency semaphore's slots, when this deployment has one every process sees
+        (Redis); None in embedded mode, whose semaphore lives in the scheduler process."""
+        if self.settings.embedded:
+            return None
+        try:
+            return self.runtime().stores.slots
+        except ConfigurationError:  # no runtime in this process: the database counts
+            return None
+
     def caller_id_status(self, number: str) -> CallerIdStatus:
         """What the provider says of calling from ``number``. One question at a time: an
         adapter's HTTP session need not be thread-safe, and registrations are rare."""
@@ -84,6 +95,17 @@ class ApiContext:
         self.backlog.submit(
             f"dispatch of campaign {campaign_id}", lambda: runtime.queue.dispatch(campaign_id)
         )
+
+    def hang_up_campaign(self, campaign_id: str) -> None:
+        """End the campaign's calls in flight through the provider, after the answer (on the
+        provider backlog): each call's end is ingested as its callback would be."""
+        runtime = self.runtime()
+
+        def hang_up() -> None:
+            runtime.hang_up_campaign(campaign_id)
+
+        if not self.provider_backlog.submit(f"hang-up of campaign {campaign_id}", hang_up):
+            hang_up()  # the backlog is full: nobody else would do it; here, before answering
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until the work that followed every answer so far is done (tests, shutdown)."""

@@ -60,7 +60,7 @@ def _request_validation(_: Request, exc: Exception) -> JSONResponse:
     for err in exc.errors():
         reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if err.get("type") == "json_invalid":  # its loc ends in a character position
-            detail.append({"field": "body", "reason": "not valid JSON"})
+            detail.append({"field": "body", "reason": f"not valid JSON: {reason}"})
             continue
         detail.append({"field": field_path(err.get("loc", ())), "reason": reason})
     return validation_failed(detail)
@@ -68,7 +68,7 @@ def _request_validation(_: Request, exc: Exception) -> JSONResponse:
 
 def _dialer_error(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ValidationError):
-        return validation_failed([{"field": exc.field, "reason": exc.reason}])
+        return validation_failed([{"field": f, "reason": r} for f, r in exc.errors])
     if isinstance(exc, NotFound):
         return error_response(404, "not_found", str(exc))
     if isinstance(exc, IllegalTransition):

@@ -62,10 +62,12 @@ def recount(session: Session, campaign_id: str) -> dict[str, int]:
 
 
 def screened_out(session: Session, recipient: Recipient, decision: Decision, now: datetime) -> None:
-    """A due recipient dispatch will not claim now: due again later, or ended for good."""
+    """A due recipient dispatch will not claim now: due again later (``reason`` saying which
+    window it waits for), or ended for good."""
     if isinstance(decision, Deferred):
         if decision.until is not None:
             recipient.next_attempt_at = decision.until
+            recipient.reason = decision.reason
     elif isinstance(decision, Terminal):
         _move(session, recipient, decision.status, now=now, reason=decision.reason)
 
@@ -185,7 +187,7 @@ def not_dialed(session: Session, attempt_id: int, decision: Decision, now: datet
     elif decision.until is None:
         _move(session, recipient, RecipientStatus.PENDING, now=now)
     else:
-        _move(session, recipient, RecipientStatus.WAITING_RETRY, now=now)
+        _move(session, recipient, RecipientStatus.WAITING_RETRY, now=now, reason=decision.reason)
         recipient.next_attempt_at = decision.until
     return NotDialed(decision, _ended(session, attempt))
 

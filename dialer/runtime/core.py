@@ -25,6 +25,7 @@ from dialer.calls.config import CallConfig
 from dialer.calls.dispatch import DispatchConfig, Dispatcher
 from dialer.calls.ending import Ender
 from dialer.calls.gate import StartGate
+from dialer.calls.hanging_up import HangUpReport, HangUps
 from dialer.calls.ingesting import Ingestor
 from dialer.calls.jobs import Freed
 from dialer.calls.placing import Dialed, Placer
@@ -123,6 +124,12 @@ class Runtime:
             self._freed(self.ingestor.hang_up_on_machine(attempt, event))
 
         return AfterEvent(free, hang_up if event.kind == "amd" else None)
+
+    def hang_up_campaign(self, campaign_id: str) -> HangUpReport:
+        """End the campaign's calls in flight through the provider (a stop asking for it);
+        the slots of those that end free as any ended call's."""
+        hang_ups = HangUps(self.sessions, self.provider, self.ingestor)
+        return hang_ups.campaign(campaign_id, freed=self._freed)
 
     def reap(self, now: datetime) -> ReapReport:
         """Look up stuck attempts at the provider (the scheduler's reconcile)."""

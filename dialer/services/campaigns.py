@@ -21,12 +21,18 @@ from dialer.db.models import (
     Recipient,
     RecipientList,
 )
-from dialer.errors import Conflict, NotFound, ValidationError
+from dialer.errors import Conflict, FieldErrors, NotFound, ValidationError
 from dialer.policy.attempt_state import AttemptStatus, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus, apply_action
 from dialer.policy.screen import ScreenReason
 from dialer.services import greeting, phone_numbers, recipient_lists
-from dialer.services.recipients import BatchResult, RecipientLike, add_batch, attach_list
+from dialer.services.recipients import (
+    BatchResult,
+    RecipientLike,
+    add_batch,
+    attach_list,
+    check_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +75,12 @@ FROZEN_WHILE_RUNNING = frozenset(
 )
 
 
-def _refuse_nulls(values: Mapping[str, Any]) -> None:
+def _refuse_nulls(values: Mapping[str, Any], errors: FieldErrors) -> None:
     """A null sent for a column that may not be null is refused (422), on create as on PATCH;
     leaving the field out takes its default."""
     for name, value in values.items():
         if value is None and name in REQUIRED_COLUMNS:
-            raise ValidationError(name, "may not be null")
+            errors.add(name, "may not be null")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +107,19 @@ NUMBER_COLUMNS = ("phone_number_id", "caller_id_number")
 
 
 def _numbers(
-    session: Session, tenant_id: str, values: Mapping[str, Any], prefix: str = ""
+    session: Session,
+    tenant_id: str,
+    values: Mapping[str, Any],
+    errors: FieldErrors,
+    prefix: str = "",
 ) -> dict[str, Any]:
-    """``values`` with each caller number resolved to the tenant's registered E.164 number
-    (ValidationError naming ``prefix`` + the field otherwise)."""
+    """``values`` with each caller number resolved to the tenant's registered E.164 number;
+    each that is not one is added to ``errors``, naming ``prefix`` + the field."""
     out = dict(values)
     for name in NUMBER_COLUMNS:
         if out.get(name) is not None:
-            out[name] = phone_numbers.resolve(session, tenant_id, out[name], prefix + name)
+            with errors.check():
+                out[name] = phone_numbers.resolve(session, tenant_id, out[name], prefix + name)
     return out
 
 
@@ -152,17 +163,24 @@ def create(
 ) -> tuple[Campaign, BatchResult | None]:
     """A new draft campaign with its dial plan and recipients, all in the caller's transaction."""
     values = {k: v for k, v in fields.items() if k in WRITABLE_COLUMNS}
-    _refuse_nulls(values)
-    values = _numbers(session, tenant_id, values)
-    plan = _resolve_plan(session, tenant_id, dial_plan or [])
+    errors = FieldErrors()
+    _refuse_nulls(values, errors)
+    values = _numbers(session, tenant_id, values, errors)
+    plan = _resolve_plan(session, tenant_id, dial_plan or [], errors)
+    if recipient_list_id is not None:
+        with errors.check():
+            _load_list(session, tenant_id, recipient_list_id, now)
+    template = values.get("opening_message_template")
+    for index, entry in enumerate(dial_plan or []):
+        check_batch(entry.recipients, template, errors, f"dial_plan.{index}.recipients.")
+    check_batch(recipients or [], template, errors)
+    errors.raise_any()
     if plan:
         values["phone_number_id"] = plan[0]["phone_number_id"]
     values.setdefault("retry_policy", {})
     values.setdefault("speech_settings", {})
     values.setdefault("use_returning_greeting", False)
     values.setdefault("use_short_term_summaries", False)
-    if recipient_list_id is not None:
-        _load_list(session, tenant_id, recipient_list_id, now)
     campaign = Campaign(
         tenant_id=tenant_id,
         recipient_list_id=recipient_list_id,
@@ -202,7 +220,7 @@ def create(
 
 
 def _resolve_plan(
-    session: Session, tenant_id: str, dial_plan: Sequence[DialPlanInput]
+    session: Session, tenant_id: str, dial_plan: Sequence[DialPlanInput], errors: FieldErrors
 ) -> list[dict[str, Any]]:
     """Each entry's numbers resolved (:func:`_numbers`); a number heads one entry at most."""
     resolved: list[dict[str, Any]] = []
@@ -212,10 +230,11 @@ def _resolve_plan(
             session,
             tenant_id,
             {"phone_number_id": entry.phone_number_id, "caller_id_number": entry.caller_id_number},
+            errors,
             f"dial_plan.{index}.",
         )
         if numbers["phone_number_id"] in seen:
-            raise ValidationError(
+            errors.add(
                 f"dial_plan.{index}.phone_number_id",
                 f"{numbers['phone_number_id']} appears twice in the dial plan",
             )
@@ -243,8 +262,20 @@ def update(
 ) -> tuple[Campaign, BatchResult | None]:
     """Apply a PATCH. Running campaigns take what can change safely; the next dispatch reads it."""
     campaign = get(session, tenant_id, campaign_id, lock=True)
-    _refuse_nulls(changes)
-    changes = _numbers(session, tenant_id, changes)
+    errors = FieldErrors()
+    _refuse_nulls(changes, errors)
+    changes = _numbers(session, tenant_id, changes, errors)
+    start = changes.get("schedule_start_time", campaign.schedule_start_time)
+    end = changes.get("schedule_end_time", campaign.schedule_end_time)
+    if start is not None and end is not None and end <= start:
+        errors.add("schedule_end_time", "must be after schedule_start_time")
+    list_id = changes.get("recipient_list_id")
+    if list_id is not None:
+        with errors.check():
+            _load_list(session, tenant_id, list_id, now)
+    template = changes.get("opening_message_template", campaign.opening_message_template)
+    check_batch(recipients or [], template, errors)
+    errors.raise_any()
     if campaign.status is CampaignStatus.RUNNING:
         frozen = sorted(
             name
@@ -256,19 +287,12 @@ def update(
     if campaign.status is CampaignStatus.COMPLETED and recipients:
         # Allowed: the next start (a new run) calls them.
         pass
-    start = changes.get("schedule_start_time", campaign.schedule_start_time)
-    end = changes.get("schedule_end_time", campaign.schedule_end_time)
-    if start is not None and end is not None and end <= start:
-        raise ValidationError("schedule_end_time", "must be after schedule_start_time")
     for name, value in changes.items():
         if name in WRITABLE_COLUMNS:
             setattr(campaign, name, value)
     campaign.updated_at = now
     batch: BatchResult | None = None
-    list_id = changes.get("recipient_list_id")
     if "recipient_list_id" in changes:
-        if list_id is not None:
-            _load_list(session, tenant_id, list_id, now)
         campaign.recipient_list_id = list_id
     session.flush()
     if recipients:

@@ -32,6 +32,21 @@ _SKIP_BYTES = 64 * 1024
 _BOM = b"\xef\xbb\xbf"
 
 
+#: Columns a refused header's reason lists at most, and characters of each.
+_LISTED_COLUMNS = 20
+_LISTED_CHARS = 40
+
+
+def _found(columns: list[str]) -> str:
+    """The columns of a header, as a refusal lists them (a few, each cut short)."""
+    if not any(columns):
+        return "the header names no column"
+    shown = [repr(c if len(c) <= _LISTED_CHARS else c[:_LISTED_CHARS] + "...") for c in columns]
+    more = len(shown) - _LISTED_COLUMNS
+    listed = ", ".join(shown[:_LISTED_COLUMNS]) + (f" and {more} more" if more > 0 else "")
+    return f"found {len(columns)} column{'s' if len(columns) != 1 else ''}: {listed}"
+
+
 class _BadRecord(Exception):
     """The record being read cannot be used (too long, not UTF-8); its lines are consumed."""
 
@@ -121,7 +136,9 @@ class CsvReader:
         self.columns = [c.strip() for c in header.values]
         lowered = [c.lower() for c in self.columns]
         if PHONE_COLUMN not in lowered:
-            raise ValidationError("file", f"the header has no {PHONE_COLUMN} column")
+            raise ValidationError(
+                "file", f"the header has no {PHONE_COLUMN} column; {_found(self.columns)}"
+            )
         if len(set(lowered)) != len(lowered):
             raise ValidationError("file", "the header repeats a column name")
         self.phone_at = lowered.index(PHONE_COLUMN)

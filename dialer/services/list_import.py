@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialer.db.models import ListState, RecipientList, RecipientListRejection
 from dialer.errors import InvalidPhoneNumber
-from dialer.phone import to_e164
+from dialer.phone import DEFAULT_REGION, to_e164
 from dialer.services import list_store
 from dialer.services.list_csv import CsvReader
 from dialer.services.list_store import Entry, Rejected
@@ -75,10 +75,13 @@ class Row:
     time_zone: str | None
     #: Why the row could not be read at all (bad quoting, wrong number of fields).
     error: str | None = None
+    #: The region a number without a ``+`` is a national number of.
+    region: str = DEFAULT_REGION
 
 
-def csv_rows(reader: CsvReader) -> Iterator[Row]:
-    """The rows of a CSV: ``phone_number`` and every other column as metadata."""
+def csv_rows(reader: CsvReader, region: str = DEFAULT_REGION) -> Iterator[Row]:
+    """The rows of a CSV: ``phone_number`` and every other column as metadata; numbers
+    without a ``+`` are national numbers of ``region``."""
     columns, phone_at = reader.columns, reader.phone_at
     for row in reader.rows():
         if row.error is not None:
@@ -88,7 +91,7 @@ def csv_rows(reader: CsvReader) -> Iterator[Row]:
         metadata = {
             c: v for i, (c, v) in enumerate(zip(columns, values, strict=True)) if i != phone_at
         }
-        yield Row(row.line, values[phone_at], metadata, {}, None)
+        yield Row(row.line, values[phone_at], metadata, {}, None, region=region)
 
 
 def json_rows(rows: Iterable[RecipientLike]) -> Iterator[Row]:
@@ -201,7 +204,7 @@ def _take(chunk: _Chunk, seen: set[str], row: Row) -> None:
         chunk.rejections.append(_rejection(row.line, None, f"malformed-row: {row.error}"))
         return
     try:
-        number = to_e164(row.phone_number)
+        number = to_e164(row.phone_number, region=row.region)
     except InvalidPhoneNumber as exc:
         reason = f"{INVALID_NUMBER}: {exc.reason}"
         chunk.rejections.append(_rejection(row.line, row.phone_number, reason))

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialer.db.models import ListState, RecipientList, RecipientListRejection
 from dialer.errors import NotFound
+from dialer.phone import DEFAULT_REGION
 from dialer.runtime.imports import ImportRunner, Slot
 from dialer.services import list_import
 from dialer.services.list_csv import CsvReader
@@ -95,15 +96,16 @@ def import_csv(
     file: IO[bytes],
     *,
     clock: Callable[[], datetime],
+    region: str = DEFAULT_REGION,
 ) -> RecipientList:
     """Check the CSV's header now (a :class:`~dialer.errors.ValidationError` naming ``file``
-    creates nothing), then create the list and import its rows in the background. Owns
-    ``file`` from the call on: it is closed once the import is done (or refused)."""
+    creates nothing), then create the list and import its rows in the background; numbers
+    without a ``+`` are read as national numbers of ``region``. Owns ``file`` from the call
+    on: it is closed once the import is done (or refused)."""
     try:
         reader = CsvReader(file)
-        return _start(
-            sessions, runner, tenant_id, name, list_import.csv_rows(reader), clock, file.close
-        )
+        rows = list_import.csv_rows(reader, region)
+        return _start(sessions, runner, tenant_id, name, rows, clock, file.close)
     except BaseException:
         file.close()
         raise

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from dialer.calls import states
 from dialer.db.bulk import insert_ignoring_conflicts
 from dialer.db.models import Campaign, Recipient, RecipientListEntry, Suppression
-from dialer.errors import InvalidPhoneNumber, ValidationError
+from dialer.errors import FieldErrors, InvalidPhoneNumber
 from dialer.phone import to_e164
 from dialer.policy.attempt_state import RecipientStatus
 from dialer.policy.screen import ScreenReason
@@ -66,6 +66,35 @@ def normalise(
     return out
 
 
+def check_batch(
+    rows: Sequence[RecipientLike],
+    template: str | None,
+    errors: FieldErrors,
+    field_prefix: str = "recipients.",
+) -> None:
+    """Add to ``errors`` every row of an inline batch that a strict add would refuse: a number
+    that cannot be dialed, metadata lacking a variable of ``template``."""
+    _check_rows(rows, normalise(rows, field_prefix=field_prefix), template, errors, field_prefix)
+
+
+def _check_rows(
+    rows: Sequence[RecipientLike],
+    numbers: Sequence[str | InvalidPhoneNumber],
+    template: str | None,
+    errors: FieldErrors,
+    field_prefix: str,
+) -> None:
+    for index, (row, number) in enumerate(zip(rows, numbers, strict=True)):
+        if isinstance(number, InvalidPhoneNumber):
+            errors.errors.extend(number.errors)
+        lacking = greeting.missing(template, row.metadata)
+        if lacking:
+            errors.add(
+                f"{field_prefix}{index}.metadata",
+                f"lacks {', '.join(lacking)}, used by opening_message_template",
+            )
+
+
 def suppressed_among(session: Session, tenant_id: str, numbers: Sequence[str]) -> set[str]:
     if not numbers:
         return set()
@@ -96,18 +125,10 @@ def add_batch(
     """
     result = BatchResult()
     numbers = normalise(rows, field_prefix=field_prefix)
-    template = campaign.opening_message_template
     if strict:
-        for number in numbers:
-            if isinstance(number, InvalidPhoneNumber):
-                raise number
-        for index, row in enumerate(rows):
-            lacking = greeting.missing(template, row.metadata)
-            if lacking:
-                raise ValidationError(
-                    f"{field_prefix}{index}.metadata",
-                    f"lacks {', '.join(lacking)}, used by opening_message_template",
-                )
+        errors = FieldErrors()
+        _check_rows(rows, numbers, campaign.opening_message_template, errors, field_prefix)
+        errors.raise_any()
     for start in range(0, len(rows), CHUNK_ROWS):
         _add_chunk(
             session,

@@ -644,3 +644,57 @@ def _attempt_view(fleet: Fleet, attempt_id: int) -> dict[str, Any]:
             "error_code": attempt.error_code,
             "events": [tuple(e) for e in events],
         }
+
+
+def test_stop_with_hang_up_ends_the_calls_in_flight_at_the_carrier(fleet: Fleet) -> None:
+    # Real time, and calls that would talk until the 20 s time limit: a call that ends well
+    # before it ended because it was hung up.
+    fleet.carrier.carrier.reconfigure(
+        time_scale=1.0,
+        profile=SimulationProfile(
+            weights=OutcomeWeights(human=1.0, voicemail=0.0, busy=0.0, no_answer=0.0, failed=0.0),
+            ring_s=Fixed(1.0),
+            talk_s=Fixed(10_000.0),
+        ),
+        faults=Faults(),
+    )
+    phones = numbers(6, 4000)
+    caller = "+14155550104"
+    with collecting_failures(fleet.processes), fleet.client() as client:
+        campaign_id = create_and_start(
+            fleet, phones, caller=caller, max_concurrency=3, name="e2e-hang-up"
+        )
+
+        def talking() -> list[dict[str, Any]] | None:
+            live: list[dict[str, Any]] = json_of(client.get("/call"), 200)["data"]
+            mine = [c for c in live if c["campaign_id"] == campaign_id]
+            answered = [c for c in mine if c["status"] == "in_progress"]
+            return mine if len(answered) == 3 else None
+
+        calls = wait_for("three calls answered", talking, timeout_s=30, interval_s=0.2)
+        assert all(c["provider_call_id"] for c in calls)
+        waiting = json_of(client.get(f"/campaign/{campaign_id}"), 200)["waiting"]
+        assert waiting["slots"] == {
+            "max_concurrency": 3, "in_use": 3, "free": 0, "source": "semaphore",
+        }, waiting  # fmt: skip
+        assert waiting["due"] == 3, waiting
+
+        stopped_at = time.monotonic()
+        json_of(client.post(f"/campaign/{campaign_id}/stop", json={"hang_up": True}), 200)
+
+        def all_ended() -> bool | None:
+            attempts = attempts_of(fleet, campaign_id)
+            return all(a.status is AttemptStatus.ENDED for a in attempts) or None
+
+        wait_for("the calls hung up", all_ended, timeout_s=15, interval_s=0.2)
+        ended_after_s = time.monotonic() - stopped_at
+        assert ended_after_s < CALL_TIME_LIMIT_S / 2, ended_after_s
+        others = json_of(client.get("/call"), 200)["data"]
+        assert all(c["campaign_id"] != campaign_id for c in others), others
+        body = json_of(client.get(f"/campaign/{campaign_id}"), 200)
+        assert body["waiting"]["slots"]["in_use"] == 0, body["waiting"]
+        figures = verify_campaign(
+            fleet, campaign_id, phones, caller=caller, max_concurrency=3, api_body=body
+        )
+    assert body["counts"]["canceled"] == 3, body["counts"]
+    print(f"\n[e2e] stop with hang-up: calls ended {ended_after_s:.1f}s after it; {figures}")

@@ -1,8 +1,10 @@
-"""Call attempts: a campaign's calls, and one call with its recipient's attempt history."""
+"""Call attempts: a campaign's calls, the tenant's calls in flight, and one call with its
+recipient's attempt history."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -14,10 +16,11 @@ from dialer.api import pagination
 from dialer.api.auth import Ctx, TenantId
 from dialer.api.json_body import JsonRoute
 from dialer.api.routes.campaigns import ERRORS
-from dialer.api.schemas.calls import CallDetailOut, CallOut
-from dialer.api.schemas.common import Input, Output, Page, XmlSafeText
+from dialer.api.schemas.calls import CallDetailOut, CallOut, LiveCallOut
+from dialer.api.schemas.common import NO_NUL_PATTERN, Input, Output, Page, XmlSafeText
 from dialer.db.models import CallAttempt, CallSummary, Campaign
 from dialer.errors import NotFound
+from dialer.policy.attempt_state import AttemptStatus, Outcome
 from dialer.services import campaigns
 
 router = APIRouter(tags=["calls"], route_class=JsonRoute)
@@ -28,18 +31,74 @@ def list_calls(
     campaign_id: str,
     ctx: Ctx,
     tenant: TenantId,
+    recipient_id: Annotated[int | None, Query(ge=1, le=pagination.MAX_ID)] = None,
+    status: AttemptStatus | None = None,
+    outcome: Outcome | None = None,
     limit: Annotated[int, Query(ge=1, le=pagination.MAX_PAGE)] = pagination.DEFAULT_PAGE,
     cursor: pagination.Cursor = None,
 ) -> Page[CallOut]:
-    """Every dial of the campaign, oldest first."""
+    """Every dial of the campaign, oldest first; only one recipient's (``recipient_id``),
+    or those in one ``status`` or with one ``outcome``, when asked (filters combine)."""
     with ctx.read() as session:
         campaigns.get(session, tenant, campaign_id)
         stmt = sa.select(CallAttempt).where(CallAttempt.campaign_id == campaign_id)
+        if recipient_id is not None:
+            stmt = stmt.where(CallAttempt.recipient_id == recipient_id)
+        if status is not None:
+            stmt = stmt.where(CallAttempt.status == status)
+        if outcome is not None:
+            stmt = stmt.where(CallAttempt.outcome == outcome)
         if cursor is not None:
             stmt = stmt.where(CallAttempt.id > pagination.decode_id(cursor))
         rows = list(session.scalars(stmt.order_by(CallAttempt.id).limit(limit + 1)))
     page, next_cursor = pagination.by_id(rows, limit)
     return Page[CallOut](data=[CallOut.model_validate(r) for r in page], next_cursor=next_cursor)
+
+
+class LiveFilter(StrEnum):
+    """Calls in flight: all of them (``live``), or those in one status."""
+
+    LIVE = "live"
+    QUEUED = AttemptStatus.QUEUED.value
+    DIALING = AttemptStatus.DIALING.value
+    RINGING = AttemptStatus.RINGING.value
+    IN_PROGRESS = AttemptStatus.IN_PROGRESS.value
+
+
+@router.get("/call", response_model=Page[LiveCallOut], responses={k: ERRORS[k] for k in (401, 422)})
+def list_live_calls(
+    ctx: Ctx,
+    tenant: TenantId,
+    status: LiveFilter = LiveFilter.LIVE,
+    campaign_id: Annotated[
+        str | None, Query(min_length=1, max_length=36, pattern=NO_NUL_PATTERN)
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=pagination.MAX_PAGE)] = pagination.DEFAULT_PAGE,
+    cursor: pagination.Cursor = None,
+) -> Page[LiveCallOut]:
+    """The tenant's calls in flight (``status=live``: claimed, dialing, ringing or answered;
+    or one of those statuses), of every campaign or of ``campaign_id``, oldest first.
+    Each names its provider call id (null until the provider took the call)."""
+    live = (
+        CallAttempt.status != AttemptStatus.ENDED
+        if status is LiveFilter.LIVE
+        else CallAttempt.status == AttemptStatus(status.value)
+    )
+    stmt = (
+        sa.select(CallAttempt)
+        .join(Campaign, Campaign.id == CallAttempt.campaign_id)
+        .where(Campaign.tenant_id == tenant, live)
+    )
+    if campaign_id is not None:
+        stmt = stmt.where(CallAttempt.campaign_id == campaign_id)
+    if cursor is not None:
+        stmt = stmt.where(CallAttempt.id > pagination.decode_id(cursor))
+    with ctx.read() as session:
+        rows = list(session.scalars(stmt.order_by(CallAttempt.id).limit(limit + 1)))
+    page, next_cursor = pagination.by_id(rows, limit)
+    return Page[LiveCallOut](
+        data=[LiveCallOut.model_validate(r) for r in page], next_cursor=next_cursor
+    )
 
 
 def _own_attempt(session: Session, tenant: str, call_id: int) -> CallAttempt:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 
 from dialer.api import pagination, views
 from dialer.api.auth import Ctx, TenantId
@@ -18,12 +19,15 @@ from dialer.api.schemas.campaigns import (
     RecipientBatchOut,
     RejectedRow,
     SpeechSettings,
+    StopIn,
 )
 from dialer.api.schemas.common import ErrorBody, Page
+from dialer.api.schemas.waits import CampaignDetailOut, WaitingOut
 from dialer.db.models import Campaign
 from dialer.errors import ValidationError
 from dialer.phone import to_e164
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
+from dialer.services import campaign_waits, export
 from dialer.services import campaigns as service
 from dialer.services.recipients import BatchResult
 
@@ -102,10 +106,16 @@ def create_campaign(body: CampaignCreate, ctx: Ctx, tenant: TenantId) -> Campaig
     return CampaignWriteOut(**out.model_dump(), recipient_batch=_batch(batch))
 
 
-@router.get("/campaign/{campaign_id}", response_model=CampaignOut, responses=ERRORS)
-def get_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignOut:
+@router.get("/campaign/{campaign_id}", response_model=CampaignDetailOut, responses=ERRORS)
+def get_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignDetailOut:
+    """The campaign, its counts, and ``waiting``: why the recipients not on a call wait
+    (a window, a retry, a free slot, the calls-per-second pace), and until when."""
+    slots = ctx.slots()
     with ctx.read() as session:
-        return views.campaign(session, service.get(session, tenant, campaign_id))
+        campaign = service.get(session, tenant, campaign_id)
+        out = views.campaign(session, campaign)
+        found = campaign_waits.waits(session, campaign, ctx.clock(), slots)
+    return CampaignDetailOut(**out.model_dump(), waiting=WaitingOut.of(found))
 
 
 @router.get("/campaign", response_model=Page[CampaignOut], responses=ERRORS)
@@ -205,16 +215,20 @@ def save_draft(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignOut:
 
 
 @router.post("/campaign/{campaign_id}/stop", response_model=CampaignOut, responses=ERRORS)
-def stop_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignOut:
-    """End the campaign: recipients not yet on a call are canceled; calls in flight finish."""
-    return _act(ctx, tenant, campaign_id, CampaignAction.STOP)
+def stop_campaign(
+    campaign_id: str, ctx: Ctx, tenant: TenantId, body: StopIn | None = None
+) -> CampaignOut:
+    """End the campaign: recipients not yet on a call end ``canceled`` (``campaign-stopped``);
+    calls in flight finish, or, with ``{"hang_up": true}``, are ended through the provider
+    right after the answer (their recipients settle as each call's end comes in)."""
+    out = _act(ctx, tenant, campaign_id, CampaignAction.STOP)
+    if body is not None and body.hang_up:
+        ctx.hang_up_campaign(campaign_id)
+    return out
 
 
 # -- export of the call attempts -----------------------------------------------------------
 
-from fastapi.responses import StreamingResponse  # noqa: E402
-
-from dialer.services import export  # noqa: E402
 
 _EXPORT_DOC: dict[int | str, dict[str, Any]] = {
     200: {

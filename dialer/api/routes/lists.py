@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import IO, Any
 
@@ -21,7 +22,8 @@ from dialer.api.routes.campaigns import ERRORS
 from dialer.api.schemas.common import SERVER_CHECKS, ErrorBody
 from dialer.api.schemas.lists import REJECTED_CSV_DOC, RecipientListIn, RecipientListOut
 from dialer.db.models import RecipientList
-from dialer.errors import ValidationError
+from dialer.errors import FieldErrors, ValidationError
+from dialer.phone import DEFAULT_REGION, region_code
 from dialer.services import recipient_lists as service
 
 router = APIRouter(tags=["recipient lists"], route_class=JsonRoute)
@@ -73,6 +75,14 @@ _BODY = {
                             "format": "binary",
                             SERVER_CHECKS: "UTF-8 CSV text with a phone_number column",
                         },
+                        "default_region": {
+                            "type": "string",
+                            "pattern": "^[A-Za-z]{2}$",
+                            "default": DEFAULT_REGION,
+                            "description": "ISO 3166-1 alpha-2 region of the numbers written "
+                            "without a `+` (national format, e.g. `020 7946 0958` with `GB`).",
+                            SERVER_CHECKS: "a region whose phone numbers are known",
+                        },
                     },
                 }
             },
@@ -94,15 +104,17 @@ _BUSY: dict[int | str, dict[str, Any]] = {
 async def create_list(
     request: Request, response: Response, ctx: Ctx, tenant: TenantId
 ) -> RecipientListOut:
-    """A list from JSON rows, or from a CSV upload (``multipart/form-data`` with ``name`` and
-    ``file``): a ``phone_number`` column, every other column becomes metadata, UTF-8 with or
-    without a BOM; a record (header or row) of at most 64 KiB and 200 fields.
+    """A list from JSON rows, or from a CSV upload (``multipart/form-data`` with ``name``,
+    ``file`` and optionally ``default_region``): a ``phone_number`` column, every other column
+    becomes metadata, UTF-8 with or without a BOM; a record (header or row) of at most 64 KiB
+    and 200 fields. Numbers without a ``+`` are national numbers of ``default_region``
+    (ISO 3166-1 alpha-2, default ``US``).
 
     Answers 202 with the list in state ``importing`` once the upload is received and its
     header checked (a CSV with no ``phone_number`` column, empty or not UTF-8 is a 422 naming
-    ``file``, and creates nothing); its rows are imported in the background. Poll
-    ``GET /recipient_list/{id}`` until ``state`` is ``ready`` (or ``failed``); bad rows are
-    refused (JSON: 0-based index; CSV: line number) and listed by
+    ``file``, the columns found listed, and creates nothing); its rows are imported in the
+    background. Poll ``GET /recipient_list/{id}`` until ``state`` is ``ready`` (or
+    ``failed``); bad rows are refused (JSON: 0-based index; CSV: line number) and listed by
     ``GET /recipient_list/{id}/rejected``, good rows kept."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -141,16 +153,36 @@ async def _from_upload(request: Request, ctx: ApiContext, tenant: str) -> Recipi
     except (HTTPException, ValueError) as exc:
         raise ValidationError("body", f"unreadable form: {exc}") from None
     try:
-        name, upload = form.get("name"), form.get("file")
+        name, upload, given = form.get("name"), form.get("file"), form.get("default_region")
+        region = DEFAULT_REGION
+        errors = FieldErrors()
         if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200 or "\x00" in name:
-            raise ValidationError("name", "a list name of 1 to 200 characters (no NUL) is required")
+            errors.add("name", "a list name of 1 to 200 characters (no NUL) is required")
         if isinstance(upload, str) or upload is None:
-            raise ValidationError("file", "a CSV file is required")
+            errors.add("file", "a CSV file is required")
+        if given is not None and not isinstance(given, str):
+            errors.add("default_region", "a form field, not a file")
+        elif given is not None:
+            with errors.check():
+                region = region_code(given)
+        errors.raise_any()
+        assert isinstance(name, str)
+        assert upload is not None
+        assert not isinstance(upload, str)
         file = await run_in_threadpool(_own_file, upload.file)
     finally:
         await form.close()
     return await run_in_threadpool(
-        service.import_csv, ctx.sessions, ctx.imports, tenant, name.strip(), file, clock=ctx.clock
+        functools.partial(
+            service.import_csv,
+            ctx.sessions,
+            ctx.imports,
+            tenant,
+            name.strip(),
+            file,
+            clock=ctx.clock,
+            region=region,
+        )
     )
 
 

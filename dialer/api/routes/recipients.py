@@ -6,6 +6,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
 from dialer.api import pagination
 from dialer.api.auth import Ctx, TenantId
@@ -13,8 +14,8 @@ from dialer.api.json_body import JsonRoute
 from dialer.api.routes.campaigns import ERRORS
 from dialer.api.schemas.campaigns import RecipientBatchOut, RejectedRow
 from dialer.api.schemas.common import Page
-from dialer.api.schemas.recipients import RecipientBatchIn, RecipientOut
-from dialer.db.models import Recipient
+from dialer.api.schemas.recipients import RecipientBatchIn, RecipientCallOut, RecipientOut
+from dialer.db.models import CallAttempt, Recipient
 from dialer.policy.attempt_state import RecipientStatus
 from dialer.services import campaigns
 from dialer.services.recipients import add_batch
@@ -54,7 +55,8 @@ def list_recipients(
     limit: Annotated[int, Query(ge=1, le=pagination.MAX_PAGE)] = pagination.DEFAULT_PAGE,
     cursor: pagination.Cursor = None,
 ) -> Page[RecipientOut]:
-    """The campaign's recipients in the order they were added."""
+    """The campaign's recipients in the order they were added, each with its calls (attempt
+    ids for ``GET /call/{id}``, and the provider's call ids)."""
     with ctx.read() as session:
         campaigns.get(session, tenant, campaign_id)
         stmt = sa.select(Recipient).where(Recipient.campaign_id == campaign_id)
@@ -63,7 +65,34 @@ def list_recipients(
         if cursor is not None:
             stmt = stmt.where(Recipient.id > pagination.decode_id(cursor))
         rows = list(session.scalars(stmt.order_by(Recipient.id).limit(limit + 1)))
-    page, next_cursor = pagination.by_id(rows, limit)
+        page, next_cursor = pagination.by_id(rows, limit)
+        calls = _calls_of(session, [r.id for r in page])
     return Page[RecipientOut](
-        data=[RecipientOut.model_validate(r) for r in page], next_cursor=next_cursor
+        data=[
+            RecipientOut.model_validate(r).model_copy(update={"calls": calls.get(r.id, [])})
+            for r in page
+        ],
+        next_cursor=next_cursor,
     )
+
+
+def _calls_of(session: Session, recipient_ids: list[int]) -> dict[int, list[RecipientCallOut]]:
+    """The attempts of each recipient of a page, in one query (the (recipient, attempt)
+    unique index)."""
+    calls: dict[int, list[RecipientCallOut]] = {}
+    if not recipient_ids:
+        return calls
+    for recipient_id, attempt_id, number, call_id in session.execute(
+        sa.select(
+            CallAttempt.recipient_id,
+            CallAttempt.id,
+            CallAttempt.attempt_number,
+            CallAttempt.provider_call_id,
+        )
+        .where(CallAttempt.recipient_id.in_(recipient_ids))
+        .order_by(CallAttempt.recipient_id, CallAttempt.attempt_number)
+    ):
+        calls.setdefault(recipient_id, []).append(
+            RecipientCallOut(id=attempt_id, attempt_number=number, provider_call_id=call_id)
+        )
+    return calls

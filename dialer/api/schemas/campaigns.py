@@ -11,11 +11,13 @@ from pydantic import (
     AliasChoices,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import InitErrorDetails
 
 from dialer.api.schemas.common import (
     AwareDatetime,
@@ -246,6 +248,10 @@ def _one_caller_schema(schema: dict[str, Any]) -> None:
     }
 
 
+def _value_error(message: str, data: Any) -> InitErrorDetails:
+    return {"type": "value_error", "loc": (), "input": data, "ctx": {"error": ValueError(message)}}
+
+
 class CampaignCreate(CampaignFields, _RejectsReadOnly):
     model_config = ConfigDict(json_schema_extra=_one_caller_schema)
 
@@ -271,13 +277,36 @@ class CampaignCreate(CampaignFields, _RejectsReadOnly):
             seen.add(entry.phone_number_id)
         return value
 
-    @model_validator(mode="after")
-    def _one_caller(self) -> CampaignCreate:
-        if self.dial_plan is not None and self.phone_number_id is not None:
-            raise ValueError("phone_number_id and dial_plan are mutually exclusive")
-        if self.dial_plan is None and self.phone_number_id is None:
-            raise ValueError("one of phone_number_id or dial_plan is required")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_caller(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        """A campaign calls from ``phone_number_id`` or a ``dial_plan``, never both; said in
+        the same answer as the fields' own errors, not after they are fixed."""
+        problem = None
+        if isinstance(data, dict):
+            number, plan = data.get("phone_number_id"), data.get("dial_plan")
+            if number is not None and plan is not None:
+                problem = "phone_number_id and dial_plan are mutually exclusive"
+            elif number is None and plan is None:
+                problem = "one of phone_number_id or dial_plan is required"
+        try:
+            model = handler(data)
+        except pydantic.ValidationError as exc:
+            if problem is None:
+                raise
+            details: list[InitErrorDetails] = [
+                {"type": e["type"], "loc": e["loc"], "input": e["input"], "ctx": e.get("ctx", {})}
+                for e in exc.errors()
+            ]
+            details.append(_value_error(problem, data))
+            try:
+                combined = pydantic.ValidationError.from_exception_data(cls.__name__, details)
+            except Exception:  # an error kind that cannot be rebuilt: the fields' errors alone
+                raise exc from None
+            raise combined from None
+        if problem is not None:
+            raise ValueError(problem)
+        return model
 
 
 class CampaignPatch(CampaignFields, _RejectsReadOnly):
@@ -376,6 +405,16 @@ class CampaignWriteOut(CampaignOut):
     """A create or PATCH answer; carries the fate of inline recipients when some were sent."""
 
     recipient_batch: RecipientBatchOut | None = None
+
+
+class StopIn(Input):
+    """``POST /campaign/{id}/stop``'s optional body."""
+
+    hang_up: bool = Field(
+        default=False,
+        strict=True,
+        description="End the calls in flight now, through the provider (default: they finish).",
+    )
 
 
 RecipientBatchOut.model_rebuild()

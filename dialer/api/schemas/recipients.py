@@ -30,6 +30,15 @@ class RecipientBatchIn(Input):
     recipients: list[RecipientIn] = Field(min_length=1, max_length=10_000)
 
 
+class RecipientCallOut(Output):
+    """One attempt made to a recipient: ``id`` names it in ``GET /call/{id}``,
+    ``provider_call_id`` at the telephony provider (null until the provider took the call)."""
+
+    id: int
+    attempt_number: int
+    provider_call_id: str | None
+
+
 class RecipientOut(Output):
     id: int
     phone_number: str
@@ -43,3 +52,7 @@ class RecipientOut(Output):
     last_outcome: str | None
     created_at: datetime
     updated_at: datetime
+    calls: list[RecipientCallOut] = Field(
+        default_factory=list,
+        description="Its attempts, first first (every run's): the call ids to look up.",
+    )

@@ -94,7 +94,8 @@ class Recipient(Base):
     status: Mapped[RecipientStatus] = mapped_column(
         enum_column(RecipientStatus, "recipient_status"), default=RecipientStatus.PENDING
     )
-    #: Why the recipient is where it is, for terminal states (e.g. ``unknown-time-zone``).
+    #: Why the recipient is where it is: for terminal states (e.g. ``unknown-time-zone``), and
+    #: for one waiting for a window the screen deferred it to (``outside-legal-hours``).
     reason: Mapped[str | None] = mapped_column(sa.String(100))
     #: Attempts ever made; the next attempt's number is this plus one.
     attempt_count: Mapped[int] = mapped_column(sa.Integer, default=0)
@@ -119,4 +120,15 @@ class Recipient(Base):
         ),
         # Listing a campaign's recipients by status (API pages, counts reconcile).
         sa.Index(None, "campaign_id", "status", "id"),
+        # Why the campaign's waiting recipients wait (window, retry) and until when: counted
+        # from this index alone (dialer.services.campaign_waits).
+        sa.Index(
+            "ix_recipients_waiting",
+            "campaign_id",
+            "status",
+            "reason",
+            "next_attempt_at",
+            postgresql_where=sa.text(f"status IN ({_claimable})"),
+            sqlite_where=sa.text(f"status IN ({_claimable})"),
+        ),
     )

@@ -46,9 +46,10 @@ def list_campaigns(
 
 @campaign_app.command("show")
 def show(campaign_id: CampaignId, user_id: UserId, as_json: AsJson = False) -> None:
-    """One campaign: counts, slots, schedule and runs.
+    """One campaign: counts, slots, why it waits, schedule and runs.
 
-    Recipients by state and calls by outcome, the slots in use against its limit, when its
+    Recipients by state and calls by outcome, the slots in use against its limit, how many
+    recipients wait for a slot, a window (and when it opens), a retry or the pacer, when its
     next recipient is due and whether its calling window is open, and its runs.
     """
     from dialer.operator import commands

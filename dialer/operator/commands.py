@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-import redis
 import sqlalchemy as sa
 import typer
 from rich.markup import escape
@@ -23,17 +22,19 @@ from sqlalchemy.orm import Session
 
 from dialer.api import views
 from dialer.api.schemas.campaigns import CampaignOut
+from dialer.api.schemas.waits import WaitingOut
 from dialer.clock import utc_now
 from dialer.concurrency.connection import open_redis
+from dialer.concurrency.slots import CallSlots
 from dialer.concurrency.stores import open_stores
 from dialer.db.models import Campaign
-from dialer.errors import ConcurrencyError
 from dialer.operator import output
 from dialer.operator.output import Section
 from dialer.operator.session import INTERRUPTED, REFUSED, USAGE, fail, operating
 from dialer.operator.watching import watch as follow
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
-from dialer.services import campaign_import, campaign_overview, campaigns
+from dialer.policy.waits import SlotSource
+from dialer.services import campaign_import, campaign_overview, campaign_waits, campaigns
 from dialer.services.campaign_overview import Overview
 from dialer.services.export import ExportFormat, export_text
 from dialer.services.recipient_lists import REJECTED_COLUMNS
@@ -97,40 +98,42 @@ def _states(counts: dict[str, Any]) -> dict[str, int]:
 
 def show(campaign_id: str, user_id: str, as_json: bool) -> None:
     now = utc_now()
-    with operating(user_id) as op:
+    with operating(user_id) as op, shared_slots(op.settings) as slots:
 
-        def read(session: Session) -> tuple[CampaignOut, Overview]:
+        def read(session: Session) -> tuple[CampaignOut, Overview, WaitingOut]:
             campaign = campaigns.get(session, op.tenant_id, campaign_id)
-            return views.campaign(session, campaign), campaign_overview.overview(
-                session, campaign, now
+            return (
+                views.campaign(session, campaign),
+                campaign_overview.overview(session, campaign, now),
+                WaitingOut.of(campaign_waits.waits(session, campaign, now, slots)),
             )
 
-        body, overview = op.read(read)
-        slots = read_slots(op.settings, campaign_id)
+        body, overview, waiting = op.read(read)
     if as_json:
         output.print_json(
             {
                 "campaign": body.model_dump(mode="json"),
                 **overview.as_dict(),
-                "slots": {**slots, "limit": body.max_concurrency},
+                "slots": waiting.slots.model_dump(mode="json"),
+                "waiting": waiting.model_dump(mode="json", exclude={"slots"}),
             }
         )
         return
     out = output.console()
-    output.print_sections(out, show_sections(body, overview, slots, now, terminal=out.is_terminal))
+    sections = show_sections(body, overview, waiting, now, terminal=out.is_terminal)
+    output.print_sections(out, sections)
 
 
 def show_sections(
     body: CampaignOut,
     overview: Overview,
-    slots: dict[str, Any],
+    waiting: WaitingOut,
     now: datetime,
     *,
     terminal: bool,
 ) -> list[Section]:
-    """What ``show`` prints, a section each: the campaign, its recipients, its calls, its
-    schedule, its runs. A further view of the campaign (why it is not calling now, say) is one
-    more :class:`Section` appended here, and one more key in the ``--json`` document."""
+    """What ``show`` prints, a section each: the campaign, its recipients, its calls, why the
+    recipients not on a call wait, its schedule, its runs."""
 
     def at(moment: datetime | None) -> str:
         return output.when(moment, now, terminal=terminal)
@@ -153,11 +156,11 @@ def show_sections(
         recipients.add(state.value, f"[{output.state_style(state)}]{n}[/]" if n else n)
     recipients.add("calls by outcome", output.nonzero(counts["outcomes"]))
     calls = Section("calls")
-    if slots["in_use"] is None:
-        calls.add("slots in use", f"unknown ({slots['note']}) / {body.max_concurrency}")
-    else:
-        calls.add("slots in use", f"{slots['in_use']} / {body.max_concurrency}")
+    slots = waiting.slots
+    counted = "" if slots.source == SlotSource.SEMAPHORE else " (counted from the database)"
+    calls.add("slots in use", f"{slots.in_use} / {slots.max_concurrency}{counted}")
     calls.add("in flight (database)", overview.calls_in_flight)
+    waits = waiting_section(waiting, at)
     schedule = Section("schedule")
     schedule.add("due now", overview.due_now)
     schedule.add("next due", at(overview.next_due_at))
@@ -173,23 +176,48 @@ def show_sections(
     for run in overview.runs:
         ended = f"ended {at(run.ended_at)} {run.ended_reason or ''}" if run.ended_at else "running"
         runs.add(f"run {run.number}", f"started {at(run.started_at)}, {ended}".rstrip())
-    return [about, recipients, calls, schedule, runs]
+    return [about, recipients, calls, waits, schedule, runs]
 
 
-def read_slots(settings: Settings, campaign_id: str) -> dict[str, Any]:
-    """The campaign's slots held now, read from the semaphore the fleet shares (Redis).
+def waiting_section(waiting: WaitingOut, at: Callable[[datetime | None], str]) -> Section:
+    """Why the recipients not on a call wait (``GET /campaign/{id}``'s ``waiting``)."""
+    section = Section("waiting")
+    if waiting.calling:
+        section.add("calling", "[green]yes[/]")
+    else:
+        opens = f", opens {at(waiting.opens_at)}" if waiting.opens_at else ""
+        section.add("calling", f"[yellow]no[/]: {waiting.held_by}{opens}")
+    section.add("free slots", waiting.slots.free)
+    section.add("due, for a slot", waiting.due)
+    window = waiting.window
+    section.add(
+        "for a window",
+        f"{window.count} (campaign window {window.campaign_window}, legal hours "
+        f"{window.legal_hours}), next opens {at(window.next_open)}"
+        if window.count
+        else 0,
+    )
+    for name, bucket in (
+        ("for a retry", waiting.retry),
+        ("for the pacer", waiting.pacer),
+        ("provider back-off", waiting.provider_backoff),
+    ):
+        section.add(name, f"{bucket.count}, next {at(bucket.next_at)}" if bucket.count else 0)
+    section.add("handed to a worker", waiting.starting)
+    return section
 
-    Embedded, the semaphore lives in the memory of the scheduler process, which only that
-    process can read: ``in_use`` is None, with a note, and the calls in flight the database
-    holds are the figure to go by.
-    """
+
+@contextlib.contextmanager
+def shared_slots(settings: Settings) -> Iterator[CallSlots | None]:
+    """The semaphore's slots every process of the fleet shares (Redis), or None embedded: the
+    semaphore then lives in the scheduler process's memory, and the database's calls in flight
+    are counted instead (:func:`dialer.services.campaign_waits.waits`)."""
     if settings.embedded:
-        return {"in_use": None, "note": "embedded: held in the scheduler process's memory"}
+        yield None
+        return
     client = open_redis(settings)
     try:
-        return {"in_use": open_stores(settings, client).slots.in_use(campaign_id), "note": None}
-    except (redis.RedisError, ConcurrencyError) as exc:
-        return {"in_use": None, "note": f"Redis did not answer: {exc}"}
+        yield open_stores(settings, client).slots
     finally:
         client.close()
 

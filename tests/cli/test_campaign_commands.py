@@ -85,8 +85,13 @@ def test_show_prints_counts_calls_schedule_and_runs(dialer: Dialer, engine: Engi
     assert lines["total"] == "4"
     assert lines["pending"] == "4"
     assert lines["in flight (database)"] == "0"
-    assert lines["slots in use"].startswith("unknown (embedded")
-    assert lines["slots in use"].endswith("/ 3")
+    # Embedded, the semaphore is in the scheduler's memory: the database's calls are counted.
+    assert lines["slots in use"] == "0 / 3 (counted from the database)"
+    assert lines["free slots"] == "3"
+    # The campaign's own window is closed: every recipient waits for it to open.
+    assert lines["calling"].startswith("no: outside-campaign-window, opens ")
+    assert lines["due, for a slot"] == "0"
+    assert lines["for a window"].startswith("4 (campaign window 4, legal hours 0), next opens ")
     assert lines["due now"] == "4"
     assert lines["window"].startswith("closed, opens ")
     opens = datetime.fromisoformat(lines["window"].removeprefix("closed, opens "))
@@ -99,11 +104,9 @@ def test_show_prints_counts_calls_schedule_and_runs(dialer: Dialer, engine: Engi
     assert body["campaign"]["id"] == campaign_id
     assert body["campaign"]["counts"]["pending"] == 4
     assert body["window"]["open"] is False
-    assert body["slots"] == {
-        "in_use": None,
-        "note": "embedded: held in the scheduler process's memory",
-        "limit": 3,
-    }
+    assert body["slots"] == {"max_concurrency": 3, "in_use": 0, "free": 3, "source": "database"}
+    assert body["waiting"]["calling"] is False
+    assert body["waiting"]["opens_at"] is not None
     assert body["run_count"] == 1
     assert body["calls_in_flight"] == 0
 
@@ -147,7 +150,12 @@ def test_show_reads_the_slots_held_in_redis(dialer: Dialer, engine: Engine, redi
             env={"DIALER_REDIS_URL": redis_url},
         )  # fmt: skip
         assert result.exit_code == 0, result.output
-        assert json.loads(result.stdout)["slots"] == {"in_use": 2, "note": None, "limit": 3}
+        assert json.loads(result.stdout)["slots"] == {
+            "max_concurrency": 3,
+            "in_use": 2,
+            "free": 1,
+            "source": "semaphore",
+        }
     finally:
         for claim in claims:
             slots.release(claim.attempt_id, scope)

@@ -4,7 +4,8 @@ An entry point (a dial task, a dispatch, a callback, the scheduler's work on a c
 API request of a tenant) opens :func:`bound` with the ids it knows; code underneath adds what
 it learns (:func:`add`, e.g. the campaign once the attempt's row is read). When the entry
 point's block ends, the ids it found are restored, whatever was added inside: a thread of a
-pool that runs the next task starts from a clean context.
+pool that runs the next task starts from a clean context. Code run outside any entry point
+(a test driving a step directly) adds nothing.
 
 The values live in a :class:`contextvars.ContextVar`: each asyncio task has its own, and
 Starlette's thread pool runs a request's blocking work in a copy of the request's. Phone
@@ -20,6 +21,7 @@ from types import MappingProxyType
 
 #: The fields a log line may carry, in the order they are written.
 FIELDS = ("tenant_id", "campaign_id", "run_id", "recipient_id", "attempt_id", "call_sid")
+_KNOWN = frozenset(FIELDS)
 Ids = Mapping[str, str | int]
 _EMPTY: Ids = MappingProxyType({})
 _ids: ContextVar[Ids] = ContextVar("dialer_log_ids", default=_EMPTY)
@@ -55,14 +57,18 @@ def pop(token: Token[Ids]) -> None:
 
 def add(**ids: str | int | None) -> None:
     """Add ``ids`` (those not None) to the current ones, until the enclosing :func:`bound`
-    block ends. Call it only inside one: outside, nothing would take them away."""
-    _ids.set(_merged(_ids.get(), ids))
+    block ends. Outside any such block it does nothing: nothing would take them away, and
+    the thread's next work would carry them."""
+    current = _ids.get()
+    if current is not _EMPTY:
+        _ids.set(_merged(current, ids))
 
 
 def _merged(base: Ids, ids: Mapping[str, str | int | None]) -> Ids:
-    unknown = set(ids) - set(FIELDS)
-    if unknown:
-        raise ValueError(f"not a context field: {sorted(unknown)}")
+    if not ids.keys() <= _KNOWN:
+        raise ValueError(f"not a context field: {sorted(set(ids) - _KNOWN)}")
     merged = dict(base)
-    merged.update({k: v for k, v in ids.items() if v is not None})
+    for name, value in ids.items():
+        if value is not None:
+            merged[name] = value
     return MappingProxyType(merged)

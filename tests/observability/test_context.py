@@ -25,6 +25,16 @@ def test_bound_restores_what_was_there_including_what_was_added_inside() -> None
     assert dict(context.current()) == {}
 
 
+def test_add_outside_any_entry_point_adds_nothing() -> None:
+    """Nothing would take them away: the thread's next work would carry them."""
+    context.add(campaign_id="stray")
+    assert dict(context.current()) == {}
+    with context.bound():
+        context.add(campaign_id="c2")
+        assert dict(context.current()) == {"campaign_id": "c2"}
+    assert dict(context.current()) == {}
+
+
 def test_bound_restores_after_an_exception() -> None:
     with pytest.raises(RuntimeError), context.bound(attempt_id=3):
         raise RuntimeError

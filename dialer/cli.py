@@ -185,7 +185,10 @@ def worker(
 
     if pool == "threads":
         sys.setswitchinterval(THREAD_SWITCH_INTERVAL_S)
+    # JSON logs: no banner (it is not a log line).
+    quiet = ["--quiet"] if logs.resolve(settings.log_format) == "json" else []
     argv = [
+        *quiet,
         "worker",
         f"--concurrency={concurrency}",
         f"--pool={pool}",

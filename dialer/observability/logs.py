@@ -135,6 +135,8 @@ def configure(level: str, log_format: str | None) -> LogFormat:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # JSON lines only: Python's warnings become records (logger ``py.warnings``) too.
+    logging.captureWarnings(chosen == "json")
     redaction.install(logging.getLevelNamesMapping()[level])
     return chosen
 

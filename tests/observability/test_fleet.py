@@ -136,10 +136,11 @@ def scrape(url: str) -> Scraped:
     return Scraped(response.text)
 
 
-def json_lines(log: Path | str) -> list[dict[str, Any]]:
-    """The lines of a process's output that are log records (Celery prints a banner)."""
-    text = log if isinstance(log, str) else log.read_text(errors="replace")
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+def json_lines(log: Path) -> list[dict[str, Any]]:
+    """Every line of a process's output, each a JSON object (no banner, no bare warning)."""
+    lines = [json.loads(line) for line in log.read_text(errors="replace").splitlines() if line]
+    assert all(isinstance(line, dict) for line in lines)
+    return lines
 
 
 def test_a_campaign_shows_in_the_metrics_of_the_api_the_worker_and_the_scheduler(

@@ -158,6 +158,7 @@ def test_configure_installs_one_handler_and_replaces_it_when_called_again(
         for handler in [h for h in root.handlers if h not in before]:
             root.removeHandler(handler)
         root.setLevel(level)
+        logging.captureWarnings(False)
 
 
 def test_uvicorn_is_given_the_same_formatter_and_context() -> None:

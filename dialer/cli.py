@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
-from dialer import redaction
 from dialer.clock import utc_now
 from dialer.errors import ConfigurationError, Conflict, NotFound
+from dialer.observability import logs
 from dialer.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -38,12 +38,7 @@ def _settings() -> Settings:
     except ConfigurationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    redaction.install(logging.getLevelNamesMapping()[settings.log_level])
+    logs.configure(settings.log_level, settings.log_format)
     return settings
 
 
@@ -162,6 +157,7 @@ def api(
         port=port,
         workers=workers,
         log_level=logging_level,
+        log_config=logs.uvicorn_log_config(settings.log_level, settings.log_format),
         proxy_headers=True,
     )
 
@@ -201,7 +197,10 @@ def worker(
 
     if pool == "threads":
         sys.setswitchinterval(THREAD_SWITCH_INTERVAL_S)
+    # JSON logs: no banner (it is not a log line).
+    quiet = ["--quiet"] if logs.resolve(settings.log_format) == "json" else []
     argv = [
+        *quiet,
         "worker",
         f"--concurrency={concurrency}",
         f"--pool={pool}",
@@ -235,6 +234,7 @@ def scheduler(
     import signal
     import threading
 
+    from dialer.observability.processes import scheduler_exporter
     from dialer.runtime import scheduler_runtime
     from scheduler.loop import SchedulerLoop
 
@@ -243,6 +243,7 @@ def scheduler(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     runtime = scheduler_runtime(settings)
+    exporter = scheduler_exporter(settings, runtime)
     loop = SchedulerLoop(
         runtime,
         interval_s=interval or settings.scheduler_interval_s,
@@ -253,6 +254,8 @@ def scheduler(
     try:
         loop.run(stop)
     finally:
+        if exporter is not None:
+            exporter.close()
         runtime.close()
 
 

@@ -8,7 +8,7 @@ in the code reads the environment. Invalid values fail at start-up with a
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import pydantic
@@ -94,6 +94,21 @@ class Settings(BaseSettings):
         description="Where the provider reaches our webhooks; signatures are checked against it.",
     )
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    log_format: Literal["json", "text"] | None = Field(
+        default=None,
+        description="Log lines as JSON objects (one per line) or text; unset = text when "
+        "stderr is a terminal, JSON otherwise.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of the Prometheus exporter of a worker or scheduler (0 = any free "
+        "port, logged); unset = none. The API serves /metrics on its own port.",
+    )
+    metrics_host: str = Field(
+        default="0.0.0.0", description="Interface the exporter of DIALER_METRICS_PORT listens on."
+    )
     scheduler_interval_s: float = Field(
         default=0.5, gt=0, le=60, description="Seconds between scheduler ticks."
     )
@@ -187,6 +202,11 @@ class Settings(BaseSettings):
             except ValidationError as exc:
                 raise ValueError(f"{raw.strip()!r}: {exc.reason}") from None
         return ",".join(numbers)
+
+    @field_validator("log_format", "metrics_port", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("database_url")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from dialer.calls.dispatch import TickResult
 from dialer.calls.sweep import SweepReport
 from dialer.concurrency.semaphore.base import ReconcileResult
 from dialer.concurrency.truth import SlotTruth, read_truth
+from dialer.observability import context, metrics
 from dialer.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,15 @@ class SchedulerLoop:
         self._counters_after: str | None = None
 
     def run_once(self, now: datetime) -> TickResult:
-        """One iteration: reconcile and sweep when due, recover the outbox, then dispatch."""
+        """One iteration: reconcile and sweep when due, recover the outbox, then dispatch
+        (timed; its log lines carry the campaign each round works on)."""
+        started_s = time.perf_counter()
+        with context.bound():
+            result = self._tick(now)
+        metrics.scheduler_ticked(time.perf_counter() - started_s, len(result.dispatched))
+        return result
+
+    def _tick(self, now: datetime) -> TickResult:
         if (
             self._last_reconcile is None
             or (now - self._last_reconcile).total_seconds() >= self.reconcile_interval_s
@@ -116,20 +126,23 @@ class SchedulerLoop:
         """Slots from the database truth, stuck attempts from the provider, counters from rows
         (a bounded number of campaigns per pass, in rotation)."""
         rt = self.runtime
-        rt.stores.slots.reap()
+        metrics.repaired(metrics.LEASE_REAPED, len(rt.stores.slots.reap()))
         result = self.free_ended()
         # A change is a repair, except in embedded mode, where freeing ended calls' slots is
         # the normal course of things.
         repaired = result.changed and not self.free_ended_each_tick
+        if repaired:
+            metrics.slots_reconciled(result)
         log.log(
             logging.WARNING if repaired else logging.INFO,
             "semaphore reconciled with the database: %s",
             result.summary(),
         )
         rt.reap(now)
-        self._counters_after, _ = counters.reconcile_some(
+        self._counters_after, drift = counters.reconcile_some(
             rt.sessions, self._counters_after, counters.RECONCILE_BATCH
         )
+        metrics.repaired(metrics.COUNTER_DRIFT, sum(1 for d in drift.values() if d))
         self.stats.reconciles += 1
 
     def run(self, stop: threading.Event, clock: Callable[[], datetime] | None = None) -> None:

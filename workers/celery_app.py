@@ -16,6 +16,9 @@ import sqlalchemy as sa
 from celery import Celery, signals
 
 from dialer.errors import ConcurrencyError
+from dialer.observability import context, exposition, logs
+from dialer.observability.exposition import Exporter
+from dialer.observability.processes import worker_exporter
 from dialer.queue.celery import DIAL_TASK, DISPATCH_TASK, create_celery
 from dialer.runtime import Runtime, worker_runtime
 from dialer.settings import Settings
@@ -57,6 +60,8 @@ class DialerWorker:
     #: Set when the worker was asked to stop (a signal, Ctrl-C): any other end is a crash.
     stop_requested: threading.Event = field(default_factory=threading.Event, init=False)
     _building: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    #: The metrics exporter of this worker (``DIALER_METRICS_PORT``), once it runs.
+    exporter: Exporter | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.celery = create_celery(self.settings)
@@ -77,6 +82,11 @@ class DialerWorker:
                 self._runtime.close()
                 self._runtime = None
 
+    def close_exporter(self) -> None:
+        if self.exporter is not None:
+            self.exporter.close()
+            self.exporter = None
+
     def _register_tasks(self) -> None:
         # Not shared: a shared task is added to every app created later in the process, so a
         # second app (tests make several) would run the first one's task, with its runtime.
@@ -92,6 +102,39 @@ class DialerWorker:
             return self.runtime().run_dispatch(str(campaign_id))
 
     def _connect_signals(self) -> None:
+        bound: dict[str, Any] = {}  # task id -> its context token, while it runs
+
+        @signals.task_prerun.connect(weak=False)
+        def _bind_ids(task_id: str = "", task: Any = None, args: Any = (), **_: Any) -> None:
+            """The task's ids on every line logged while it runs, Celery's own included
+            (its success or failure line is logged before ``task_postrun``)."""
+            if getattr(task, "app", None) is self.celery:
+                bound[task_id] = context.push(**_task_ids(task.name, args))
+
+        @signals.task_postrun.connect(weak=False)
+        def _unbind_ids(task_id: str = "", **_: Any) -> None:
+            token = bound.pop(task_id, None)
+            if token is not None:
+                context.pop(token)
+
+        @signals.setup_logging.connect(weak=False)
+        def _logging(**_: Any) -> None:
+            """Celery configures no logging of its own when this signal has a receiver: its
+            lines go through the dialer's handler, in the dialer's format."""
+            logs.configure(self.settings.log_level, self.settings.log_format)
+
+        @signals.worker_init.connect(weak=False)
+        def _serve_metrics(sender: Any = None, **_: Any) -> None:
+            """The main process serves the metrics (in multiprocess mode, of its pool's
+            processes too)."""
+            if getattr(sender, "app", None) is self.celery and self.exporter is None:
+                self.exporter = worker_exporter(self.settings)
+
+        @signals.worker_process_shutdown.connect(weak=False)
+        def _process_exited(pid: int | None = None, **_: Any) -> None:
+            """A prefork child exits: its live gauges leave the multiprocess sum."""
+            exposition.process_exited(pid or os.getpid())
+
         @signals.worker_ready.connect(weak=False)
         def _warm_threads(sender: Any, **_: Any) -> None:
             """A pool of threads runs tasks in this process: get its runtime ready before the
@@ -107,12 +150,27 @@ class DialerWorker:
         def _asked_to_stop(sender: Any = None, **_: Any) -> None:
             self.stop_requested.set()
 
+        @signals.worker_shutdown.connect(weak=False)
+        def _stop_serving_metrics(sender: Any = None, **_: Any) -> None:
+            if getattr(sender, "app", None) in (None, self.celery):
+                self.close_exporter()
+
         @signals.worker_process_shutdown.connect(weak=False)  # each process of a prefork pool
         @signals.worker_shutdown.connect(weak=False)  # the worker itself (a pool of threads)
         def _close(sender: Any = None, **_: Any) -> None:
             app = getattr(sender, "app", None)
             if app is None or app is self.celery:  # a prefork child's signal names no app
                 self.close()
+
+
+def _task_ids(name: str, args: Any) -> dict[str, str | int | None]:
+    """The context ids a task's arguments give (a dial's attempt, a dispatch's campaign)."""
+    arg = args[0] if args else None
+    if name == DIAL_TASK:
+        return {"attempt_id": arg}
+    if name == DISPATCH_TASK:
+        return {"campaign_id": arg}
+    return {}
 
 
 def create_worker(settings: Settings) -> DialerWorker:

@@ -21,6 +21,7 @@ from dialer.api.routes import (
     campaigns,
     health,
     lists,
+    metrics,
     phone_numbers,
     recipients,
     suppression,
@@ -28,6 +29,7 @@ from dialer.api.routes import (
 from dialer.clock import utc_now
 from dialer.concurrency.connection import open_redis
 from dialer.db.engine import make_engine, session_factory
+from dialer.observability.processes import api_scrape
 from dialer.runtime import Runtime, api_runtime
 from dialer.settings import Settings
 from dialer.telephony.base import TelephonyProvider
@@ -85,6 +87,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await asyncio.to_thread(ctx.close)  # the backlog's last work, then the runtime
+        app.state.scrape.close()
 
     app = FastAPI(
         title="dialer",
@@ -106,10 +109,20 @@ def create_app(
         provider_factory=_fixed(provider) or (lambda: query_provider(settings, clock)),
     )
     app.state.ctx = ctx
+    app.state.scrape = api_scrape(settings, ctx.sessions, redis)
     errors.install(app)
     openapi.install(app)
     app.add_middleware(RequestGuard, routes=app.router.routes, authenticate=authenticator(ctx))
-    for module in (health, campaigns, recipients, calls, lists, suppression, phone_numbers):
+    for module in (
+        health,
+        campaigns,
+        recipients,
+        calls,
+        lists,
+        suppression,
+        phone_numbers,
+        metrics,
+    ):
         app.include_router(module.router)
     inbound = ApiInbound(ctx)
     for package in all_packages():

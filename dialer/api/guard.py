@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dialer.api import auth, limits
 from dialer.api.errors import error_response, validation_failed
+from dialer.observability import context, metrics
 
 #: Unread body an answer may leave for the server to discard on a kept-alive connection.
 DRAIN_MAX_BYTES = 64 * 1024
@@ -91,16 +92,35 @@ class RequestGuard:
                 await _unauthorized(reason)(scope, receive, send)
                 return
             scope[auth.TENANT_SCOPE_KEY] = tenant
+            with context.bound(tenant_id=tenant):  # on the request's log lines
+                await self._admit(rule, body, headers, scope, receive, send)
+            return
+        await self._admit(rule, body, headers, scope, receive, send)
+
+    async def _admit(
+        self,
+        rule: _RouteRule,
+        body: _Body,
+        headers: Headers,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """The body's checks, then the route."""
         if body.present:
             limit = rule.body.limit(limits.media_type(headers.get("content-type", "")))
             if limit is None:
+                _callback_refused(rule, metrics.MALFORMED)
                 await _unsupported(rule.body)(scope, receive, send)
                 return
             body.limit = limit
             if body.declared is not None and body.declared > limit:
+                _callback_refused(rule, metrics.TOO_LARGE)
                 await _too_large(limit)(scope, receive, send)
                 return
         await body.run(self.app, scope, send)
+        if body.exceeded:
+            _callback_refused(rule, metrics.TOO_LARGE)
 
     def _match(self, scope: Scope) -> _RouteRule | None:
         for rule in self.rules():
@@ -108,6 +128,12 @@ class RequestGuard:
             if match is Match.FULL:
                 return rule
         return None
+
+
+def _callback_refused(rule: _RouteRule, reason: str) -> None:
+    """Count a provider callback the guard refused (on a webhook route)."""
+    if rule.body is limits.WEBHOOK_BODY:
+        metrics.callback_rejected(reason)
 
 
 def _body_rule(route: RouteContext) -> limits.BodyRule:

@@ -24,6 +24,7 @@ from dialer.calls.jobs import DialJob
 from dialer.calls.rebuild import SlotRebuilder
 from dialer.concurrency.slots import CallSlots
 from dialer.db.models import CallAttempt, Campaign
+from dialer.observability import context
 from dialer.policy.attempt_state import AttemptStatus
 from dialer.policy.campaign_state import CampaignStatus
 from dialer.queue.base import TaskQueue
@@ -164,6 +165,7 @@ class Dispatcher:
         result: TickResult,
     ) -> Round:
         """One claim round (one transaction), then the hand-off of what it claimed."""
+        context.add(campaign_id=campaign_id)
         size = self.config.round_size if budget is None else min(self.config.round_size, budget)
         with self._sessions() as session, session.begin():
             claimed = self._claimer.round(

@@ -19,6 +19,7 @@ from dialer.concurrency.keys import SlotScope
 from dialer.concurrency.slots import CallSlots
 from dialer.db.models import CallAttempt, Campaign
 from dialer.errors import ProviderError
+from dialer.observability import metrics
 from dialer.policy.attempt_state import AttemptStatus, Outcome
 
 _ENDED_SCOPE = (
@@ -62,7 +63,10 @@ class Ender:
                 error_code=error_code,
                 error_message=error_message,
             )
-        return None if ended is None else self.free(ended)
+        if ended is None:
+            return None
+        metrics.call_ended(ended.outcome, retry=ended.retry)
+        return self.free(ended)
 
     def refused(self, attempt_id: int, exc: ProviderError) -> Freed | None:
         """End an attempt whose call the provider refused for good: ``failed``, with its code."""

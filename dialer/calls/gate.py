@@ -22,6 +22,7 @@ from dialer.concurrency.rate.base import Rate
 from dialer.concurrency.rate.fair import TenantShare
 from dialer.concurrency.stores import ConcurrencyStores
 from dialer.errors import SlotsLost
+from dialer.observability import metrics
 
 
 class StartGate:
@@ -74,6 +75,7 @@ class StartGate:
         """
         rates, share = self.rates(job)
         wait_s = self._pacer.try_acquire(rates, share)
+        metrics.paced(wait_s, in_place_s=self._config.pace_wait_here_s)
         if 0 < wait_s <= self._config.pace_wait_here_s:
             self._sleep(wait_s)
             wait_s = self._pacer.try_acquire(rates, share)

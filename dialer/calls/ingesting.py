@@ -25,6 +25,7 @@ from dialer.calls.jobs import AttemptRow, Ended, Freed
 from dialer.db.bulk import insert_ignoring_conflicts_on, is_postgres
 from dialer.db.models import CallAttempt, CallEvent, Campaign
 from dialer.errors import ProviderError
+from dialer.observability import context, metrics
 from dialer.policy.attempt_state import AttemptState, AttemptStatus, Outcome, advance
 from dialer.telephony.base import CallInfo, CallStatus, TelephonyProvider
 from dialer.telephony.events import (
@@ -53,6 +54,8 @@ class Ingested:
     #: Nothing applied: a completed call with no AMD verdict yet; ask the provider, then
     #: ingest again with its answer (see ``ask_verdict``).
     needs_verdict: bool = False
+    #: Nothing applied: no such attempt, or the event names another call than the attempt's.
+    unknown: bool = False
 
 
 class Ingestor:
@@ -92,6 +95,8 @@ class Ingestor:
         if result.needs_verdict:
             event = replace(event, answered_by=self._verdict(attempt_id, event))
             result = self._once(attempt_id, event, ask_verdict=False)
+        if result.unknown:
+            metrics.callback_rejected(metrics.UNKNOWN_CALL)
         return result.ended
 
     def free(self, ended: Ended | None) -> Freed | None:
@@ -133,7 +138,7 @@ class Ingestor:
 
     def _once(self, attempt_id: int, event: ProviderEvent, *, ask_verdict: bool) -> Ingested:
         with self._sessions() as session, session.begin():
-            return ingest(
+            result = ingest(
                 session,
                 attempt_id,
                 event,
@@ -141,6 +146,9 @@ class Ingestor:
                 unknown_is_machine=self._unknown_is_machine,
                 ask_verdict=ask_verdict,
             )
+        if result.ended is not None:
+            metrics.call_ended(result.ended.outcome, retry=result.ended.retry)
+        return result
 
     def _verdict(self, attempt_id: int, event: ProviderEvent) -> str | None:
         """The AMD verdict of a completed call that came with none and found none stored."""
@@ -189,8 +197,9 @@ def ingest(
     stmt = statements.INGEST_LOCK if is_postgres(session) else statements.INGEST_READ
     found = session.execute(stmt, {"attempt_id": attempt_id}).one_or_none()
     if found is None:
-        return Ingested(False)
+        return Ingested(False, unknown=True)
     row = AttemptRow(*found)
+    context.add(campaign_id=row.campaign_id, recipient_id=row.recipient_id, attempt_id=row.id)
     changes: dict[str, Any] = {}
     result = _decide(session, row, event, changes, now, unknown_is_machine, ask_verdict)
     ended = states.progress(session, row, changes, now=now)
@@ -218,7 +227,7 @@ def _decide(
             event.provider_call_id,
             row.provider_call_id,
         )
-        return Ingested(False)
+        return Ingested(False, unknown=True)
     if (
         ask_verdict
         and event.call_status is CallStatus.COMPLETED

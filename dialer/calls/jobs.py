@@ -64,6 +64,16 @@ class DialJob:
         return SlotScope(self.campaign_id, self.tenant_id, self.from_)
 
     @property
+    def log_ids(self) -> dict[str, str | int]:
+        """The ids a log line about this job carries (never its numbers)."""
+        return {
+            "tenant_id": self.tenant_id,
+            "campaign_id": self.campaign_id,
+            "recipient_id": self.recipient_id,
+            "attempt_id": self.attempt_id,
+        }
+
+    @property
     def claim(self) -> SlotClaim:
         """The attempt's request for its slots."""
         return SlotClaim(self.attempt_id, self.scope, self.limits)
@@ -77,6 +87,8 @@ class Ended:
     campaign_id: str
     outcome: Outcome
     scope: SlotScope
+    #: The end made its recipient due again (the retry policy scheduled another attempt).
+    retry: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ Order of operations for a dial task, and why:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +44,7 @@ from dialer.errors import (
     RetryableProviderError,
     TerminalProviderError,
 )
+from dialer.observability import context, metrics
 from dialer.policy.attempt_state import AttemptStatus
 from dialer.policy.screen import CallNow, Decision, RecipientFacts, screen
 from dialer.queue.base import TaskQueue
@@ -104,6 +106,7 @@ class Placer:
                 self._ender.free_if_ended(session, attempt_id)
                 return Dialed(DialResult.NOT_QUEUED)
             job, now = queued.job, self._clock()
+            context.add(run_id=queued.campaign.current_run_id, **job.log_ids)
             decision = screen(queued.recipient, facts.campaign_facts(queued.campaign), now)
             turned_away, waiting = None, None
             if not isinstance(decision, CallNow):
@@ -130,6 +133,8 @@ class Placer:
             return Dialed(DialResult.SLOTS_LOST)
         if turned_away is not None:
             ended = turned_away.ended
+            if ended is not None:
+                metrics.call_ended(ended.outcome, retry=ended.retry)
             freed = None if ended is None else self._ender.free(ended)
             return Dialed(DialResult.SCREENED_OUT, freed, decision)
         return self._place(job)
@@ -161,6 +166,8 @@ class Placer:
         self.dial(NO_ATTEMPT)
 
     def _place(self, job: DialJob) -> Dialed:
+        """Ask the provider for the call of ``job``, claimed (committed) just before."""
+        claimed_at = time.perf_counter()
         if job.from_ is None:
             refused = TerminalProviderError("the attempt has no number to call from")
             return Dialed(DialResult.REFUSED, self._ender.refused(job.attempt_id, refused))
@@ -190,6 +197,7 @@ class Placer:
             )
             resolved = self._resolver.resolve(job.attempt_id, since=sent_at)
             return Dialed(_RESOLVED[resolved.resolution], resolved.freed)
+        metrics.provider_accepted(time.perf_counter() - claimed_at)
         with self._sessions() as session, session.begin():
             states.record_dial(
                 session, job.attempt_id, self._provider.name, placed.provider_call_id

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialer.concurrency.slots import CallSlots
 from dialer.concurrency.truth import SlotTruth, read_truth
 from dialer.errors import SlotsLost
+from dialer.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class SlotRebuilder:
                 log.warning("semaphore: its store lost its data again during a rebuild")
                 return False
             self.rebuilds += 1
+            metrics.repaired(metrics.SLOTS_REBUILT)
             self.last_rebuild_s = time.monotonic() - started
             log.warning(
                 "semaphore: its store was empty or had lost its holders; "

@@ -27,6 +27,7 @@ from dialer.calls.dispatch import Dispatcher
 from dialer.calls.gate import StartGate
 from dialer.calls.jobs import Freed
 from dialer.calls.placing import Placer
+from dialer.observability import context, metrics
 from dialer.queue.base import TaskQueue
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,10 @@ class Refiller:
             start_here=StartHere(1, self._gate.take_pace),
         )
         for job in first.started:
-            freed = self._placer.place_started(job).freed
+            with context.bound(**job.log_ids):
+                dialed = self._placer.place_started(job)
+            metrics.dialed(dialed.result)
+            freed = dialed.freed
             if freed is not None:
                 # Ended inside a refill (refused outright): the queue refills it, no nesting.
                 self._queue.dispatch(freed.campaign_id)

@@ -269,7 +269,7 @@ def end(
     if error_code is not None:
         attempt.error_code = error_code[:30]
         attempt.error_message = error_message
-    return _ended(session, attempt, _settle(session, attempt, now=now))
+    return _ended(session, attempt, *_settle(session, attempt, now=now))
 
 
 def progress(
@@ -284,7 +284,7 @@ def progress(
     if outcome is None:
         return None
     ending = _Ending(row.id, row.campaign_id, row.recipient_id, row.from_number, outcome)
-    return _ended(session, ending, _settle(session, ending, now=now))
+    return _ended(session, ending, *_settle(session, ending, now=now))
 
 
 # -- campaign actions (bulk) ---------------------------------------------------------------
@@ -351,17 +351,19 @@ class _Ending:
     outcome: Outcome
 
 
-def _settle(session: Session, attempt: CallAttempt | _Ending, *, now: datetime) -> Campaign | None:
+def _settle(
+    session: Session, attempt: CallAttempt | _Ending, *, now: datetime
+) -> tuple[Campaign | None, bool]:
     """Count the outcome and move the recipient on (retry policy, windows, campaign state);
     returns the campaign when it was loaded (the session holds it weakly: the caller keeps it
-    for :func:`_ended`)."""
+    for :func:`_ended`), and whether the recipient is due again (a retry)."""
     outcome = attempt.outcome
     assert outcome is not None
     counters.bump(session, attempt.campaign_id, {counters.outcome_key(outcome): 1})
     recipient = _recipient(session, attempt.recipient_id)
     if recipient.status not in (RecipientStatus.IN_FLIGHT, RecipientStatus.QUEUED):
         recipient.last_outcome = outcome
-        return None  # already ended by a stop or window close while the call was live
+        return None, False  # already ended by a stop or window close while the call was live
     campaign = session.get_one(Campaign, attempt.campaign_id, options=[statements.END_COLUMNS])
     recipient.last_outcome = outcome  # after the load, whose autoflush would write it alone
     window = facts.window_of(campaign)
@@ -377,18 +379,22 @@ def _settle(session: Session, attempt: CallAttempt | _Ending, *, now: datetime) 
     if settled.retry_at is not None:
         recipient.next_attempt_at = settled.retry_at
     _move(session, recipient, settled.status, now=now, reason=settled.reason)
-    return campaign
+    return campaign, settled.retry_at is not None
 
 
 def _ended(
-    session: Session, attempt: CallAttempt | _Ending, campaign: Campaign | None = None
+    session: Session,
+    attempt: CallAttempt | _Ending,
+    campaign: Campaign | None = None,
+    retry: bool = False,
 ) -> Ended:
-    """The record of ``attempt``'s end; pass its campaign when this transaction loaded it."""
+    """The record of ``attempt``'s end; pass its campaign when this transaction loaded it,
+    and ``retry`` when the end made its recipient due again."""
     assert attempt.outcome is not None
     if campaign is None:
         campaign = session.get_one(Campaign, attempt.campaign_id, options=[statements.END_COLUMNS])
     scope = SlotScope(attempt.campaign_id, campaign.tenant_id, attempt.from_number)
-    return Ended(attempt.id, attempt.campaign_id, attempt.outcome, scope)
+    return Ended(attempt.id, attempt.campaign_id, attempt.outcome, scope, retry)
 
 
 def _move(

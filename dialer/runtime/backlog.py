@@ -10,6 +10,8 @@ ended calls and its ticks dispatch what is due.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import queue
 import threading
@@ -40,7 +42,9 @@ class Backlog:
         self.failed = 0
 
     def submit(self, what: str, work: Callable[[], None]) -> bool:
-        """Run ``work`` soon on a backlog thread; False (dropped) when the backlog is full."""
+        """Run ``work`` soon on a backlog thread, in a copy of the caller's context (its log
+        ids); False (dropped) when the backlog is full."""
+        work = functools.partial(contextvars.copy_context().run, work)
         with self._lock:
             if not self._started:
                 self._started = True

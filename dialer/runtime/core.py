@@ -37,6 +37,7 @@ from dialer.calls.sweep import Sweeper, SweepReport
 from dialer.clock import utc_now
 from dialer.concurrency.stores import ConcurrencyStores
 from dialer.db.engine import make_engine, session_factory
+from dialer.observability import context, metrics
 from dialer.queue.base import TaskQueue
 from dialer.settings import Settings
 from dialer.telephony.base import TelephonyProvider
@@ -90,22 +91,30 @@ class Runtime:
 
     def run_dial(self, attempt_id: int) -> Dialed:
         """The dial task: place the call of one queued attempt, at most once."""
-        dialed = self.placer.dial(attempt_id)
-        self._freed(dialed.freed)
+        with context.bound(attempt_id=attempt_id):
+            dialed = self.placer.dial(attempt_id)
+            metrics.dialed(dialed.result)
+            self._freed(dialed.freed)
         return dialed
 
     def run_dispatch(self, campaign_id: str) -> int:
         """The dispatch task: slots of the campaign freed (a call the API took in ended, a dial
         failed in a refill, the campaign started); the first call claimed is dialed here."""
-        self.queue.dispatch_started(campaign_id)
-        if self.closing.is_set():
-            return 0
-        return self.refiller.refill(campaign_id)
+        with context.bound(campaign_id=campaign_id):
+            self.queue.dispatch_started(campaign_id)
+            if self.closing.is_set():
+                return 0
+            return self.refiller.refill(campaign_id)
 
     def take_event(self, attempt_id: int | str, event: ProviderEvent) -> Freed | None:
-        """A provider event: a webhook's, or the simulator's."""
-        freed = self.ingestor.ingest(int(attempt_id), event)
-        self._freed(freed)
+        """A provider event reported in process (the simulator's): counted and timed as a
+        callback (a webhook's is, by its route)."""
+        with (
+            context.bound(attempt_id=int(attempt_id), call_sid=event.provider_call_id),
+            metrics.callback(event.kind),
+        ):
+            freed = self.ingestor.ingest(int(attempt_id), event)
+            self._freed(freed)
         return freed
 
     def record_event(self, attempt_id: int | str, event: ProviderEvent) -> AfterEvent:
@@ -134,6 +143,8 @@ class Runtime:
     def reap(self, now: datetime) -> ReapReport:
         """Look up stuck attempts at the provider (the scheduler's reconcile)."""
         report = self.reaper.reap(now)
+        for verdict in report.verdicts.values():
+            metrics.reaped(verdict.value)
         for freed in report.freed:
             self._freed(freed)
         return report
@@ -141,6 +152,9 @@ class Runtime:
     def sweep(self, now: datetime) -> SweepReport:
         """Ask the provider about calls we have heard nothing of (lost callbacks)."""
         report = self.sweeper.sweep(now)
+        metrics.swept(metrics.SWEEP_FETCHED, report.fetched)
+        metrics.swept(metrics.SWEEP_ENDED, len(report.ended))
+        metrics.swept(metrics.SWEEP_FAILED, report.failed)
         for freed in report.freed:
             self._freed(freed)
         return report

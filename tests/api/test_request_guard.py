@@ -107,13 +107,16 @@ def test_the_route_gets_the_tenant_the_guard_authenticated_without_a_second_look
     assert len([q for q in queries if "api_keys" in q]) == 1
 
 
-def test_public_routes_are_the_probes_the_documents_and_the_webhooks(app: FastAPI) -> None:
+def test_public_routes_are_the_probes_the_documents_the_metrics_and_the_webhooks(
+    app: FastAPI,
+) -> None:
     public = {
         route.path for route in iter_route_contexts(app.routes) if not auth.requires_tenant(route)
     }
     assert public == {
         "/healthz",
         "/readyz",
+        "/metrics",
         "/openapi.json",
         "/docs",
         "/docs/oauth2-redirect",

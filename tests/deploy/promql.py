@@ -1,7 +1,8 @@
 """The metric families the dashboards and alerts may use, and a reader of PromQL's metric names.
 
 The families are the dialer's metrics contract (docs/operations.md, "Metrics"): names, types
-and labels that the exporting code and these files agree on. No PromQL parser is available
+and labels that the exporting code and these files agree on, the one list the tests of the
+scrapes check (tests/observability/scrape.py). No PromQL parser is available
 offline (promtool is a Go binary), so :func:`series_in` strips what is not a metric name
 (strings, label matchers, ranges, grouping clauses, function names, keywords) and returns
 what is left: enough to catch a misspelt or unknown metric, and a function applied to the
@@ -11,32 +12,17 @@ wrong type of series.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, cast
+
+from tests.observability.scrape import CONTRACT
 
 Kind = Literal["counter", "gauge", "histogram"]
 
-#: name -> (type, labels)
+#: name -> (type, labels): the contract the scrape tests check the dialer's own metrics
+#: against (counters named with their ``_total``, as a query selects them).
 FAMILIES: dict[str, tuple[Kind, frozenset[str]]] = {
-    "dialer_campaign_calls_in_flight": ("gauge", frozenset({"campaign", "tenant"})),
-    "dialer_campaign_slots_in_use": ("gauge", frozenset({"campaign", "tenant"})),
-    "dialer_campaign_slots_limit": ("gauge", frozenset({"campaign", "tenant"})),
-    "dialer_campaign_recipients": ("gauge", frozenset({"campaign", "tenant", "state"})),
-    "dialer_dials_total": ("counter", frozenset({"result"})),
-    "dialer_call_outcomes_total": ("counter", frozenset({"outcome"})),
-    "dialer_retries_scheduled_total": ("counter", frozenset({"outcome"})),
-    "dialer_dial_latency_seconds": ("histogram", frozenset()),
-    "dialer_callbacks_received_total": ("counter", frozenset({"kind"})),
-    "dialer_callbacks_rejected_total": ("counter", frozenset({"reason"})),
-    "dialer_callback_seconds": ("histogram", frozenset()),
-    "dialer_scheduler_tick_seconds": ("histogram", frozenset()),
-    "dialer_scheduler_dispatched_total": ("counter", frozenset()),
-    "dialer_reconcile_repairs_total": ("counter", frozenset({"kind"})),
-    "dialer_reaper_actions_total": ("counter", frozenset({"action"})),
-    "dialer_sweep_actions_total": ("counter", frozenset({"action"})),
-    "dialer_pacer_waits_total": ("counter", frozenset({"scope"})),
-    "dialer_pacer_wait_seconds": ("histogram", frozenset()),
-    "dialer_queue_depth": ("gauge", frozenset({"queue"})),
-    "dialer_build_info": ("gauge", frozenset({"version", "role"})),
+    (f"{name}_total" if kind == "counter" else name): (cast(Kind, kind), labels)
+    for name, (kind, labels) in CONTRACT.items()
 }
 #: Series Prometheus makes itself for every target, and the labels scrape configs add.
 BUILTIN_SERIES = {"up": "gauge"}

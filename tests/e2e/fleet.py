@@ -152,7 +152,11 @@ def wait_for(
 
 
 def base_env(**extra: str) -> dict[str, str]:
-    """The test's environment without any DIALER_* or proxy variable, plus ``extra``."""
+    """The test's environment without any DIALER_* or proxy variable, plus ``extra``.
+
+    Logs are text unless ``extra`` says otherwise: the helpers that read a process's log
+    (:func:`wait_worker_ready`, :func:`dial_tasks_unfinished`, the chaos runs' searches) read
+    its text lines."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -161,6 +165,7 @@ def base_env(**extra: str) -> dict[str, str]:
     }
     env["NO_PROXY"] = env["no_proxy"] = f"{LOCALHOST},localhost"
     env["PYTHONUNBUFFERED"] = "1"
+    env["DIALER_LOG_FORMAT"] = "text"
     env.update(extra)
     return env
 

@@ -15,6 +15,8 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from dialer.errors import ValidationError
+from dialer.observability import context, metrics
 from dialer.settings import Settings
 from dialer.telephony.events import EventKind
 from dialer.telephony.providers import Inbound
@@ -33,10 +35,18 @@ def router(settings: Settings, inbound: Inbound) -> APIRouter:
     verify = _Verifier(settings)
 
     async def event(request: Request, attempt_id: int, kind: EventKind) -> Response:
-        params = await verify(request)
-        if params is None:
-            return _forbidden()
-        await run_in_threadpool(inbound.ingest, attempt_id, parse_event(kind, params))
+        with context.bound(attempt_id=attempt_id), metrics.callback(kind):
+            params = await verify(request)
+            if params is None:
+                metrics.callback_rejected(metrics.BAD_SIGNATURE)
+                return _forbidden()
+            try:
+                parsed = parse_event(kind, params)
+            except ValidationError:
+                metrics.callback_rejected(metrics.MALFORMED)
+                raise
+            context.add(call_sid=parsed.provider_call_id)
+            await run_in_threadpool(inbound.ingest, attempt_id, parsed)
         return Response(status_code=204)
 
     @routes.post("/{attempt_id}/status", status_code=204, responses={403: {}})

@@ -135,7 +135,9 @@ def test_import_refuses_bad_files_and_another_tenants_campaign(
     headless.write_text("number,name\n+12125552001,Bob\n")
     bad = dialer("campaign", "import", campaign_id, str(headless), "--user-id", "alice")
     assert bad.exit_code == 2
-    assert bad.stderr.strip() == "error: file: the header has no phone_number column"
+    assert bad.stderr.strip() == (
+        "error: file: the header has no phone_number column; found 2 columns: 'number', 'name'"
+    )
 
     good = tmp_path / "good.csv"
     good.write_text("phone_number\n+12125552001\n")

@@ -119,11 +119,23 @@ def pause(campaign_id: CampaignId, user_id: UserId) -> None:
 
 
 @campaign_app.command("stop")
-def stop(campaign_id: CampaignId, user_id: UserId) -> None:
-    """End the campaign: recipients not called yet are canceled; calls in flight finish."""
+def stop(
+    campaign_id: CampaignId,
+    user_id: UserId,
+    hang_up: Annotated[
+        bool,
+        typer.Option(
+            "--hang-up",
+            help="Also end the calls in flight through the provider (as the API's stop with "
+            '{"hang_up": true}); without it they finish on their own.',
+        ),
+    ] = False,
+) -> None:
+    """End the campaign: recipients not called yet are canceled; calls in flight finish, or
+    are hung up with --hang-up."""
     from dialer.operator import commands
 
-    commands.act(user_id, campaign_id, CampaignAction.STOP)
+    commands.act(user_id, campaign_id, CampaignAction.STOP, hang_up=hang_up)
 
 
 @campaign_app.command("export")

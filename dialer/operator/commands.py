@@ -363,7 +363,7 @@ def _estimated_rows(path: Path) -> int | None:
 # -- start, pause, stop --------------------------------------------------------------------
 
 
-def act(user_id: str, campaign_id: str, action: CampaignAction) -> None:
+def act(user_id: str, campaign_id: str, action: CampaignAction, *, hang_up: bool = False) -> None:
     with operating(user_id) as op:
 
         def act(session: Session) -> tuple[str, str | None]:
@@ -376,6 +376,31 @@ def act(user_id: str, campaign_id: str, action: CampaignAction) -> None:
     typer.echo(f"campaign {campaign_id}: {status}" + (f" ({reason})" if reason else ""))
     if status == CampaignStatus.RUNNING.value and not settings.embedded:
         _ask_dispatch(settings, campaign_id)
+    if hang_up:
+        _hang_up(settings, campaign_id)
+
+
+def _hang_up(settings: Settings, campaign_id: str) -> None:
+    """End the stopped campaign's calls in flight through the provider, as the API's stop with
+    ``hang_up`` does (:mod:`dialer.calls.hanging_up`): each answer is recorded as the call's
+    own end would be, which frees its slot. Exit 1 when a call could not be hung up."""
+    from dialer.runtime import api_runtime
+
+    runtime = api_runtime(settings)
+    try:
+        report = runtime.hang_up_campaign(campaign_id)
+    finally:
+        runtime.close()
+    typer.echo(
+        f"hung up {report.asked - len(report.failed)} of {report.asked} calls in flight"
+        + (f"; {report.unplaced} dials still without a call id" if report.unplaced else "")
+    )
+    if report.failed:
+        fail(
+            f"{len(report.failed)} calls could not be hung up (attempts "
+            f"{', '.join(map(str, report.failed))}); they end on their own",
+            REFUSED,
+        )
 
 
 def _ask_dispatch(settings: Settings, campaign_id: str) -> None:

@@ -646,7 +646,8 @@ def _attempt_view(fleet: Fleet, attempt_id: int) -> dict[str, Any]:
         }
 
 
-def test_stop_with_hang_up_ends_the_calls_in_flight_at_the_carrier(fleet: Fleet) -> None:
+@pytest.mark.parametrize("via", ["api", "cli"])
+def test_stop_with_hang_up_ends_the_calls_in_flight_at_the_carrier(fleet: Fleet, via: str) -> None:
     # Real time, and calls that would talk until the 20 s time limit: a call that ends well
     # before it ended because it was hung up.
     fleet.carrier.carrier.reconfigure(
@@ -658,11 +659,11 @@ def test_stop_with_hang_up_ends_the_calls_in_flight_at_the_carrier(fleet: Fleet)
         ),
         faults=Faults(),
     )
-    phones = numbers(6, 4000)
+    phones = numbers(6, 4000 if via == "api" else 4100)
     caller = "+14155550104"
     with collecting_failures(fleet.processes), fleet.client() as client:
         campaign_id = create_and_start(
-            fleet, phones, caller=caller, max_concurrency=3, name="e2e-hang-up"
+            fleet, phones, caller=caller, max_concurrency=3, name=f"e2e-hang-up-{via}"
         )
 
         def talking() -> list[dict[str, Any]] | None:
@@ -680,7 +681,13 @@ def test_stop_with_hang_up_ends_the_calls_in_flight_at_the_carrier(fleet: Fleet)
         assert waiting["due"] == 3, waiting
 
         stopped_at = time.monotonic()
-        json_of(client.post(f"/campaign/{campaign_id}/stop", json={"hang_up": True}), 200)
+        if via == "api":
+            json_of(client.post(f"/campaign/{campaign_id}/stop", json={"hang_up": True}), 200)
+        else:
+            said = run_dialer(
+                "campaign", "stop", campaign_id, "--user-id", USER_ID, "--hang-up", env=fleet.env
+            )
+            assert said.splitlines()[-1] == "hung up 3 of 3 calls in flight", said
 
         def all_ended() -> bool | None:
             attempts = attempts_of(fleet, campaign_id)
@@ -697,4 +704,6 @@ def test_stop_with_hang_up_ends_the_calls_in_flight_at_the_carrier(fleet: Fleet)
             fleet, campaign_id, phones, caller=caller, max_concurrency=3, api_body=body
         )
     assert body["counts"]["canceled"] == 3, body["counts"]
-    print(f"\n[e2e] stop with hang-up: calls ended {ended_after_s:.1f}s after it; {figures}")
+    print(
+        f"\n[e2e] stop with hang-up ({via}): calls ended {ended_after_s:.1f}s after it; {figures}"
+    )

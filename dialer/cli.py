@@ -181,8 +181,9 @@ def worker(
         False, "--events", "-E", help="Send task events (for Flower and celery events)."
     ),
 ) -> None:
-    """Run a Celery worker (needs DIALER_REDIS_URL; the broker is DIALER_BROKER_URL, Redis
-    or RabbitMQ): dial tasks and slot-freed dispatch.
+    """Run a Celery worker: dial tasks and slot-freed dispatch (needs DIALER_REDIS_URL).
+
+    Celery's broker is DIALER_BROKER_URL (Redis or RabbitMQ), Redis's by default.
 
     The tasks wait on the provider's API and the database far more than they compute, so one
     process runs them in threads, sharing one runtime (pools of connections, the simulator);

@@ -4,8 +4,10 @@ One round is one transaction: read the campaign's due recipients from the
 ``ix_recipients_due`` index (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several schedulers
 never claim the same rows; on SQLite the claim's compare-and-set does it and one scheduler is
 enough), screen each (:func:`~dialer.policy.screen.screen_recipient`, the same screen the dial
-path applies), create the attempts, take their slots (all layers or none), and move the
-recipients on. The cost of a round follows the calls it claims, never the campaign's size.
+path applies), reserve their starts (the pace, :meth:`~dialer.calls.gate.StartGate.reserve`:
+only the calls the pace lets start soon are claimed, each with the wait to its instant),
+create the attempts, take their slots (all layers or none), and move the recipients on. The
+cost of a round follows the calls it claims, never the campaign's size.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dialer.calls import completion, facts, statements, states
+from dialer.calls.gate import CallStart
 from dialer.calls.jobs import DialJob
 from dialer.concurrency.slots import CallSlots
 from dialer.db.bulk import is_postgres
@@ -71,6 +74,11 @@ class Screened:
             self.recipients[recipient_id] = decision
 
 
+#: Reserves the starts of calls about to be claimed: each one's wait in seconds, None for one
+#: not to be claimed now (:meth:`~dialer.calls.gate.StartGate.reserve`).
+Reserve = Callable[[Sequence[CallStart]], list[float | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class Round:
     """What one round claimed (attempt ids), which of them it started, and whether the
@@ -79,6 +87,8 @@ class Round:
     claimed: list[int] = field(default_factory=list)
     started: list[DialJob] = field(default_factory=list)
     more: bool = False
+    #: Attempt id -> seconds until its reserved start (its dial task's countdown).
+    waits: dict[int, float] = field(default_factory=dict)
     #: The slots' store had lost its holders: nothing was admitted. The caller rebuilds it,
     #: after the round's transaction (never inside: the rebuild waits for dials under way).
     slots_lost: bool = False
@@ -90,11 +100,15 @@ _NOTHING = Round()
 class Claimer:
     """Runs claim rounds against one slot store."""
 
-    def __init__(self, slots: CallSlots, *, queue_lease_s: float) -> None:
+    def __init__(
+        self, slots: CallSlots, *, queue_lease_s: float, reserve: Reserve | None = None
+    ) -> None:
         """``queue_lease_s``: the lease of a claimed attempt's slots until a worker renews
-        them for the call, in seconds."""
+        them for the call, in seconds. ``reserve``: the pace reserved at the claim (without
+        it, every call is claimed to start now and takes its pace at the dial)."""
         self._slots = slots
         self._queue_lease_s = queue_lease_s
+        self._reserve = reserve
 
     def round(
         self,
@@ -143,11 +157,14 @@ class Claimer:
             return Round(slots_lost=True)
         start = start_here.count if start_here is not None else 0
         pace = start_here.pace if start_here is not None else None
-        started = states.admit(session, campaign.id, admitted, start=start, may_start=pace, now=now)
-        claimed = [job.attempt_id for job, _ in admitted]
-        # Come back while slots may be left: the round's size stopped it, or screening did.
+        jobs = [(job, recipient) for job, recipient, _ in admitted]
+        started = states.admit(session, campaign.id, jobs, start=start, may_start=pace, now=now)
+        claimed = [job.attempt_id for job, _ in jobs]
+        waits = {job.attempt_id: wait_s for job, _, wait_s in admitted if wait_s > 0}
+        # Come back while slots may be left: the round's size stopped it, or screening did
+        # (not the pace: it has nothing more to give until later).
         left = want < free or len(claimed) < want
-        return Round(claimed, started, not full and len(rows) >= want and left)
+        return Round(claimed, started, not full and len(rows) >= want and left, waits)
 
     def _admit(
         self,
@@ -156,17 +173,34 @@ class Claimer:
         tenant_caps: tuple[int | None, float | None],
         chosen: list[Recipient],
         now: datetime,
-    ) -> tuple[list[tuple[DialJob, Recipient]], bool, bool]:
-        """Create the attempts of ``chosen`` and take their slots, in a fixed number of
-        statements; those refused a slot are dropped. Returns the admitted (job, recipient)
-        pairs, whether a slot was refused, and whether the slots' store had lost its holders
-        (then none is admitted). ``tenant_caps``: the tenant's ``max_concurrency`` and
-        ``max_cps``."""
+    ) -> tuple[list[tuple[DialJob, Recipient, float]], bool, bool]:
+        """Reserve the starts of ``chosen``, create the attempts of those given one and take
+        their slots, in a fixed number of statements; those refused a slot are dropped.
+        Returns the admitted (job, recipient, wait to its start) triples, whether the pace or
+        a slot refused any, and whether the slots' store had lost its holders (then none is
+        admitted). ``tenant_caps``: the tenant's ``max_concurrency`` and ``max_cps``."""
         if not chosen:
             return [], False, False
         callers = _callers(session, campaign.id, chosen)
         numbers = [_from_number(campaign, _caller(callers, r)) for r in chosen]
         tenant_limit, tenant_cps = tenant_caps
+        waits: list[float | None] = [0.0] * len(chosen)
+        if self._reserve is not None:
+            waits = self._reserve(
+                [
+                    CallStart(r.id, campaign.tenant_id, number, tenant_cps)
+                    for r, number in zip(chosen, numbers, strict=True)
+                ]
+            )
+        paced = None in waits
+        if paced:
+            # Not claimed now: no start soon enough (their recipients stay due, untouched).
+            given = [i for i, wait_s in enumerate(waits) if wait_s is not None]
+            chosen = [chosen[i] for i in given]
+            numbers = [numbers[i] for i in given]
+            waits = [waits[i] for i in given]
+            if not chosen:
+                return [], True, False
         ids = states.new_attempts(session, campaign, list(zip(chosen, numbers, strict=True)), now)
         jobs = [
             DialJob.of(
@@ -187,13 +221,14 @@ class Claimer:
             states.drop_refused(session, [job.attempt_id for job in jobs])
             return [], True, True
         refused = [job.attempt_id for job, a in zip(jobs, admissions, strict=True) if not a]
+        # Their reserved starts lapse unused.
         states.drop_refused(session, refused)
         admitted = [
-            (job, recipient)
-            for job, recipient, a in zip(jobs, chosen, admissions, strict=True)
+            (job, recipient, wait_s or 0.0)
+            for job, recipient, wait_s, a in zip(jobs, chosen, waits, admissions, strict=True)
             if a
         ]
-        return admitted, bool(refused), False
+        return admitted, paced or bool(refused), False
 
 
 def _screen(

@@ -115,10 +115,14 @@ def fleet(
     worker_threads: int,
     scheduler: bool = True,
     worker_command: Sequence[str] | None = None,
+    profile: tuple[Path, float] | None = None,
 ) -> Iterator[Fleet]:
     """``workers`` worker processes (``worker_command``, default ``dialer worker``) and a
     scheduler, up (the workers answer pings) for the block, stopped (SIGTERM, then SIGKILL)
-    after it; the Redis database is flushed before and after."""
+    after it; the Redis database is flushed before and after.
+
+    ``profile`` (a directory, seconds): each worker runs under ``py-spy record`` for that long
+    from its start, its samples written to ``worker-N.txt`` there (collapsed stacks)."""
     from dialer.queue.celery import create_celery
     from dialer.settings import Settings
 
@@ -131,12 +135,17 @@ def fleet(
     running = Fleet(redis_url, workers)
     files = contextlib.ExitStack()
     try:
-        for _ in range(workers):
+        for n in range(workers):
             log = files.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 (closed by files)
             running.logs.append(log)
+            spy: list[str] = []
+            if profile is not None:
+                out = profile[0] / f"worker-{n}.txt"
+                spy = ["py-spy", "record", "--format", "raw", "-d", str(int(profile[1]))]
+                spy = [*spy, "-o", str(out), "--"]
             running.procs.append(
                 subprocess.Popen(
-                    command,
+                    [*spy, *command],
                     env=full_env,
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -51,6 +51,12 @@ NOOP_TASKS = int(os.environ.get("THROUGHPUT_NOOP_TASKS", "6000"))
 MAX_CONCURRENCY = 100
 THREADS = 6
 RESULTS = Path("bench/results/throughput.json")
+#: THROUGHPUT_PROFILE=DIR: the dialer's workers run under py-spy for the first
+#: THROUGHPUT_PROFILE_S seconds (default 40), their samples written to DIR as collapsed stacks
+#: (where the time goes). py-spy must be on the PATH; it stops its worker when it stops, so a
+#: profiling run's figures are not the bench's (nor does its campaign finish).
+PROFILE_DIR = os.environ.get("THROUGHPUT_PROFILE")
+PROFILE_S = float(os.environ.get("THROUGHPUT_PROFILE_S", "40"))
 POLL_S = 0.05
 PROFILE = "weights=human=1;setup=fixed:0;ring=fixed:0;amd=fixed:0;talk=fixed:0"
 #: The queue the no-op workers listen to until they are told to consume the measured one.
@@ -71,7 +77,10 @@ def dialer_rate(url: str, workers: int) -> dict[str, Any]:
         "DIALER_SCHEDULER_INTERVAL_S": "0.5",
         "DIALER_LOG_LEVEL": "WARNING",
     }
-    with fleet(url, REDIS, env, workers=workers, worker_threads=THREADS) as running:
+    profile = (Path(PROFILE_DIR), PROFILE_S) if PROFILE_DIR else None
+    with fleet(
+        url, REDIS, env, workers=workers, worker_threads=THREADS, profile=profile
+    ) as running:
         client = redis.Redis.from_url(REDIS)
         engine = sa.create_engine(url)
         sessions = session_factory(engine)
@@ -82,7 +91,8 @@ def dialer_rate(url: str, workers: int) -> dict[str, Any]:
             campaigns.act(session, tenant_id, campaign_id, CampaignAction.START, now=utc_now())
         queue.dispatch(campaign_id)
         status = CampaignStatus.RUNNING
-        while time.perf_counter() < started + 600 and status is not CampaignStatus.COMPLETED:
+        limit_s = 600.0 if profile is None else PROFILE_S
+        while time.perf_counter() < started + limit_s and status is not CampaignStatus.COMPLETED:
             time.sleep(POLL_S)
             with sessions() as session:
                 status = session.get_one(Campaign, campaign_id).status

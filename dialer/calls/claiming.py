@@ -4,9 +4,9 @@ One round is one transaction: read the campaign's due recipients from the
 ``ix_recipients_due`` index (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several schedulers
 never claim the same rows; on SQLite the claim's compare-and-set does it and one scheduler is
 enough), screen each (:func:`~dialer.policy.screen.screen_recipient`, the same screen the dial
-path applies), reserve their starts (the pace, :meth:`~dialer.calls.gate.StartGate.reserve`:
-only the calls the pace lets start soon are claimed, each with the wait to its instant),
-create the attempts, take their slots (all layers or none), and move the recipients on. The
+path applies), create the attempts, take their slots (all layers or none), reserve their
+starts (the pace, :meth:`~dialer.calls.gate.StartGate.reserve`: only the calls the pace lets
+start soon are claimed, each with the wait to its instant), and move the recipients on. The
 cost of a round follows the calls it claims, never the campaign's size.
 """
 
@@ -16,12 +16,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dialer.calls import completion, facts, statements, states
-from dialer.calls.gate import CallStart
 from dialer.calls.jobs import DialJob
 from dialer.concurrency.slots import CallSlots
 from dialer.db.bulk import is_postgres
@@ -74,9 +74,17 @@ class Screened:
             self.recipients[recipient_id] = decision
 
 
-#: Reserves the starts of calls about to be claimed: each one's wait in seconds, None for one
-#: not to be claimed now (:meth:`~dialer.calls.gate.StartGate.reserve`).
-Reserve = Callable[[Sequence[CallStart]], list[float | None]]
+class ClaimPace(Protocol):
+    """The pace reserved at the claim (:class:`~dialer.calls.gate.StartGate` is one)."""
+
+    @property
+    def most_ahead(self) -> int:
+        """The most starts any one claim could be given now (within the horizon)."""
+        ...
+
+    def reserve(self, calls: Sequence[DialJob]) -> list[float | None]:
+        """Each call's wait to its reserved start, None for one not to be claimed now."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +109,14 @@ class Claimer:
     """Runs claim rounds against one slot store."""
 
     def __init__(
-        self, slots: CallSlots, *, queue_lease_s: float, reserve: Reserve | None = None
+        self, slots: CallSlots, *, queue_lease_s: float, pace: ClaimPace | None = None
     ) -> None:
         """``queue_lease_s``: the lease of a claimed attempt's slots until a worker renews
-        them for the call, in seconds. ``reserve``: the pace reserved at the claim (without
-        it, every call is claimed to start now and takes its pace at the dial)."""
+        them for the call, in seconds. ``pace``: the pace reserved at the claim (without it,
+        every call is claimed to start now and takes its pace at the dial)."""
         self._slots = slots
         self._queue_lease_s = queue_lease_s
-        self._reserve = reserve
+        self._pace = pace
 
     def round(
         self,
@@ -138,6 +146,8 @@ class Claimer:
         if free <= 0:
             return _NOTHING
         want = min(size, free)
+        if self._pace is not None:
+            want = min(want, self._pace.most_ahead)
         stmt = statements.DUE_LOCK if is_postgres(session) else statements.DUE
         params = {"campaign_id": campaign.id, "tenant_id": campaign.tenant_id, "now": now}
         rows = [
@@ -174,8 +184,8 @@ class Claimer:
         chosen: list[Recipient],
         now: datetime,
     ) -> tuple[list[tuple[DialJob, Recipient, float]], bool, bool]:
-        """Reserve the starts of ``chosen``, create the attempts of those given one and take
-        their slots, in a fixed number of statements; those refused a slot are dropped.
+        """Create the attempts of ``chosen``, take their slots and reserve their starts, in a
+        fixed number of statements; those refused a slot or a start soon enough are dropped.
         Returns the admitted (job, recipient, wait to its start) triples, whether the pace or
         a slot refused any, and whether the slots' store had lost its holders (then none is
         admitted). ``tenant_caps``: the tenant's ``max_concurrency`` and ``max_cps``."""
@@ -184,23 +194,6 @@ class Claimer:
         callers = _callers(session, campaign.id, chosen)
         numbers = [_from_number(campaign, _caller(callers, r)) for r in chosen]
         tenant_limit, tenant_cps = tenant_caps
-        waits: list[float | None] = [0.0] * len(chosen)
-        if self._reserve is not None:
-            waits = self._reserve(
-                [
-                    CallStart(r.id, campaign.tenant_id, number, tenant_cps)
-                    for r, number in zip(chosen, numbers, strict=True)
-                ]
-            )
-        paced = None in waits
-        if paced:
-            # Not claimed now: no start soon enough (their recipients stay due, untouched).
-            given = [i for i, wait_s in enumerate(waits) if wait_s is not None]
-            chosen = [chosen[i] for i in given]
-            numbers = [numbers[i] for i in given]
-            waits = [waits[i] for i in given]
-            if not chosen:
-                return [], True, False
         ids = states.new_attempts(session, campaign, list(zip(chosen, numbers, strict=True)), now)
         jobs = [
             DialJob.of(
@@ -221,14 +214,28 @@ class Claimer:
             states.drop_refused(session, [job.attempt_id for job in jobs])
             return [], True, True
         refused = [job.attempt_id for job, a in zip(jobs, admissions, strict=True) if not a]
-        # Their reserved starts lapse unused.
         states.drop_refused(session, refused)
-        admitted = [
-            (job, recipient, wait_s or 0.0)
-            for job, recipient, wait_s, a in zip(jobs, chosen, waits, admissions, strict=True)
+        held = [
+            (job, recipient)
+            for job, recipient, a in zip(jobs, chosen, admissions, strict=True)
             if a
         ]
-        return admitted, paced or bool(refused), False
+        # The pace last, for the calls that hold their slots: a start reserved is never lost
+        # to a slot another claim took meanwhile.
+        waits: list[float | None] = [0.0] * len(held)
+        if self._pace is not None:
+            waits = self._pace.reserve([job for job, _ in held])
+        unpaced = [job for (job, _), wait_s in zip(held, waits, strict=True) if wait_s is None]
+        for job in unpaced:
+            # Not claimed now: no start soon enough (its recipient stays due, untouched).
+            self._slots.release(job.attempt_id, job.scope)
+        states.drop_refused(session, [job.attempt_id for job in unpaced])
+        admitted = [
+            (job, recipient, wait_s)
+            for (job, recipient), wait_s in zip(held, waits, strict=True)
+            if wait_s is not None
+        ]
+        return admitted, bool(refused) or bool(unpaced), False
 
 
 def _screen(

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialer.calls import statements
-from dialer.calls.claiming import Claimer, Reserve, Round, Screened, StartHere
+from dialer.calls.claiming import Claimer, ClaimPace, Round, Screened, StartHere
 from dialer.calls.jobs import DialJob
 from dialer.calls.rebuild import SlotRebuilder
 from dialer.concurrency.slots import CallSlots
@@ -72,13 +72,13 @@ class Dispatcher:
         queue: TaskQueue,
         config: DispatchConfig | None = None,
         rebuilder: SlotRebuilder | None = None,
-        reserve: Reserve | None = None,
+        pace: ClaimPace | None = None,
     ) -> None:
-        """``reserve``: the pace reserved at the claim (:mod:`dialer.calls.claiming`)."""
+        """``pace``: the pace reserved at the claim (:mod:`dialer.calls.claiming`)."""
         self._sessions = sessions
         self._queue = queue
         self.config = config or DispatchConfig()
-        self._claimer = Claimer(slots, queue_lease_s=self.config.queue_lease_s, reserve=reserve)
+        self._claimer = Claimer(slots, queue_lease_s=self.config.queue_lease_s, pace=pace)
         self._rebuilder = rebuilder
         self._rotation = 0
         #: campaign id -> (until when, the campaigns its freed slots are shared with).

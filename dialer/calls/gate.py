@@ -17,9 +17,9 @@ before, and one that must wait reserves its instant and comes back once, at that
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from dialer.calls.config import CallConfig
@@ -52,16 +52,6 @@ class PacedCall(Protocol):
 
     @property
     def tenant_cps(self) -> float | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class CallStart:
-    """A call a claim is about to create: what its start is reserved by."""
-
-    recipient_id: int
-    tenant_id: str
-    from_: str | None
-    tenant_cps: float | None = None
 
 
 class StartGate:
@@ -103,6 +93,12 @@ class StartGate:
         """Restore the slots after their store lost them; never inside a transaction that
         holds a queued attempt's row (the rebuild waits for those). False if it could not."""
         return self._rebuilder is not None and self._rebuilder.rebuild()
+
+    @property
+    def most_ahead(self) -> int:
+        """The most starts the account admits within ``pace_ahead_s``: more than any one
+        claim could be given (a claim asks for no more)."""
+        return math.ceil(self._config.pace_ahead_s * self._config.account_cps) + 1
 
     def reserve(self, calls: Sequence[PacedCall]) -> list[float | None]:
         """Reserve the starts of calls of one tenant about to be claimed, in order, within

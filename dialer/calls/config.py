@@ -57,5 +57,6 @@ class CallConfig:
             machine_detection=settings.machine_detection,
             account=account,
             account_cps=settings.calls_per_second,
+            pace_at_claim=settings.pace_at_claim,
             amd_unknown_as_voicemail=settings.amd_unknown_as == "voicemail",
         )

@@ -28,10 +28,13 @@ call's start instead:
   a claim comes back at the next dispatch instead.)
 - **Permit.** Each start given is kept as a *permit*: the instant, under the call's own key,
   until ``late_s`` after it. The dial task is sent with the wait to that instant as its
-  countdown and :func:`redeem` s the permit: no second take, nobody else's start used.
+  countdown and uses the permit (:meth:`~dialer.concurrency.rate.base.CallRateLimiter.redeem`):
+  no second take, nobody else's start used.
 - **Late and lost.** A dial that comes after its permit lapsed (its worker stalled, its task
-  was re-sent) takes its pace as before, at the gate. A permit never used (the claim rolled
-  back, its slot was refused) is a start the rates lose: at most one per such claim.
+  was re-sent) takes its pace as before, at the gate. A permit never used (the claim's
+  transaction failed after it, the call was screened out before its dial) is a start the
+  rates lose. Claims take their slots first and reserve last, so a start is never reserved
+  for a call that then finds no slot.
 
 What still holds: every start is taken from every rate at its instant, so the reserved
 instants are paced exactly as try-at-dial starts are (burst, account, caller number, the

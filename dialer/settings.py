@@ -151,6 +151,11 @@ class Settings(BaseSettings):
     calls_per_second: float = Field(
         default=1.0, gt=0, le=10_000, description="Call starts per second per provider account."
     )
+    pace_at_claim: bool = Field(
+        default=True,
+        description="Reserve each claimed call's start when it is claimed (claim only what the "
+        "pace lets start within a second); false: every call takes its pace at the dial.",
+    )
     machine_detection: str = Field(
         default="DetectMessageEnd", pattern=r"^(Enable|DetectMessageEnd)$"
     )

@@ -4,8 +4,10 @@ One round is one transaction: read the campaign's due recipients from the
 ``ix_recipients_due`` index (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several schedulers
 never claim the same rows; on SQLite the claim's compare-and-set does it and one scheduler is
 enough), screen each (:func:`~dialer.policy.screen.screen_recipient`, the same screen the dial
-path applies), create the attempts, take their slots (all layers or none), and move the
-recipients on. The cost of a round follows the calls it claims, never the campaign's size.
+path applies), create the attempts, take their slots (all layers or none), reserve their
+starts (the pace, :meth:`~dialer.calls.gate.StartGate.reserve`: only the calls the pace lets
+start soon are claimed, each with the wait to its instant), and move the recipients on. The
+cost of a round follows the calls it claims, never the campaign's size.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -71,6 +74,19 @@ class Screened:
             self.recipients[recipient_id] = decision
 
 
+class ClaimPace(Protocol):
+    """The pace reserved at the claim (:class:`~dialer.calls.gate.StartGate` is one)."""
+
+    @property
+    def most_ahead(self) -> int:
+        """The most starts any one claim could be given now (within the horizon)."""
+        ...
+
+    def reserve(self, calls: Sequence[DialJob]) -> list[float | None]:
+        """Each call's wait to its reserved start, None for one not to be claimed now."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Round:
     """What one round claimed (attempt ids), which of them it started, and whether the
@@ -79,6 +95,8 @@ class Round:
     claimed: list[int] = field(default_factory=list)
     started: list[DialJob] = field(default_factory=list)
     more: bool = False
+    #: Attempt id -> seconds until its reserved start (its dial task's countdown).
+    waits: dict[int, float] = field(default_factory=dict)
     #: The slots' store had lost its holders: nothing was admitted. The caller rebuilds it,
     #: after the round's transaction (never inside: the rebuild waits for dials under way).
     slots_lost: bool = False
@@ -90,11 +108,15 @@ _NOTHING = Round()
 class Claimer:
     """Runs claim rounds against one slot store."""
 
-    def __init__(self, slots: CallSlots, *, queue_lease_s: float) -> None:
+    def __init__(
+        self, slots: CallSlots, *, queue_lease_s: float, pace: ClaimPace | None = None
+    ) -> None:
         """``queue_lease_s``: the lease of a claimed attempt's slots until a worker renews
-        them for the call, in seconds."""
+        them for the call, in seconds. ``pace``: the pace reserved at the claim (without it,
+        every call is claimed to start now and takes its pace at the dial)."""
         self._slots = slots
         self._queue_lease_s = queue_lease_s
+        self._pace = pace
 
     def round(
         self,
@@ -124,6 +146,8 @@ class Claimer:
         if free <= 0:
             return _NOTHING
         want = min(size, free)
+        if self._pace is not None:
+            want = min(want, self._pace.most_ahead)
         stmt = statements.DUE_LOCK if is_postgres(session) else statements.DUE
         params = {"campaign_id": campaign.id, "tenant_id": campaign.tenant_id, "now": now}
         rows = [
@@ -143,11 +167,14 @@ class Claimer:
             return Round(slots_lost=True)
         start = start_here.count if start_here is not None else 0
         pace = start_here.pace if start_here is not None else None
-        started = states.admit(session, campaign.id, admitted, start=start, may_start=pace, now=now)
-        claimed = [job.attempt_id for job, _ in admitted]
-        # Come back while slots may be left: the round's size stopped it, or screening did.
+        jobs = [(job, recipient) for job, recipient, _ in admitted]
+        started = states.admit(session, campaign.id, jobs, start=start, may_start=pace, now=now)
+        claimed = [job.attempt_id for job, _ in jobs]
+        waits = {job.attempt_id: wait_s for job, _, wait_s in admitted if wait_s > 0}
+        # Come back while slots may be left: the round's size stopped it, or screening did
+        # (not the pace: it has nothing more to give until later).
         left = want < free or len(claimed) < want
-        return Round(claimed, started, not full and len(rows) >= want and left)
+        return Round(claimed, started, not full and len(rows) >= want and left, waits)
 
     def _admit(
         self,
@@ -156,12 +183,12 @@ class Claimer:
         tenant_caps: tuple[int | None, float | None],
         chosen: list[Recipient],
         now: datetime,
-    ) -> tuple[list[tuple[DialJob, Recipient]], bool, bool]:
-        """Create the attempts of ``chosen`` and take their slots, in a fixed number of
-        statements; those refused a slot are dropped. Returns the admitted (job, recipient)
-        pairs, whether a slot was refused, and whether the slots' store had lost its holders
-        (then none is admitted). ``tenant_caps``: the tenant's ``max_concurrency`` and
-        ``max_cps``."""
+    ) -> tuple[list[tuple[DialJob, Recipient, float]], bool, bool]:
+        """Create the attempts of ``chosen``, take their slots and reserve their starts, in a
+        fixed number of statements; those refused a slot or a start soon enough are dropped.
+        Returns the admitted (job, recipient, wait to its start) triples, whether the pace or
+        a slot refused any, and whether the slots' store had lost its holders (then none is
+        admitted). ``tenant_caps``: the tenant's ``max_concurrency`` and ``max_cps``."""
         if not chosen:
             return [], False, False
         callers = _callers(session, campaign.id, chosen)
@@ -188,12 +215,27 @@ class Claimer:
             return [], True, True
         refused = [job.attempt_id for job, a in zip(jobs, admissions, strict=True) if not a]
         states.drop_refused(session, refused)
-        admitted = [
+        held = [
             (job, recipient)
             for job, recipient, a in zip(jobs, chosen, admissions, strict=True)
             if a
         ]
-        return admitted, bool(refused), False
+        # The pace last, for the calls that hold their slots: a start reserved is never lost
+        # to a slot another claim took meanwhile.
+        waits: list[float | None] = [0.0] * len(held)
+        if self._pace is not None:
+            waits = self._pace.reserve([job for job, _ in held])
+        unpaced = [job for (job, _), wait_s in zip(held, waits, strict=True) if wait_s is None]
+        for job in unpaced:
+            # Not claimed now: no start soon enough (its recipient stays due, untouched).
+            self._slots.release(job.attempt_id, job.scope)
+        states.drop_refused(session, [job.attempt_id for job in unpaced])
+        admitted = [
+            (job, recipient, wait_s)
+            for (job, recipient), wait_s in zip(held, waits, strict=True)
+            if wait_s is not None
+        ]
+        return admitted, bool(refused) or bool(unpaced), False
 
 
 def _screen(

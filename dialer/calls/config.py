@@ -26,6 +26,19 @@ class CallConfig:
     #: A pace wait up to this long (seconds) is waited out in the dial's thread, not by
     #: sending its task again with a countdown.
     pace_wait_here_s: float = 0.05
+    #: How far ahead a dispatch reserves the starts of the calls it claims, in seconds: it
+    #: claims only the calls the pace lets start within it (the rest wait for the next
+    #: dispatch), and each dial task is sent with the wait to its own instant. Another
+    #: tenant's call may wait up to this much longer for the starts already promised.
+    pace_ahead_s: float = 1.0
+    #: Reserve the pace when claiming (above); off, every claimed call takes its pace at the
+    #: dial, and a dispatch may claim far more than the pace lets out at once.
+    pace_at_claim: bool = True
+    #: How long after its instant a reserved start may still be used, in seconds: a rate's
+    #: starts in any window of w seconds are at most those it admits in w + this (a task
+    #: that comes late starts close to the next one on time). A dial later still takes its
+    #: pace at the gate, as an unreserved one does.
+    permit_late_s: float = 1.0
     #: Count an AMD verdict of ``unknown`` as voicemail instead of human.
     amd_unknown_as_voicemail: bool = False
 
@@ -44,5 +57,6 @@ class CallConfig:
             machine_detection=settings.machine_detection,
             account=account,
             account_cps=settings.calls_per_second,
+            pace_at_claim=settings.pace_at_claim,
             amd_unknown_as_voicemail=settings.amd_unknown_as == "voicemail",
         )

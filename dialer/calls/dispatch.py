@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialer.calls import statements
-from dialer.calls.claiming import Claimer, Round, Screened, StartHere
+from dialer.calls.claiming import Claimer, ClaimPace, Round, Screened, StartHere
 from dialer.calls.jobs import DialJob
 from dialer.calls.rebuild import SlotRebuilder
 from dialer.concurrency.slots import CallSlots
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 class DispatchConfig:
     #: Lease of a queued attempt's slots until a worker renews them for the call, in seconds.
     queue_lease_s: float = 120.0
-    #: Recipients claimed per campaign per round; rounds alternate between campaigns.
+    #: Recipients claimed per round, split between its campaigns; rounds alternate.
     round_size: int = 25
     #: A committed attempt not handed to the queue after this long is re-sent, in seconds.
     outbox_timeout_s: float = 15.0
@@ -73,11 +73,13 @@ class Dispatcher:
         queue: TaskQueue,
         config: DispatchConfig | None = None,
         rebuilder: SlotRebuilder | None = None,
+        pace: ClaimPace | None = None,
     ) -> None:
+        """``pace``: the pace reserved at the claim (:mod:`dialer.calls.claiming`)."""
         self._sessions = sessions
         self._queue = queue
         self.config = config or DispatchConfig()
-        self._claimer = Claimer(slots, queue_lease_s=self.config.queue_lease_s)
+        self._claimer = Claimer(slots, queue_lease_s=self.config.queue_lease_s, pace=pace)
         self._rebuilder = rebuilder
         self._rotation = 0
         #: campaign id -> (until when, the campaigns its freed slots are shared with).
@@ -107,9 +109,10 @@ class Dispatcher:
         dies before placing one, the reaper finds that attempt dialing with no call id and asks
         the provider, as for a dial task that died at the same point.
 
-        Each round gives every campaign that still has free slots and due recipients up to
-        ``round_size`` claims, starting one campaign further each tick, so a huge campaign
-        sharing a tenant cap or caller number with small ones cannot starve them.
+        Each round gives every campaign that still has free slots and due recipients an
+        equal part of ``round_size`` claims (at least one), starting one campaign further each
+        tick, so a huge campaign sharing a tenant cap or caller number with small ones cannot
+        starve them.
 
         With ``keep_decisions`` the result keeps the screen's decision about each recipient it
         turned away (otherwise only how many, by reason).
@@ -119,6 +122,9 @@ class Dispatcher:
         rebuilt = False
         while active:
             still: list[str] = []
+            # A round's claims split between its campaigns: slots freed together (calls
+            # started together end together) go round-robin, not all to the first campaign.
+            size = -(-self.config.round_size // len(active))
             for campaign_id in active:
                 budget = None if most is None else most - len(result.dispatched)
                 if budget is not None and budget <= 0:
@@ -126,7 +132,7 @@ class Dispatcher:
                 starting = None
                 if start_here is not None and len(result.started) < start_here.count:
                     starting = replace(start_here, count=start_here.count - len(result.started))
-                claimed = self._round(campaign_id, now, budget, starting, result)
+                claimed = self._round(campaign_id, now, budget, starting, result, size)
                 if claimed.slots_lost and not rebuilt and self._rebuilder is not None:
                     # After the round's transaction; once a tick (a failed rebuild waits).
                     rebuilt = self._rebuilder.rebuild()
@@ -163,10 +169,12 @@ class Dispatcher:
         budget: int | None,
         start_here: StartHere | None,
         result: TickResult,
+        size: int,
     ) -> Round:
-        """One claim round (one transaction), then the hand-off of what it claimed."""
+        """One claim round (one transaction) of up to ``size`` claims, then the hand-off of
+        what it claimed."""
         context.add(campaign_id=campaign_id)
-        size = self.config.round_size if budget is None else min(self.config.round_size, budget)
+        size = size if budget is None else min(size, budget)
         with self._sessions() as session, session.begin():
             claimed = self._claimer.round(
                 session, campaign_id, now, size, start_here, result.screened
@@ -178,10 +186,20 @@ class Dispatcher:
             sent = [attempt_id for attempt_id in claimed.claimed if attempt_id not in begun]
             result.started.extend(claimed.started)
             if sent:
-                self._queue.dial(sent)
+                self._send(sent, claimed.waits)
                 self.mark_handed_off(sent, now)
             result.dispatched.extend(claimed.claimed)
         return claimed
+
+    def _send(self, attempt_ids: Sequence[int], waits: dict[int, float]) -> None:
+        """Hand the dial tasks to the queue, each due at its reserved start. Recorded as
+        handed off now: a reserved start is ``pace_ahead_s`` away at most, far within
+        ``lost_task_timeout_s``."""
+        by_wait: dict[float, list[int]] = {}
+        for attempt_id in attempt_ids:
+            by_wait.setdefault(waits.get(attempt_id, 0.0), []).append(attempt_id)
+        for wait_s, group in by_wait.items():
+            self._queue.dial(group, wait_s)
 
     def sharing_slots(self, campaign_id: str, now: datetime) -> list[str]:
         """The campaigns a freed slot of ``campaign_id`` goes round-robin between.

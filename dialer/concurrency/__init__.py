@@ -58,7 +58,10 @@ fairly between the tenants with calls waiting and applies the tenant's own cap
 (``tenants.max_cps``), all in one atomic step (:mod:`dialer.concurrency.rate.fair` says how
 and why); ``try_acquire`` returns 0.0 or the seconds to wait, so a task re-enqueues itself
 with that countdown instead of spinning. Take the pace right before placing the call, after
-the slot is held.
+the slot is held. ``reserve`` takes the starts of calls about to be claimed ahead, each at its
+own instant, kept as a permit that ``redeem`` uses when the call's task comes
+(:mod:`dialer.concurrency.rate.permits`): a dispatch claims only what the pace lets start
+soon, and a dial task waits once, for its own instant.
 
 Stores: :func:`open_stores` gives Redis backends in a distributed deployment and in-memory
 ones (one process) in embedded mode; every Redis client comes from :func:`open_redis`.

@@ -18,7 +18,9 @@ Pacing keys (``RATE_PREFIX``; one number each): ``{prefix}account:{account}``,
 ``twilio:AC123``, so two providers never share a pace by accident. Sharing the account
 between tenants (:mod:`~dialer.concurrency.rate.fair`) adds ``{prefix}share:{account}:{tenant_id}``
 (a number) and two sorted sets of tenant ids, ``{prefix}active:{account}`` and
-``{prefix}owed:{account}``.
+``{prefix}owed:{account}``. A start reserved ahead for a claimed call
+(:mod:`~dialer.concurrency.rate.permits`) is kept as ``{prefix}permit:{account}:{recipient_id}``
+(its instant; one live attempt per recipient, so one permit), until it is used or lapses.
 
 Dispatch flags (``DISPATCH_PENDING_PREFIX``; one short-lived string each):
 ``{prefix}{campaign_id}`` is set while a dispatch of the campaign is queued and not started,
@@ -177,6 +179,11 @@ def tenant_pace(
         owed_key=f"{prefix}owed:{account}",
     )
     return rates, share
+
+
+def permit_key(account: str, recipient_id: int, *, prefix: str = RATE_PREFIX) -> str:
+    """Where the start reserved for a call to ``recipient_id`` is kept until it is used."""
+    return f"{prefix}permit:{account}:{recipient_id}"
 
 
 def dispatch_pending_key(campaign_id: str, prefix: str = DISPATCH_PENDING_PREFIX) -> str:

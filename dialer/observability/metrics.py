@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -115,6 +115,8 @@ SWEEP_FAILED = "failed"
 #: back (the dial task comes back after the wait; a refill's claim goes to the queue).
 PACED_IN_PLACE = "in_place"
 PACED_REQUEUED = "requeued"
+#: ... or given its start ahead with its claim (its dial task sent with that countdown).
+PACED_AT_CLAIM = "at_claim"
 #: Rejected callbacks (``reason``).
 BAD_SIGNATURE = "bad_signature"
 MALFORMED = "malformed"
@@ -132,7 +134,7 @@ _SERIES: tuple[tuple[Counter, tuple[str, ...]], ...] = (
     (RECONCILE_REPAIRS, (SLOT_FREED, SLOT_RESTORED, LEASE_REAPED, SLOTS_REBUILT, COUNTER_DRIFT)),
     (REAPER_ACTIONS, tuple(v.value for v in ReapVerdict)),
     (SWEEP_ACTIONS, (SWEEP_FETCHED, SWEEP_ENDED, SWEEP_FAILED)),
-    (PACER_WAITS, (PACED_IN_PLACE, PACED_REQUEUED)),
+    (PACER_WAITS, (PACED_AT_CLAIM, PACED_IN_PLACE, PACED_REQUEUED)),
 )
 for _counter, _values in _SERIES:
     for _value in _values:
@@ -177,6 +179,15 @@ def paced(wait_s: float, in_place_s: float) -> None:
     if wait_s > 0:
         PACER_WAITS.labels(PACED_IN_PLACE if wait_s <= in_place_s else PACED_REQUEUED).inc()
         PACER_WAIT_SECONDS.observe(wait_s)
+
+
+def reserved(waits: Sequence[float | None]) -> None:
+    """Starts reserved with their claims: each later than now is a pace wait, waited out as
+    its dial task's countdown."""
+    for wait_s in waits:
+        if wait_s:
+            PACER_WAITS.labels(PACED_AT_CLAIM).inc()
+            PACER_WAIT_SECONDS.observe(wait_s)
 
 
 def scheduler_ticked(seconds: float, dispatched: int) -> None:

@@ -243,7 +243,8 @@ def build_runtime(
     gate = StartGate(stores, calls, sleep, rebuilder)
     placer = Placer(sessions, gate, provider, ender, resolver, queue, clock, calls)
     dispatch = dispatch or DispatchConfig(lost_task_timeout_s=settings.lost_task_timeout_s)
-    dispatcher = Dispatcher(sessions, stores.slots, queue, dispatch, rebuilder)
+    pace = gate if calls.pace_at_claim else None
+    dispatcher = Dispatcher(sessions, stores.slots, queue, dispatch, rebuilder, pace)
     refiller = Refiller(dispatcher, gate, placer, queue, clock)
     # A provider reporting in process (the simulator) knows only this process's calls: the
     # whole fleet's in embedded mode, where this process places them all.

@@ -117,10 +117,13 @@ class Harness:
         refill_here: bool = False,
         sleep_advances: bool = False,
         stores: ConcurrencyStores | None = None,
+        pace_at_claim: bool = True,
     ) -> None:
         """``sleep_advances``: a wait the dial path sleeps moves the clock on; without it the
         clock moves by steps only, and a call that must wait for its pace waits for one.
-        ``stores``: the slots and pacer (default: in memory, on the harness's clock)."""
+        ``stores``: the slots and pacer (default: in memory, on the harness's clock).
+        ``pace_at_claim``: claims reserve their calls' starts (the default), or leave the pace
+        to the dial."""
         self.clock = Clock()
         self.queue = RecordingQueue(self.clock)
         self.sink = EventBuffer()
@@ -140,7 +143,9 @@ class Harness:
             provider=self.simulator,
             clock=self.clock,
             dispatch=DispatchConfig(round_size=10),
-            calls=CallConfig(account="test", account_cps=cps, time_limit_s=600),
+            calls=CallConfig(
+                account="test", account_cps=cps, time_limit_s=600, pace_at_claim=pace_at_claim
+            ),
             sleep=self._sleep,
         )
         self.sessions = session_factory(engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter
 
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dialer.calls import states
+from dialer.calls.results import DialResult
 from dialer.concurrency.keys import holder_id
 from dialer.db.models import CallAttempt, Campaign
 from dialer.policy.attempt_state import AttemptStatus, Outcome
@@ -70,11 +72,12 @@ def test_failing_ticks_back_off_and_come_back_to_the_interval() -> None:
 
 
 def test_a_dial_waiting_for_its_pace_is_not_resent_from_the_outbox(engine: Engine) -> None:
-    """A PATCH raising ``max_concurrency`` mid-run claims more calls at once than the pace
-    starts: their dial tasks wait, each sent again with a countdown until its turn, longer
-    than the outbox's ``lost_task_timeout_s``. A task sent again is a hand-off like any other,
-    so the outbox (for tasks no worker started) never sends a second one."""
-    h = Harness(engine, cps=0.1)  # a call every 10 s
+    """Claims that leave the pace to the dial (``pace_at_claim`` off): a PATCH raising
+    ``max_concurrency`` mid-run claims more calls at once than the pace starts: their dial
+    tasks wait, each sent again with a countdown until its turn, longer than the outbox's
+    ``lost_task_timeout_s``. A task sent again is a hand-off like any other, so the outbox
+    (for tasks no worker started) never sends a second one."""
+    h = Harness(engine, cps=0.1, pace_at_claim=False)  # a call every 10 s
     cid = h.campaign(numbers(9), max_concurrency=1)
     h.act(cid, CampaignAction.START)
     loop = SchedulerLoop(h.runtime, interval_s=1.0, reconcile_interval_s=3600.0)
@@ -102,6 +105,37 @@ def test_a_dial_waiting_for_its_pace_is_not_resent_from_the_outbox(engine: Engin
     assert len(waits_s) == 9
     assert max(waits_s) > lost_task_timeout_s + 10, "dials waited their pace past the timeout"
     assert twice == set(), "a waiting dial had a second task"
+    assert loop.stats.resent == 0
+    assert len(h.simulator._calls) == 9
+
+
+def test_claims_paced_at_the_claim_are_dialed_without_waiting(engine: Engine) -> None:
+    """The same PATCH with the pace reserved at the claim: each tick claims only the call the
+    pace starts within its horizon, and its dial task, sent with the wait to that instant,
+    starts it without being sent back; the outbox never sends a task twice."""
+    h = Harness(engine, cps=0.1)  # a call every 10 s
+    cid = h.campaign(numbers(9), max_concurrency=1)
+    h.act(cid, CampaignAction.START)
+    loop = SchedulerLoop(h.runtime, interval_s=1.0, reconcile_interval_s=3600.0)
+    loop.run_once(h.clock.now)
+    h.run_tasks()
+    with h.session() as session, session.begin():
+        tenant_id = session.get_one(Campaign, cid).tenant_id
+        campaigns.update(session, tenant_id, cid, {"max_concurrency": 9}, now=h.clock.now)
+    for _ in range(300):
+        if h.status(cid) is CampaignStatus.COMPLETED:
+            break
+        loop.run_once(h.clock.now)
+        h.run_tasks()
+        h.clock.advance(1.0)
+        h.deliver_due()
+        h.run_tasks()
+    assert h.status(cid) is CampaignStatus.COMPLETED
+    dialed = sorted(a.dialed_at for a in _attempts(h) if a.dialed_at)
+    assert len(dialed) == 9
+    assert min((b - a).total_seconds() for a, b in itertools.pairwise(dialed)) >= 10.0
+    assert DialResult.PACED not in h.dial_results
+    assert max((a.dialed_at - a.queued_at).total_seconds() for a in _attempts(h)) <= 1.0
     assert loop.stats.resent == 0
     assert len(h.simulator._calls) == 9
 

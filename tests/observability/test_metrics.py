@@ -70,6 +70,14 @@ def test_pacer_waits_count_by_where_they_are_waited_and_a_go_is_not_a_wait() -> 
     assert sample("dialer_pacer_wait_seconds_count") == observed + 2
 
 
+def test_starts_reserved_later_with_their_claims_count_as_waits_at_the_claim() -> None:
+    at_claim = sample("dialer_pacer_waits_total", scope="at_claim")
+    observed = sample("dialer_pacer_wait_seconds_count")
+    metrics.reserved([0.0, 0.25, None, 0.5])  # now, later, not reserved, later
+    assert sample("dialer_pacer_waits_total", scope="at_claim") == at_claim + 2
+    assert sample("dialer_pacer_wait_seconds_count") == observed + 2
+
+
 def test_a_callback_is_received_unless_rejected_underneath_and_always_timed() -> None:
     received = sample("dialer_callbacks_received_total", kind="status")
     unknown = sample("dialer_callbacks_rejected_total", reason="unknown_call")

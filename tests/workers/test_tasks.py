@@ -216,7 +216,7 @@ def test_a_first_claim_that_must_wait_for_its_pace_goes_through_the_queue_handed
     # Another client of the account took its pace for a long while: the first claim's dial
     # must wait for it.
     [account] = cps_rates(rt.calls.account)
-    assert rt.stores.pacer.try_acquire([Rate(account.key, per_s=0.001)]) == 0
+    assert rt.stores.pacer.try_acquire([Rate(account.key, per_s=2)]) == 0
 
     worker.celery.tasks["dialer.dispatch_campaign"](campaign_id)
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from dialer.concurrency.rate.fair import TenantShare
+    from dialer.concurrency.rate.permits import Ask
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,4 +92,28 @@ class CallRateLimiter(Protocol):
         trying to start calls (:mod:`~dialer.concurrency.rate.fair`), in the same atomic
         step.
         """
+        ...
+
+    def reserve(
+        self,
+        asks: Sequence[Ask],
+        share: TenantShare | None = None,
+        *,
+        ahead_s: float,
+        late_s: float,
+    ) -> list[float | None]:
+        """Reserve a start for each ask within ``ahead_s`` seconds, in order, in one atomic
+        step (:mod:`~dialer.concurrency.rate.permits`).
+
+        Returns each ask's wait in seconds from now (0.0: now), or None where no instant
+        within ``ahead_s`` admits it (nothing taken for it). Each start given is taken from
+        every rate (and the share) as a call at that instant takes it, and kept as a permit
+        under the ask's key until ``late_s`` seconds after it, for :meth:`redeem`.
+        """
+        ...
+
+    def redeem(self, permit_key: str) -> float | None:
+        """Use the permit kept under ``permit_key``: 0.0 when used (the call may start now:
+        its pace was taken when it was reserved), the seconds until its instant when it is
+        not yet due (not used), None when there is none (never given, used, or lapsed)."""
         ...

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from dialer.concurrency.rate import permits
 from dialer.concurrency.rate.base import Rate, gcra_take, gcra_wait_s
 from dialer.concurrency.rate.fair import (
     ACTIVE_WINDOW_S,
@@ -34,6 +35,8 @@ class MemoryRateLimiter:
         self._active: dict[str, dict[str, float]] = {}
         #: owed key -> tenant -> until when it is owed (clock seconds).
         self._owed: dict[str, dict[str, float]] = {}
+        #: permit key -> (its instant, when it lapses) (clock seconds).
+        self._permits: dict[str, tuple[float, float]] = {}
 
     def try_acquire(self, rates: Sequence[Rate], share: TenantShare | None = None) -> float:
         with self._lock:
@@ -48,6 +51,48 @@ class MemoryRateLimiter:
             for key in [key for key, tat in self._tat.items() if tat <= now]:
                 del self._tat[key]
         return verdict.wait_s
+
+    def reserve(
+        self,
+        asks: Sequence[permits.Ask],
+        share: TenantShare | None = None,
+        *,
+        ahead_s: float,
+        late_s: float,
+    ) -> list[float | None]:
+        with self._lock:
+            now = self._clock()
+            keys = permits.keys_of(asks)
+            if share is not None:
+                keys.append(share.share_key)
+            state = permits.PaceState(
+                tat={key: self._tat[key] for key in keys if key in self._tat},
+                active=dict(self._active.get(share.active_key, {})) if share else {},
+            )
+            starts = permits.reserve(state, asks, share, now, ahead_s)
+            for key in keys:
+                self._tat.pop(key, None)
+            self._tat.update(state.tat)
+            if share is not None:
+                self._active[share.active_key] = state.active
+            for ask, at in zip(asks, starts, strict=True):
+                if at is not None:
+                    self._permits[ask.permit_key] = (at, at + late_s)
+            for key in [key for key, (_, until) in self._permits.items() if until < now]:
+                del self._permits[key]
+        return [None if at is None else at - now for at in starts]
+
+    def redeem(self, permit_key: str) -> float | None:
+        with self._lock:
+            now = self._clock()
+            permit = self._permits.get(permit_key)
+            if permit is None or permit[1] < now:
+                self._permits.pop(permit_key, None)
+                return None
+            if permit[0] - now > permits.DUE_WITHIN_S:
+                return permit[0] - now
+            del self._permits[permit_key]
+            return 0.0
 
     def _decide(self, rates: Sequence[Rate], share: TenantShare | None, now: float) -> Verdict:
         waits = {rate.key: gcra_wait_s(rate, self._tat.get(rate.key), now) for rate in rates}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 
+from dialer.concurrency.rate import permits
 from dialer.concurrency.rate.base import Rate
 from dialer.concurrency.rate.fair import ACTIVE_WINDOW_S, OWED_GRACE_S, TenantShare, account_rate
 from dialer.errors import ConcurrencyError
@@ -117,6 +120,24 @@ return '0'
 """
 
 
+# KEYS: the permit. ARGV: how close to its instant it is due. Returns "none" when there is no
+# permit (never given, used, or lapsed: it expires then), the seconds until its instant when
+# not yet due, or "0" when used (deleted).
+REDEEM = """
+local at = redis.call('GET', KEYS[1])
+if not at then return 'none' end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local wait = tonumber(at) - now
+if wait > tonumber(ARGV[1]) then return string.format('%.17g', wait) end
+redis.call('DEL', KEYS[1])
+return '0'
+"""
+
+#: Tries of a reservation whose keys another client changed meanwhile, before it gives up.
+RESERVE_TRIES = 50
+
+
 class RedisRateLimiter:
     """A :class:`~dialer.concurrency.rate.base.CallRateLimiter` shared through Redis.
 
@@ -129,6 +150,8 @@ class RedisRateLimiter:
     def __init__(self, client: redis.Redis) -> None:
         self._script = client.register_script(TRY_ACQUIRE)
         self._fair_script = client.register_script(FAIR_TRY_ACQUIRE)
+        self._redeem = client.register_script(REDEEM)
+        self._client = client
 
     def try_acquire(self, rates: Sequence[Rate], share: TenantShare | None = None) -> float:
         try:
@@ -147,6 +170,105 @@ class RedisRateLimiter:
         except redis.RedisError as exc:
             raise ConcurrencyError(f"call pacing store failed: {exc}") from exc
         return float(reply)
+
+    def reserve(
+        self,
+        asks: Sequence[permits.Ask],
+        share: TenantShare | None = None,
+        *,
+        ahead_s: float,
+        late_s: float,
+    ) -> list[float | None]:
+        """The reservation is planned in Python (:func:`permits.reserve`, the memory pacer's
+        code) on the keys read under ``WATCH``, and written in one ``MULTI``; a write by any
+        other client to those keys in between aborts it, and it is planned again on what
+        they hold then. One algorithm, not a Lua copy of it; the keys are read at Redis
+        ``TIME``, as the scripts read them."""
+        rate_keys = permits.keys_of(asks)
+        if share is not None:
+            rate_keys.append(share.share_key)
+        watched = [*rate_keys, *((share.active_key,) if share else ())]
+        try:
+            with self._client.pipeline() as pipe:
+                for _ in range(RESERVE_TRIES):
+                    try:
+                        now, state = _read(pipe, watched, rate_keys, share)
+                        starts = permits.reserve(state, asks, share, now, ahead_s)
+                        pipe.multi()
+                        _write(pipe, now, rate_keys, state, share)
+                        for ask, at in zip(asks, starts, strict=True):
+                            if at is not None:
+                                pipe.set(ask.permit_key, repr(at), px=_ms(at + late_s - now))
+                        pipe.execute()
+                    except redis.WatchError:
+                        continue
+                    return [None if at is None else max(at - now, 0.0) for at in starts]
+        except redis.RedisError as exc:
+            raise ConcurrencyError(f"call pacing store failed: {exc}") from exc
+        raise ConcurrencyError(f"call pacing: {RESERVE_TRIES} reservations in a row were raced")
+
+    def redeem(self, permit_key: str) -> float | None:
+        try:
+            reply = self._redeem(keys=[permit_key], args=[permits.DUE_WITHIN_S])
+        except redis.RedisError as exc:
+            raise ConcurrencyError(f"call pacing store failed: {exc}") from exc
+        text = reply.decode() if isinstance(reply, bytes) else str(reply)
+        return None if text == "none" else float(text)
+
+
+def _read(
+    pipe: Any, watched: Sequence[str], rate_keys: Sequence[str], share: TenantShare | None
+) -> tuple[float, permits.PaceState]:
+    """Watch the keys, then read them and the server's time (the pipeline runs each command
+    at once until ``multi``)."""
+    pipe.watch(*watched)
+    now = _seconds(pipe.time())
+    values = pipe.mget(rate_keys)
+    state = permits.PaceState(
+        tat={key: float(v) for key, v in zip(rate_keys, values, strict=True) if v is not None}
+    )
+    if share is not None:
+        state.active = _scores(pipe.zrange(share.active_key, 0, -1, withscores=True))
+    return now, state
+
+
+def _write(
+    pipe: Any,
+    now: float,
+    rate_keys: Sequence[str],
+    state: permits.PaceState,
+    share: TenantShare | None,
+) -> None:
+    """Queue the writes that make the keys hold ``state`` (idle keys deleted)."""
+    for key in rate_keys:
+        tat = state.tat.get(key)
+        if tat is None or tat <= now:
+            pipe.delete(key)
+        else:
+            pipe.set(key, repr(tat), px=_ms(tat - now))
+    if share is None:
+        return
+    pipe.delete(share.active_key)
+    if state.active:
+        pipe.zadd(share.active_key, dict(state.active))
+        pipe.pexpire(share.active_key, _ms(ACTIVE_WINDOW_S))
+
+
+def _seconds(time_reply: tuple[int, int]) -> float:
+    seconds, micros = time_reply
+    return int(seconds) + int(micros) / 1_000_000
+
+
+def _scores(pairs: Any) -> dict[str, float]:
+    return {
+        (member.decode() if isinstance(member, bytes) else str(member)): float(score)
+        for member, score in pairs
+    }
+
+
+def _ms(seconds: float) -> int:
+    """A key's time to live: ``seconds`` rounded up to a whole millisecond, at least 1."""
+    return max(math.ceil(seconds * 1000) + 1, 1)
 
 
 def _pairs(rates: Sequence[Rate]) -> list[float]:

@@ -11,7 +11,7 @@ runs the same rounds and places its first claim itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -187,14 +187,12 @@ class Dispatcher:
             result.started.extend(claimed.started)
             if sent:
                 self._send(sent, claimed.waits)
-                self.mark_handed_off(sent, now)
+                self.mark_handed_off(sent, now, claimed.waits)
             result.dispatched.extend(claimed.claimed)
         return claimed
 
     def _send(self, attempt_ids: Sequence[int], waits: dict[int, float]) -> None:
-        """Hand the dial tasks to the queue, each due at its reserved start. Recorded as
-        handed off now: a reserved start is ``pace_ahead_s`` away at most, far within
-        ``lost_task_timeout_s``."""
+        """Hand the dial tasks to the queue, each due at its reserved start."""
         by_wait: dict[float, list[int]] = {}
         for attempt_id in attempt_ids:
             by_wait.setdefault(waits.get(attempt_id, 0.0), []).append(attempt_id)
@@ -222,11 +220,24 @@ class Dispatcher:
         self._sharing[campaign_id] = (now + timedelta(seconds=self.config.sharing_ttl_s), shared)
         return shared
 
-    def mark_handed_off(self, attempt_ids: Sequence[int], now: datetime) -> None:
+    def mark_handed_off(
+        self,
+        attempt_ids: Sequence[int],
+        now: datetime,
+        waits: Mapping[int, float] | None = None,
+    ) -> None:
         """Record that dial tasks for ``attempt_ids`` were sent (the outbox's second rule:
-        re-sent only if still queued ``lost_task_timeout_s`` later)."""
+        re-sent only if still queued ``lost_task_timeout_s`` later), each as due at its
+        reserved start (``now`` plus its wait in ``waits``, ``pace_ahead_s`` at most), as a
+        task sent back with a countdown is: the campaign's ``waiting`` counts it as waiting
+        for the pace, and the outbox gives it that much longer."""
+        due: dict[datetime, list[int]] = {}
+        for attempt_id in attempt_ids:
+            wait_s = waits.get(attempt_id, 0.0) if waits else 0.0
+            due.setdefault(now + timedelta(seconds=wait_s), []).append(attempt_id)
         with self._sessions() as session, session.begin():
-            session.execute(statements.HANDED_OFF, {"ids": list(attempt_ids), "at": now})
+            for at, ids in due.items():
+                session.execute(statements.HANDED_OFF, {"ids": ids, "at": at})
 
     def recover_outbox(self, now: datetime) -> list[int]:
         """Re-send dial tasks a crash left unsent, or that no worker ever started.

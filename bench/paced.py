@@ -14,9 +14,9 @@ log, over the calls placed; target < 0.1), the peak of calls in flight (never ab
 starts per second over the steady middle of the run (never above 20 but for a late task's
 start: see ``dialer.concurrency.rate.permits``), and whether the counters match the rows.
 
-``PACED_CPS`` sets another pace. Writes ``bench/results/paced.json``; ``--pace-at-dial`` runs the comparison, every call taking
-its pace at the dial as before the pace was reserved at the claim
-(``bench/results/paced-at-dial.json``).
+``PACED_CPS`` sets another pace. Writes ``bench/results/paced.json``; ``--pace-at-dial`` runs
+the comparison, every call taking its pace at the dial as before the pace was reserved at the
+claim (``bench/results/paced-at-dial.json``).
 """
 
 from __future__ import annotations

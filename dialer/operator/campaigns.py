@@ -91,6 +91,13 @@ def import_csv(
         Path | None,
         typer.Option(help="Write the rejected rows, each with why, to this CSV file."),
     ] = None,
+    default_region: Annotated[
+        str,
+        typer.Option(
+            help="Numbers without a + are national numbers of this region (ISO 3166-1 "
+            "alpha-2, e.g. GB), as a list upload's default_region."
+        ),
+    ] = "US",
 ) -> None:
     """Add a CSV file's recipients to the campaign.
 
@@ -99,7 +106,7 @@ def import_csv(
     """
     from dialer.operator import commands
 
-    commands.import_csv(campaign_id, file, user_id, rejected_out)
+    commands.import_csv(campaign_id, file, user_id, rejected_out, default_region)
 
 
 @campaign_app.command("start")

@@ -28,10 +28,12 @@ from dialer.concurrency.connection import open_redis
 from dialer.concurrency.slots import CallSlots
 from dialer.concurrency.stores import open_stores
 from dialer.db.models import Campaign
+from dialer.errors import ValidationError
 from dialer.operator import output
 from dialer.operator.output import Section
 from dialer.operator.session import INTERRUPTED, REFUSED, USAGE, fail, operating
 from dialer.operator.watching import watch as follow
+from dialer.phone import DEFAULT_REGION, region_code
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from dialer.policy.waits import SlotSource
 from dialer.services import campaign_import, campaign_overview, campaign_waits, campaigns
@@ -240,7 +242,17 @@ def watch(campaign_id: str, user_id: str, interval: float, timeout: float | None
 # -- import --------------------------------------------------------------------------------
 
 
-def import_csv(campaign_id: str, file: Path, user_id: str, rejected_out: Path | None) -> None:
+def import_csv(
+    campaign_id: str,
+    file: Path,
+    user_id: str,
+    rejected_out: Path | None,
+    default_region: str = DEFAULT_REGION,
+) -> None:
+    try:
+        region = region_code(default_region, field="--default-region")
+    except ValidationError as exc:
+        fail(str(exc), USAGE)
     source = _open_input(file)
     shown: list[Rejection] = []
     read = 0  # rows of the chunks committed so far
@@ -287,6 +299,7 @@ def import_csv(campaign_id: str, file: Path, user_id: str, rejected_out: Path | 
                     clock=utc_now,
                     on_rejected=rejected,
                     on_progress=progressed,
+                    region=region,
                 )
         except typer.Exit:
             if read:

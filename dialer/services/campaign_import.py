@@ -12,6 +12,7 @@ held up for more than one chunk. Rows a chunk committed stay added if a later on
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +22,8 @@ from typing import IO
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from dialer.errors import InvalidPhoneNumber
+from dialer.phone import DEFAULT_REGION, to_e164
 from dialer.services import campaigns, list_import
 from dialer.services.list_csv import CsvReader
 from dialer.services.list_import import Row
@@ -53,6 +56,7 @@ def add_csv(
     clock: Callable[[], datetime],
     on_rejected: Callable[[Rejection], None] = lambda _: None,
     on_progress: Callable[[int], None] = lambda _: None,
+    region: str = DEFAULT_REGION,
 ) -> ImportReport:
     """Add the CSV's rows to the tenant's campaign.
 
@@ -60,11 +64,11 @@ def add_csv(
     :class:`~dialer.errors.ValidationError` naming ``file`` for an unusable header, before
     anything is added. Each rejected row goes to ``on_rejected`` (its CSV line number, the
     number as given, the reason), in line order; ``on_progress`` is told the rows read after
-    each chunk.
+    each chunk. Numbers without a ``+`` are national numbers of ``region``.
     """
     with sessions() as session:
         campaigns.get(session, tenant_id, campaign_id)
-    rows = list_import.csv_rows(CsvReader(file))
+    rows = list_import.csv_rows(CsvReader(file), region)
     pace = list_import.pace_for(sessions.kw["bind"].dialect.name)
     report = ImportReport()
     for chunk in _chunks(rows, pace.chunk_rows):
@@ -100,7 +104,7 @@ def _add_chunk(
     report: ImportReport,
 ) -> list[Rejection]:
     """Add one chunk in one transaction; its rejections, by CSV line."""
-    readable = [row for row in chunk if row.error is None]
+    readable = [_in_its_region(row) for row in chunk if row.error is None]
     rejected = [
         Rejection(row.line, None, f"{MALFORMED_ROW}: {row.error}")
         for row in chunk
@@ -117,3 +121,14 @@ def _add_chunk(
         )
     rejected.sort(key=lambda r: r.row)
     return rejected
+
+
+def _in_its_region(row: Row) -> Row:
+    """The row with its number in E.164 when it reads as one in the row's region (a national
+    number of ``--default-region``); as it is otherwise, for the batch to reject it."""
+    if row.region == DEFAULT_REGION:
+        return row
+    try:
+        return dataclasses.replace(row, phone_number=to_e164(row.phone_number, region=row.region))
+    except InvalidPhoneNumber:
+        return row

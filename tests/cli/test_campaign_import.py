@@ -224,3 +224,44 @@ def test_a_failure_midway_keeps_what_was_committed_and_says_so(
         f"campaign, those rejected are in {rejected_out}"
     )
     assert rejected_out.read_text().splitlines()[1].startswith("2,nope,invalid-number")
+
+
+def test_national_numbers_are_read_in_the_default_region(
+    dialer: Dialer, engine: Engine, tmp_path: Path
+) -> None:
+    alice = tenant(engine, "alice", CALLER)
+    campaign_id = create_campaign(engine, alice, ["+12125551000"])
+    source = tmp_path / "uk.csv"
+    source.write_text("phone_number,name\n020 7946 0958,Ann\n+12125552001,Bob\n")
+
+    result = dialer(
+        "campaign", "import", campaign_id, str(source), "--user-id", "alice",
+        "--default-region", "gb",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert set(_recipients(engine, campaign_id)) == {
+        "+12125551000",
+        "+442079460958",  # the national number, read as British
+        "+12125552001",  # a number with its + keeps its own country
+    }
+
+
+def test_an_unknown_default_region_is_a_usage_error_that_adds_nothing(
+    dialer: Dialer, engine: Engine, tmp_path: Path
+) -> None:
+    alice = tenant(engine, "alice", CALLER)
+    campaign_id = create_campaign(engine, alice, ["+12125551000"])
+    source = tmp_path / "list.csv"
+    source.write_text("phone_number\n+12125552001\n")
+
+    result = dialer(
+        "campaign", "import", campaign_id, str(source), "--user-id", "alice",
+        "--default-region", "XX",
+    )  # fmt: skip
+
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: --default-region: XX is not a region whose phone numbers are known"
+    )
+    assert set(_recipients(engine, campaign_id)) == {"+12125551000"}

@@ -28,6 +28,8 @@ from _shared import callable_zone, own_number
 from dialer.api.schemas.recipients import RecipientIn
 from dialer.clock import utc_now
 from dialer.db.engine import session_factory
+from dialer.db.models import Campaign
+from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from dialer.services import campaigns, tenancy
 
 #: How long the workers may take to answer a ping, in seconds.
@@ -183,6 +185,57 @@ def _tail(logs: list[IO[bytes]]) -> str:
         log.seek(0)
         out.append(log.read().decode(errors="replace")[-2000:])
     return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class Finish:
+    """How a started campaign ended: its status, the peak of its slots in use (when watched),
+    and the seconds from the start action."""
+
+    status: CampaignStatus
+    peak_in_flight: int
+    wall_s: float
+
+
+def start_and_wait(
+    database_url: str,
+    redis_url: str,
+    tenant_id: str,
+    campaign_id: str,
+    *,
+    limit_s: float = 600.0,
+    poll_s: float = 0.05,
+    watch_slots: bool = True,
+) -> Finish:
+    """Start the campaign as the API starts it (the commit, then a dispatch request to the
+    workers) and poll it until it completes or ``limit_s`` passes, reading its slots in use
+    at each poll when ``watch_slots``."""
+    from dialer.concurrency.stores import ConcurrencyStores
+    from dialer.queue.celery import CeleryQueue, create_celery
+    from dialer.settings import Settings
+
+    client = redis.Redis.from_url(redis_url)
+    slots = ConcurrencyStores.on_redis(client).slots
+    engine = sa.create_engine(database_url)
+    sessions = session_factory(engine)
+    celery = create_celery(Settings(database_url=database_url, redis_url=redis_url))
+    try:
+        started = time.perf_counter()
+        with sessions() as session, session.begin():
+            campaigns.act(session, tenant_id, campaign_id, CampaignAction.START, now=utc_now())
+        CeleryQueue(celery, client).dispatch(campaign_id)
+        status, peak = CampaignStatus.RUNNING, 0
+        while time.perf_counter() < started + limit_s and status is not CampaignStatus.COMPLETED:
+            if watch_slots:
+                peak = max(peak, slots.in_use(campaign_id))
+            time.sleep(poll_s)
+            with sessions() as session:
+                status = session.get_one(Campaign, campaign_id).status
+        return Finish(status, peak, time.perf_counter() - started)
+    finally:
+        celery.close()
+        engine.dispose()
+        client.close()
 
 
 def rate_between(times: list[Any], low: float, high: float) -> float | None:

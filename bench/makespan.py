@@ -28,7 +28,6 @@ Writes ``bench/results/makespan.json``.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import json
 import math
 import os
@@ -40,10 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from _shared import REDIS, callable_zone, own_number, scratch_database
+from _fleet import create_campaign, fleet, redis_db_url, start_and_wait
+from _shared import REDIS, scratch_database
 from sqlalchemy.orm import Session
 
-from dialer.api.schemas.recipients import RecipientIn
 from dialer.calls import counters
 from dialer.calls.dispatch import DispatchConfig
 from dialer.clock import utc_now
@@ -52,7 +51,7 @@ from dialer.db.migrate import upgrade
 from dialer.db.models import CallAttempt, CallEvent, Campaign
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from dialer.runtime import embedded_runtime
-from dialer.services import campaigns, tenancy
+from dialer.services import campaigns
 from dialer.settings import Settings
 from scheduler.loop import SchedulerLoop
 
@@ -87,53 +86,11 @@ def main() -> None:
 PROFILE = f"weights=human=1;setup=fixed:0;ring=fixed:0;amd=fixed:0.5;talk=fixed:{CALL_S}"
 
 
-def _create_campaign(url: str) -> tuple[str, str]:
-    engine = sa.create_engine(url)
-    sessions = session_factory(engine)
-    now = utc_now()
-    zone = callable_zone()
-    with sessions() as session, session.begin():
-        tenant = tenancy.ensure_tenant(session, "makespan", now=now)
-        campaign, _ = campaigns.create(
-            session,
-            tenant.id,
-            {
-                "name": "makespan",
-                "assistant_id": "a",
-                "phone_number_id": own_number(session, tenant.id, "+14155550100"),
-                "max_concurrency": MAX_CONCURRENCY,
-                "retry_policy": {"max_attempts": 1},
-                "speech_settings": {},
-            },
-            now=now,
-            recipients=[
-                RecipientIn(phone_number=f"+1212{2000000 + i}", time_zone=zone)
-                for i in range(RECIPIENTS)
-            ],
-        )
-        ids = campaign.id, tenant.id
-    engine.dispose()
-    return ids
-
-
 def run_distributed(url: str) -> dict[str, Any]:
-    import signal
-    import subprocess
-
-    import redis
-
-    from dialer.concurrency.stores import ConcurrencyStores
-    from dialer.queue.celery import CeleryQueue, create_celery
-
-    redis_url = str(sa.make_url(REDIS.replace("redis://", "postgresql://")).set(database="13"))
-    redis_url = redis_url.replace("postgresql://", "redis://")
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
+    # A Redis database of its own, flushed before and after.
+    redis_url = redis_db_url(REDIS, 13)
     upgrade(url)
     env = {
-        **os.environ,
-        "DIALER_DATABASE_URL": url,
-        "DIALER_REDIS_URL": redis_url,
         "DIALER_PROVIDER": "simulator",
         "DIALER_SIMULATOR_PROFILE": PROFILE,
         "DIALER_CALLS_PER_SECOND": "1000",
@@ -141,61 +98,24 @@ def run_distributed(url: str) -> dict[str, Any]:
         "DIALER_SCHEDULER_INTERVAL_S": "0.2",
         "DIALER_LOG_LEVEL": "WARNING",
     }
-    campaign_id, tenant_id = _create_campaign(url)
-    command = [sys.executable, "-m", "dialer"]
-    procs = [
-        subprocess.Popen(
-            [
-                *command,
-                "worker",
-                "--concurrency",
-                WORKER_THREADS,
-                *(["--pool", POOL] if POOL else []),
-            ],
-            env=env,
-            start_new_session=True,
-        )
-        for _ in range(WORKERS)
-    ]
-    procs.append(subprocess.Popen([*command, "scheduler"], env=env, start_new_session=True))
-    try:
-        celery = create_celery(Settings(database_url=url, redis_url=redis_url))
-        deadline = time.monotonic() + 60
-        while len(celery.control.ping(timeout=1.0)) < WORKERS:
-            if time.monotonic() > deadline:
-                raise RuntimeError("workers did not come up")
-        slots = ConcurrencyStores.on_redis(client).slots
+    campaign_id, tenant_id = create_campaign(
+        url, "makespan", RECIPIENTS, max_concurrency=MAX_CONCURRENCY
+    )
+    worker = [sys.executable, "-m", "dialer", "worker", "--concurrency", WORKER_THREADS]
+    worker += ["--pool", POOL] if POOL else []
+    with fleet(
+        url, redis_url, env, workers=WORKERS, worker_threads=int(WORKER_THREADS),
+        worker_command=worker,
+    ):  # fmt: skip
+        finish = start_and_wait(url, redis_url, tenant_id, campaign_id, poll_s=POLL_S)
+        status, peak, wall_s = finish.status, finish.peak_in_flight, finish.wall_s
         engine = sa.create_engine(url)
-        sessions = session_factory(engine)
-        queue = CeleryQueue(celery, client)
-        started = time.perf_counter()
-        # Started as the API starts it: the commit, then a dispatch request to the workers.
-        with sessions() as session, session.begin():
-            campaigns.act(session, tenant_id, campaign_id, CampaignAction.START, now=utc_now())
-        queue.dispatch(campaign_id)
-        status, peak = CampaignStatus.RUNNING, 0
-        while time.perf_counter() < started + 600 and status is not CampaignStatus.COMPLETED:
-            peak = max(peak, slots.in_use(campaign_id))
-            with sessions() as session:
-                status = session.get_one(Campaign, campaign_id).status
-            time.sleep(POLL_S)
-        wall_s = time.perf_counter() - started
-        with sessions() as session:
+        with session_factory(engine)() as session:
             calls = session.scalar(sa.select(sa.func.count()).select_from(CallAttempt))
             values = counters.read(session, [campaign_id])[campaign_id]
             truth = counters.truth(session, campaign_id)
             timeline = _timeline(session)
         engine.dispose()
-    finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        client.flushdb()
     ideal_s = math.ceil(RECIPIENTS / MAX_CONCURRENCY) * CALL_S
     return {
         "deployment": f"{WORKERS} Celery workers ({POOL or 'default pool'}, {WORKER_THREADS} "
@@ -286,7 +206,9 @@ def run(url: str) -> dict[str, Any]:
     )
     slots = runtime.stores.slots
     sessions = session_factory(runtime.engine)
-    campaign_id, tenant_id = _create_campaign(url)
+    campaign_id, tenant_id = create_campaign(
+        url, "makespan", RECIPIENTS, max_concurrency=MAX_CONCURRENCY
+    )
     loop = SchedulerLoop(runtime, interval_s=0.2, reconcile_interval_s=30.0)
     stop = threading.Event()
     peak = 0

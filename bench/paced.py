@@ -25,26 +25,20 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import redis
 import sqlalchemy as sa
-from _fleet import create_campaign, fleet, rate_between
+from _fleet import create_campaign, fleet, rate_between, start_and_wait
 from _shared import REDIS, scratch_database
 from makespan import _timeline
 
 from dialer.calls import counters
-from dialer.clock import utc_now
-from dialer.concurrency.stores import ConcurrencyStores
 from dialer.db.engine import session_factory
 from dialer.db.migrate import upgrade
-from dialer.db.models import CallAttempt, Campaign
-from dialer.policy.campaign_state import CampaignAction, CampaignStatus
-from dialer.queue.celery import DIAL_TASK, CeleryQueue, create_celery
-from dialer.services import campaigns
-from dialer.settings import Settings
+from dialer.db.models import CallAttempt
+from dialer.policy.campaign_state import CampaignStatus
+from dialer.queue.celery import DIAL_TASK
 
 RECIPIENTS = int(os.environ.get("PACED_RECIPIENTS", "2000"))
 MAX_CONCURRENCY = 50
@@ -73,23 +67,11 @@ def run(url: str, workers: int, threads: int, *, at_claim: bool = True) -> dict[
         "DIALER_LOG_LEVEL": "INFO",
     }
     with fleet(url, REDIS, env, workers=workers, worker_threads=threads) as running:
-        client = redis.Redis.from_url(REDIS)
-        slots = ConcurrencyStores.on_redis(client).slots
         engine = sa.create_engine(url)
         sessions = session_factory(engine)
-        queue = CeleryQueue(create_celery(Settings(database_url=url, redis_url=REDIS)), client)
         cpu_before = running.cpu_s()
-        started = time.perf_counter()
-        with sessions() as session, session.begin():
-            campaigns.act(session, tenant_id, campaign_id, CampaignAction.START, now=utc_now())
-        queue.dispatch(campaign_id)
-        status, peak = CampaignStatus.RUNNING, 0
-        while time.perf_counter() < started + 600 and status is not CampaignStatus.COMPLETED:
-            peak = max(peak, slots.in_use(campaign_id))
-            with sessions() as session:
-                status = session.get_one(Campaign, campaign_id).status
-            time.sleep(POLL_S)
-        wall_s = time.perf_counter() - started
+        finish = start_and_wait(url, REDIS, tenant_id, campaign_id, poll_s=POLL_S)
+        status, peak, wall_s = finish.status, finish.peak_in_flight, finish.wall_s
         cpu_s = running.cpu_s() - cpu_before
         with sessions() as session:
             dialed = list(
@@ -101,7 +83,6 @@ def run(url: str, workers: int, threads: int, *, at_claim: bool = True) -> dict[
             truth = counters.truth(session, campaign_id)
             timeline = _timeline(session)
         engine.dispose()
-        client.close()
         dial_runs = running.task_results(DIAL_TASK)
     ideal_s = max(RECIPIENTS / CPS, -(-RECIPIENTS // MAX_CONCURRENCY) * CALL_S)
     paced = dial_runs.get("paced", 0)

@@ -32,18 +32,16 @@ from typing import Any
 
 import redis
 import sqlalchemy as sa
-from _fleet import create_campaign, fleet, rate_between
+from _fleet import create_campaign, fleet, rate_between, start_and_wait
 from _noop_worker import NOOP_TASK
 from _shared import REDIS, scratch_database
 
 from dialer.calls import counters
-from dialer.clock import utc_now
 from dialer.db.engine import session_factory
 from dialer.db.migrate import upgrade
-from dialer.db.models import CallAttempt, Campaign
-from dialer.policy.campaign_state import CampaignAction, CampaignStatus
-from dialer.queue.celery import CeleryQueue, create_celery
-from dialer.services import campaigns
+from dialer.db.models import CallAttempt
+from dialer.policy.campaign_state import CampaignStatus
+from dialer.queue.celery import create_celery
 from dialer.settings import Settings
 
 RECIPIENTS = int(os.environ.get("THROUGHPUT_RECIPIENTS", "3000"))
@@ -81,22 +79,14 @@ def dialer_rate(url: str, workers: int) -> dict[str, Any]:
     with fleet(
         url, REDIS, env, workers=workers, worker_threads=THREADS, profile=profile
     ) as running:
-        client = redis.Redis.from_url(REDIS)
         engine = sa.create_engine(url)
         sessions = session_factory(engine)
-        queue = CeleryQueue(create_celery(Settings(database_url=url, redis_url=REDIS)), client)
         cpu_before = running.cpu_s()
-        started = time.perf_counter()
-        with sessions() as session, session.begin():
-            campaigns.act(session, tenant_id, campaign_id, CampaignAction.START, now=utc_now())
-        queue.dispatch(campaign_id)
-        status = CampaignStatus.RUNNING
         limit_s = 600.0 if profile is None else PROFILE_S
-        while time.perf_counter() < started + limit_s and status is not CampaignStatus.COMPLETED:
-            time.sleep(POLL_S)
-            with sessions() as session:
-                status = session.get_one(Campaign, campaign_id).status
-        wall_s = time.perf_counter() - started
+        finish = start_and_wait(
+            url, REDIS, tenant_id, campaign_id, limit_s=limit_s, poll_s=POLL_S, watch_slots=False
+        )
+        status, wall_s = finish.status, finish.wall_s
         cpu_s = running.cpu_s() - cpu_before
         with sessions() as session:
             attempts = session.scalar(sa.select(sa.func.count()).select_from(CallAttempt)) or 0
@@ -108,7 +98,6 @@ def dialer_rate(url: str, workers: int) -> dict[str, Any]:
             values = counters.read(session, [campaign_id])[campaign_id]
             truth = counters.truth(session, campaign_id)
         engine.dispose()
-        client.close()
     return {
         "recipients": RECIPIENTS,
         "max_concurrency": MAX_CONCURRENCY,

@@ -231,13 +231,17 @@ class Dispatcher:
         reserved start (``now`` plus its wait in ``waits``, ``pace_ahead_s`` at most), as a
         task sent back with a countdown is: the campaign's ``waiting`` counts it as waiting
         for the pace, and the outbox gives it that much longer."""
-        due: dict[datetime, list[int]] = {}
-        for attempt_id in attempt_ids:
-            wait_s = waits.get(attempt_id, 0.0) if waits else 0.0
-            due.setdefault(now + timedelta(seconds=wait_s), []).append(attempt_id)
         with self._sessions() as session, session.begin():
-            for at, ids in due.items():
-                session.execute(statements.HANDED_OFF, {"ids": ids, "at": at})
+            if not waits:
+                session.execute(statements.HANDED_OFF, {"ids": list(attempt_ids), "at": now})
+                return
+            session.execute(
+                statements.HANDED_OFF_EACH,
+                [
+                    {"attempt_id": i, "at": now + timedelta(seconds=waits.get(i, 0.0))}
+                    for i in attempt_ids
+                ],
+            )
 
     def recover_outbox(self, now: datetime) -> list[int]:
         """Re-send dial tasks a crash left unsent, or that no worker ever started.

@@ -99,6 +99,12 @@ HANDED_OFF = (
     .where(ATTEMPTS.c.id.in_(sa.bindparam("ids", expanding=True)))
     .values(enqueued_at=sa.bindparam("at"))
 )
+#: ...each at its own time (executed with one parameter set per attempt).
+HANDED_OFF_EACH = (
+    sa.update(ATTEMPTS)
+    .where(ATTEMPTS.c.id == sa.bindparam("attempt_id"))
+    .values(enqueued_at=sa.bindparam("at"))
+)
 _FREED = _CAMPAIGNS.alias("freed")
 #: The running campaigns of a campaign's tenant when the tenant has a cap (runs at every
 #: refill).

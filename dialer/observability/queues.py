@@ -17,21 +17,17 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from dialer.errors import ConfigurationError
+from dialer.queue.broker import BrokerKind, broker_kind
 from dialer.queue.celery import DIAL_QUEUE, EVENTS_QUEUE
 
 log = logging.getLogger(__name__)
 
 QUEUES = (DIAL_QUEUE, EVENTS_QUEUE)
-REDIS_SCHEMES = ("redis", "rediss", "unix")
-AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 #: kombu's Redis transport keeps a queue's messages of priority p > 0 in the list
 #: ``<queue><SEP><p>``, for its default priority steps.
 _REDIS_PRIORITY_SEP = "\x06\x16"
 _REDIS_PRIORITY_STEPS = (3, 6, 9)
-
-
-def _scheme(url: str) -> str:
-    return url.partition("://")[0].lower()
 
 
 class QueueDepth:
@@ -41,9 +37,11 @@ class QueueDepth:
     def __init__(
         self, broker_url: str, queues: Sequence[str] = QUEUES, *, timeout_s: float = 2.0
     ) -> None:
-        scheme = _scheme(broker_url)
-        if scheme not in REDIS_SCHEMES + AMQP_SCHEMES:
-            raise ValueError(f"no queue depth for a broker of scheme {scheme!r}")
+        try:
+            self._kind = broker_kind(broker_url)
+        except ConfigurationError as exc:
+            scheme = broker_url.partition("://")[0]
+            raise ValueError(f"no queue depth for a broker of scheme {scheme!r}") from exc
         self._url = broker_url
         self._queues = tuple(queues)
         self._timeout_s = timeout_s
@@ -51,7 +49,7 @@ class QueueDepth:
 
     def read(self) -> dict[str, int]:
         """Messages waiting in each queue, by name."""
-        if _scheme(self._url) in REDIS_SCHEMES:
+        if self._kind is BrokerKind.REDIS:
             return self._read_redis()
         return self._read_amqp()
 

@@ -136,6 +136,27 @@ class Settings(BaseSettings):
         "looked up at the provider (a worker died mid-dial); keep it above the provider's "
         "HTTP timeout.",
     )
+    cap_attempts_per_day: int = Field(
+        default=3,
+        ge=1,
+        le=10_000,
+        description="Call attempts to one number in any rolling 24 hours, across a tenant's "
+        "campaigns, for a tenant without its own cap (a campaign may be stricter).",
+    )
+    cap_attempts_per_week: int = Field(
+        default=7,
+        ge=1,
+        le=10_000,
+        description="Call attempts to one number in any rolling 7 days, across a tenant's "
+        "campaigns, for a tenant without its own cap.",
+    )
+    cap_quiet_days_after_answer: int = Field(
+        default=0,
+        ge=0,
+        le=3650,
+        description="Days without a new call to a number after a person answered it, for a "
+        "tenant without its own; 0 = off.",
+    )
     provider_sweep_s: float = Field(
         default=30.0,
         ge=1,

@@ -4,10 +4,12 @@ One round is one transaction: read the campaign's due recipients from the
 ``ix_recipients_due`` index (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several schedulers
 never claim the same rows; on SQLite the claim's compare-and-set does it and one scheduler is
 enough), screen each (:func:`~dialer.policy.screen.screen_recipient`, the same screen the dial
-path applies), create the attempts, take their slots (all layers or none), reserve their
-starts (the pace, :meth:`~dialer.calls.gate.StartGate.reserve`: only the calls the pace lets
-start soon are claimed, each with the wait to its instant), and move the recipients on. The
-cost of a round follows the calls it claims, never the campaign's size.
+path applies, over the contact histories of the round's numbers read in one query when a
+frequency cap holds, :mod:`dialer.calls.contacts`), create the attempts, take their slots
+(all layers or none), reserve their starts (the pace,
+:meth:`~dialer.calls.gate.StartGate.reserve`: only the calls the pace lets start soon are
+claimed, each with the wait to its instant), and move the recipients on. The cost of a round
+follows the calls it claims, never the campaign's size.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dialer.calls import completion, facts, statements, states
+from dialer.calls import completion, contacts, facts, statements, states
 from dialer.calls.jobs import DialJob
 from dialer.concurrency.slots import CallSlots
 from dialer.db.bulk import is_postgres
 from dialer.db.models import CallerNumber, Campaign, Recipient
 from dialer.errors import SlotsLost
 from dialer.policy.campaign_state import CampaignStatus
+from dialer.policy.frequency import DEFAULT_CAPS, NO_CONTACT, ContactHistory, FrequencyCaps
 from dialer.policy.screen import (
     CallNow,
     CampaignFacts,
@@ -109,14 +112,21 @@ class Claimer:
     """Runs claim rounds against one slot store."""
 
     def __init__(
-        self, slots: CallSlots, *, queue_lease_s: float, pace: ClaimPace | None = None
+        self,
+        slots: CallSlots,
+        *,
+        queue_lease_s: float,
+        pace: ClaimPace | None = None,
+        default_caps: FrequencyCaps = DEFAULT_CAPS,
     ) -> None:
         """``queue_lease_s``: the lease of a claimed attempt's slots until a worker renews
         them for the call, in seconds. ``pace``: the pace reserved at the claim (without it,
-        every call is claimed to start now and takes its pace at the dial)."""
+        every call is claimed to start now and takes its pace at the dial).
+        ``default_caps``: the frequency caps of a tenant that set none."""
         self._slots = slots
         self._queue_lease_s = queue_lease_s
         self._pace = pace
+        self._default_caps = default_caps
 
     def round(
         self,
@@ -133,8 +143,13 @@ class Claimer:
         ).one_or_none()
         if found is None:
             return _NOTHING
-        campaign, tenant_limit, tenant_cps = found
-        about = facts.campaign_facts(campaign)
+        campaign, tenant_limit, tenant_cps, *tenant_caps = found
+        caps = contacts.caps_of(
+            (tenant_caps[0], tenant_caps[1], tenant_caps[2]),
+            campaign.frequency_caps,
+            self._default_caps,
+        )
+        about = facts.campaign_facts(campaign, caps=caps)
         gate = screen_campaign(about, now)
         if not isinstance(gate, CallNow):
             screened.held[campaign.id] = gate
@@ -148,27 +163,33 @@ class Claimer:
         want = min(size, free)
         if self._pace is not None:
             want = min(want, self._pace.most_ahead)
-        stmt = statements.DUE_LOCK if is_postgres(session) else statements.DUE
-        params = {"campaign_id": campaign.id, "tenant_id": campaign.tenant_id, "now": now}
-        rows = [
-            (recipient, bool(suppressed))
-            for recipient, suppressed in session.execute(stmt, {**params, "limit": want * 2})
-        ]
+        rows = _due(session, campaign, now, want * 2)
         if not rows:
             if completion.is_finished(session, campaign.id):
                 completion.finish(session, campaign, now=now)
                 screened.completed.append(campaign.id)
             return _NOTHING
-        chosen = _screen(session, rows, about, want, now, screened)
+        start = start_here.count if start_here is not None else 0
+        history: dict[str, ContactHistory] = {}
+        if caps.active:
+            numbers = [row.recipient.phone_number for row in rows]
+            if start:
+                # Calls started here are dialed by this transaction: their check and their
+                # record hold the numbers' locks, as a dial's do (:mod:`dialer.calls.contacts`).
+                contacts.lock_numbers(session, campaign.tenant_id, numbers)
+            history = contacts.histories(session, campaign.tenant_id, numbers, caps, now)
+        chosen = _screen(session, rows, history, about, want, now, screened)
         admitted, full, lost = self._admit(
             session, campaign, (tenant_limit, tenant_cps), chosen, now
         )
         if lost:
             return Round(slots_lost=True)
-        start = start_here.count if start_here is not None else 0
         pace = start_here.pace if start_here is not None else None
         jobs = [(job, recipient) for job, recipient, _ in admitted]
         started = states.admit(session, campaign.id, jobs, start=start, may_start=pace, now=now)
+        if started:
+            calls = [(job.attempt_id, job.to) for job in started]
+            contacts.record(session, campaign.tenant_id, calls, now)
         claimed = [job.attempt_id for job, _ in jobs]
         waits = {job.attempt_id: wait_s for job, _, wait_s in admitted if wait_s > 0}
         # Come back while slots may be left: the round's size stopped it, or screening did
@@ -238,21 +259,59 @@ class Claimer:
         return admitted, bool(refused) or bool(unpaced), False
 
 
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """A due recipient as the round reads it: with whether its number is suppressed, and
+    (for a campaign that requires consent) whether it has a consent record."""
+
+    recipient: Recipient
+    suppressed: bool
+    consented: bool
+
+
+def _due(session: Session, campaign: Campaign, now: datetime, limit: int) -> list[_Due]:
+    """Up to ``limit`` due recipients of ``campaign``, their rows locked (PostgreSQL), in one
+    query: the consent check joins it only when the campaign requires consent."""
+    postgres = is_postgres(session)
+    params = {"campaign_id": campaign.id, "tenant_id": campaign.tenant_id, "now": now}
+    if campaign.require_consent:
+        stmt = statements.DUE_CONSENT_LOCK if postgres else statements.DUE_CONSENT
+        return [
+            _Due(recipient, bool(suppressed), bool(consented))
+            for recipient, suppressed, consented in session.execute(
+                stmt, {**params, "limit": limit}
+            )
+        ]
+    stmt = statements.DUE_LOCK if postgres else statements.DUE
+    return [
+        _Due(recipient, bool(suppressed), False)
+        for recipient, suppressed in session.execute(stmt, {**params, "limit": limit})
+    ]
+
+
 def _screen(
     session: Session,
-    rows: Sequence[tuple[Recipient, bool]],
+    rows: Sequence[_Due],
+    history: dict[str, ContactHistory],
     campaign: CampaignFacts,
     want: int,
     now: datetime,
     screened: Screened,
 ) -> list[Recipient]:
     """The first ``want`` due recipients the screen lets through; the others are deferred or
-    ended as it decides."""
+    ended as it decides. The history counts calls dialed, not those claimed and not dialed
+    yet: the dial screens again with the contacts it holds the lock of, and decides."""
     chosen: list[Recipient] = []
-    for recipient, suppressed in rows:
+    for row in rows:
         if len(chosen) >= want:
             break
-        about = facts.recipient_facts(recipient, suppressed=suppressed)
+        recipient = row.recipient
+        about = facts.recipient_facts(
+            recipient,
+            suppressed=row.suppressed,
+            has_consent=row.consented,
+            contacts=history.get(recipient.phone_number, NO_CONTACT),
+        )
         decision = screen_recipient(about, campaign, now)
         if isinstance(decision, CallNow):
             chosen.append(recipient)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dialer.policy.frequency import DEFAULT_CAPS, FrequencyCaps
 from dialer.settings import Settings
 
 
@@ -41,6 +42,8 @@ class CallConfig:
     permit_late_s: float = 1.0
     #: Count an AMD verdict of ``unknown`` as voicemail instead of human.
     amd_unknown_as_voicemail: bool = False
+    #: The frequency caps of a tenant that set none (``DIALER_CAP_*``).
+    default_caps: FrequencyCaps = DEFAULT_CAPS
 
     @property
     def call_lease_s(self) -> float:
@@ -59,4 +62,14 @@ class CallConfig:
             account_cps=settings.calls_per_second,
             pace_at_claim=settings.pace_at_claim,
             amd_unknown_as_voicemail=settings.amd_unknown_as == "voicemail",
+            default_caps=default_caps(settings),
         )
+
+
+def default_caps(settings: Settings) -> FrequencyCaps:
+    """The frequency caps ``settings`` give a tenant that set none."""
+    return FrequencyCaps(
+        settings.cap_attempts_per_day,
+        settings.cap_attempts_per_week,
+        settings.cap_quiet_days_after_answer,
+    )

@@ -27,6 +27,7 @@ from dialer.db.models import CallAttempt, Campaign
 from dialer.observability import context
 from dialer.policy.attempt_state import AttemptStatus
 from dialer.policy.campaign_state import CampaignStatus
+from dialer.policy.frequency import DEFAULT_CAPS, FrequencyCaps
 from dialer.queue.base import TaskQueue
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class DispatchConfig:
     lost_task_timeout_s: float = 60.0
     #: How long a campaign's list of campaigns sharing its tenant's slots is reused, seconds.
     sharing_ttl_s: float = 1.0
+    #: The frequency caps of a tenant that set none (``DIALER_CAP_*``).
+    default_caps: FrequencyCaps = DEFAULT_CAPS
 
 
 @dataclass(slots=True)
@@ -79,7 +82,12 @@ class Dispatcher:
         self._sessions = sessions
         self._queue = queue
         self.config = config or DispatchConfig()
-        self._claimer = Claimer(slots, queue_lease_s=self.config.queue_lease_s, pace=pace)
+        self._claimer = Claimer(
+            slots,
+            queue_lease_s=self.config.queue_lease_s,
+            pace=pace,
+            default_caps=self.config.default_caps,
+        )
         self._rebuilder = rebuilder
         self._rotation = 0
         #: campaign id -> (until when, the campaigns its freed slots are shared with).

@@ -51,6 +51,7 @@ class Ender:
         *,
         error_code: str | None = None,
         error_message: str | None = None,
+        no_call: bool = False,
     ) -> Freed | None:
         """End the attempt with ``outcome`` in a transaction of its own (first end wins: None
         when it had ended already), then free its slots."""
@@ -62,6 +63,7 @@ class Ender:
                 now=self._clock(),
                 error_code=error_code,
                 error_message=error_message,
+                no_call=no_call,
             )
         if ended is None:
             return None
@@ -71,7 +73,11 @@ class Ender:
     def refused(self, attempt_id: int, exc: ProviderError) -> Freed | None:
         """End an attempt whose call the provider refused for good: ``failed``, with its code."""
         return self.end(
-            attempt_id, Outcome.FAILED, error_code=error_code_of(exc), error_message=str(exc)
+            attempt_id,
+            Outcome.FAILED,
+            error_code=error_code_of(exc),
+            error_message=str(exc),
+            no_call=True,
         )
 
     def free(self, ended: Ended) -> Freed:

@@ -10,6 +10,7 @@ from dialer.policy.calling_hours import (
     legal_hours_for,
     recipient_window,
 )
+from dialer.policy.frequency import NO_CAPS, NO_CONTACT, ContactHistory, FrequencyCaps
 from dialer.policy.screen import CampaignFacts, RecipientFacts
 from dialer.policy.windows import AllOf
 
@@ -19,6 +20,7 @@ CAMPAIGN_WINDOW_COLUMNS = (
     Campaign.schedule_start_time,
     Campaign.schedule_end_time,
     Campaign.weekly_schedule,
+    Campaign.require_consent,
 )
 
 
@@ -32,18 +34,31 @@ def window_of(campaign: Campaign) -> AllOf:
     return campaign_window(campaign.schedule_start_time, campaign.schedule_end_time, weekly)
 
 
-def campaign_facts(campaign: Campaign, window: AllOf | None = None) -> CampaignFacts:
-    """What screening reads of ``campaign`` (pass its window when already built)."""
+def campaign_facts(
+    campaign: Campaign, window: AllOf | None = None, caps: FrequencyCaps = NO_CAPS
+) -> CampaignFacts:
+    """What screening reads of ``campaign`` (pass its window when already built, and the
+    frequency caps its calls obey where the screen reads contact histories)."""
     return CampaignFacts(
         status=campaign.status,
         ended_reason=campaign.ended_reason,
         window=window_of(campaign) if window is None else window,
         schedule_end=campaign.schedule_end_time,
+        caps=caps,
+        require_consent=bool(campaign.require_consent),
     )
 
 
-def recipient_facts(recipient: Recipient, *, suppressed: bool) -> RecipientFacts:
-    return RecipientFacts(recipient.phone_number, recipient.time_zone, suppressed)
+def recipient_facts(
+    recipient: Recipient,
+    *,
+    suppressed: bool,
+    has_consent: bool = False,
+    contacts: ContactHistory = NO_CONTACT,
+) -> RecipientFacts:
+    return RecipientFacts(
+        recipient.phone_number, recipient.time_zone, suppressed, has_consent, contacts
+    )
 
 
 def recipient_window_of(window: AllOf, recipient: Recipient) -> AllOf | NotCallable:

@@ -7,7 +7,10 @@ Order of operations for a dial task, and why:
    no longer queued does nothing (a redelivered or duplicated task), except free a slot an
    ended attempt may still hold.
 2. Screen it again (:func:`~dialer.policy.screen.screen`): a suppression, a pause or a closing
-   window since the claim ends it unstarted, exactly as dispatch would have.
+   window since the claim ends it unstarted, exactly as dispatch would have. When a frequency
+   cap holds, the number's contacts are read under its (tenant, number) lock, held until the
+   commit that records this call among them (:mod:`dialer.calls.contacts`): two campaigns
+   dialing one number at once cannot both pass a cap that allows one call.
 3. Hold its slots for the whole call and take its pace (:class:`~dialer.calls.gate.StartGate`),
    still holding the row: a redelivered task waits, then finds the attempt claimed. If it must
    wait, its task comes back after that wait, recorded as handed off when it falls due (the
@@ -25,12 +28,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialer.calls import facts, statements, states
+from dialer.calls import contacts, facts, statements, states
 from dialer.calls.config import CallConfig
 from dialer.calls.ending import Ender
 from dialer.calls.gate import StartGate
@@ -46,6 +49,7 @@ from dialer.errors import (
 )
 from dialer.observability import context, metrics
 from dialer.policy.attempt_state import AttemptStatus
+from dialer.policy.frequency import FrequencyCaps
 from dialer.policy.screen import CallNow, Decision, RecipientFacts, screen
 from dialer.queue.base import TaskQueue
 from dialer.telephony.base import CallRequest, TelephonyProvider
@@ -101,13 +105,22 @@ class Placer:
         goes ahead, the screen ends the attempt, or the task is sent again to wait (its
         hand-off recorded, as dispatch records the first)."""
         with self._sessions() as session, session.begin():
-            queued = _lock_queued(session, attempt_id)
+            now = self._clock()
+            queued = _lock_queued(session, attempt_id, now, self._config.default_caps)
             if queued is None:
                 self._ender.free_if_ended(session, attempt_id)
                 return Dialed(DialResult.NOT_QUEUED)
-            job, now = queued.job, self._clock()
+            job = queued.job
             context.add(run_id=queued.campaign.current_run_id, **job.log_ids)
-            decision = screen(queued.recipient, facts.campaign_facts(queued.campaign), now)
+            recipient = queued.recipient
+            if queued.caps.active:
+                tenant_id = queued.campaign.tenant_id
+                contacts.lock_numbers(session, tenant_id, [job.to])
+                history = contacts.histories(session, tenant_id, [job.to], queued.caps, now)
+                if job.to in history:
+                    recipient = replace(recipient, contacts=history[job.to])
+            about = facts.campaign_facts(queued.campaign, caps=queued.caps)
+            decision = screen(recipient, about, now)
             turned_away, waiting = None, None
             if not isinstance(decision, CallNow):
                 turned_away = states.not_dialed(session, attempt_id, decision, now)
@@ -125,6 +138,8 @@ class Placer:
                         return Dialed(result)
                 elif not states.claim(session, attempt_id, job.recipient_id, now):
                     return Dialed(DialResult.NOT_QUEUED)
+                else:
+                    contacts.record(session, queued.campaign.tenant_id, [(attempt_id, job.to)], now)
         if waiting is not None:
             # The slots' store lost its holders: rebuilt now the row lock is gone, and the
             # task comes back at once (or after a slot retry if the rebuild failed).
@@ -222,21 +237,26 @@ class Placer:
 
 @dataclass(frozen=True, slots=True)
 class _Queued:
-    """A queued attempt whose row this transaction locked: its job and its screen facts."""
+    """A queued attempt whose row this transaction locked: its job, its screen facts and
+    the frequency caps its call obeys."""
 
     job: DialJob
     campaign: Campaign
     recipient: RecipientFacts
+    caps: FrequencyCaps
 
 
-def _lock_queued(session: Session, attempt_id: int) -> _Queued | None:
+def _lock_queued(
+    session: Session, attempt_id: int, now: datetime, default_caps: FrequencyCaps
+) -> _Queued | None:
     """Lock a still-queued attempt's row, with its campaign, limits and recipient facts, in
     one statement; None if it is not queued (or does not exist)."""
     stmt = statements.JOB_LOCK if is_postgres(session) else statements.JOB_READ
-    row = session.execute(stmt, {"attempt_id": attempt_id}).one_or_none()
+    row = session.execute(stmt, {"attempt_id": attempt_id, "now": now}).one_or_none()
     if row is None:
         return None
-    attempt, campaign, tenant_limit, caller_limit, time_zone, suppressed, tenant_cps = row
+    attempt, campaign, tenant_limit, caller_limit, time_zone, suppressed, tenant_cps = row[:7]
+    consented, *tenant_caps = row[7:]
     if attempt.status is not AttemptStatus.QUEUED:
         return None
     job = DialJob.of(
@@ -249,5 +269,8 @@ def _lock_queued(session: Session, attempt_id: int) -> _Queued | None:
         caller_limit=caller_limit,
         tenant_cps=tenant_cps,
     )
-    recipient = RecipientFacts(attempt.to_number, time_zone, bool(suppressed))
-    return _Queued(job, campaign, recipient)
+    recipient = RecipientFacts(attempt.to_number, time_zone, bool(suppressed), bool(consented))
+    caps = contacts.caps_of(
+        (tenant_caps[0], tenant_caps[1], tenant_caps[2]), campaign.frequency_caps, default_caps
+    )
+    return _Queued(job, campaign, recipient, caps)

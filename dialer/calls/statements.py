@@ -15,7 +15,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import load_only
 
 from dialer.calls.facts import CAMPAIGN_WINDOW_COLUMNS
-from dialer.db.models import CallAttempt, CallerNumber, Campaign, Recipient, Suppression, Tenant
+from dialer.db.models import (
+    CallAttempt,
+    CallerNumber,
+    Campaign,
+    ConsentRecord,
+    Recipient,
+    Suppression,
+    Tenant,
+)
 from dialer.policy.attempt_state import CLAIMABLE_RECIPIENT, AttemptStatus
 from dialer.policy.campaign_state import CampaignStatus
 
@@ -36,6 +44,27 @@ def suppressed_number(tenant_id: Any, recipient: Any) -> sa.Label[bool]:
         .label("suppressed")
     )
 
+
+def consented_number(tenant_id: Any, recipient: Any, now: Any) -> sa.Label[bool]:
+    """A column for a query over recipients: whether the recipient's number has a consent
+    record of ``tenant_id`` captured at or before ``now``."""
+    return (
+        sa.exists()
+        .where(
+            ConsentRecord.tenant_id == tenant_id,
+            ConsentRecord.phone_number == recipient.phone_number,
+            ConsentRecord.captured_at <= now,
+        )
+        .label("consented")
+    )
+
+
+#: The tenant's frequency caps (None: the deployment's default), read with the campaign.
+TENANT_CAPS = (
+    Tenant.cap_attempts_per_day,
+    Tenant.cap_attempts_per_week,
+    Tenant.cap_quiet_days_after_answer,
+)
 
 # -- rows locked for a move ----------------------------------------------------------------
 
@@ -67,11 +96,12 @@ _DISPATCH_COLUMNS = load_only(
     Campaign.phone_number_id,
     Campaign.current_run_id,
     Campaign.machine_detection_timeout_seconds,
+    Campaign.frequency_caps,
     *CAMPAIGN_WINDOW_COLUMNS,
 )
 #: A round reads its campaign with the tenant's caps...
 ROUND_CAMPAIGN = (
-    sa.select(Campaign, Tenant.max_concurrency, Tenant.max_cps)
+    sa.select(Campaign, Tenant.max_concurrency, Tenant.max_cps, *TENANT_CAPS)
     .join(Tenant, Tenant.id == Campaign.tenant_id)
     .where(Campaign.id == sa.bindparam("campaign_id"))
     .options(_DISPATCH_COLUMNS)
@@ -91,6 +121,11 @@ DUE = (
     .limit(sa.bindparam("limit"))
 )
 DUE_LOCK = DUE.with_for_update(skip_locked=True)
+#: ...with, for a campaign that requires consent, whether the number has a consent record.
+DUE_CONSENT = DUE.add_columns(
+    consented_number(sa.bindparam("tenant_id"), Recipient, sa.bindparam("now"))
+)
+DUE_CONSENT_LOCK = DUE_CONSENT.with_for_update(skip_locked=True)
 #: ...and inserts their attempts, ids back in the order given.
 INSERT_ATTEMPTS = sa.insert(ATTEMPTS).returning(ATTEMPTS.c.id, sort_by_parameter_order=True)
 #: Dial tasks of these attempts were handed to the queue (the outbox's record).
@@ -130,6 +165,7 @@ _DIAL_COLUMNS = load_only(
     Campaign.ended_reason,
     Campaign.max_concurrency,
     Campaign.machine_detection_timeout_seconds,
+    Campaign.frequency_caps,
     *CAMPAIGN_WINDOW_COLUMNS,
 )
 #: A dial's job: the attempt, its campaign, the limits, and its recipient's screen facts.
@@ -142,6 +178,8 @@ JOB_READ = (
         Recipient.time_zone,
         suppressed_number(Campaign.tenant_id, Recipient),
         Tenant.max_cps,
+        consented_number(Campaign.tenant_id, Recipient, sa.bindparam("now")),
+        *TENANT_CAPS,
     )
     .join(Campaign, Campaign.id == CallAttempt.campaign_id)
     .join(Tenant, Tenant.id == Campaign.tenant_id)

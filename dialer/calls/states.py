@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dialer.calls import counters, facts, statements
+from dialer.calls import contacts, counters, facts, statements
 from dialer.calls.jobs import AttemptRow, DialJob, Ended
 from dialer.concurrency.keys import SlotScope
 from dialer.db.bulk import is_postgres
@@ -231,6 +231,7 @@ def requeue(
         countdown_s = backoff_s * attempt.provider_retries
     attempt.status = AttemptStatus.QUEUED
     attempt.dialed_at = None
+    contacts.forget(session, attempt_id)  # no call existed: its dial, when it comes, counts
     # The caller sends its dial task again, due after the countdown: a hand-off recorded as
     # due then, or the outbox would take a long backoff for a lost task.
     attempt.enqueued_at = now + timedelta(seconds=countdown_s)
@@ -258,11 +259,16 @@ def end(
     now: datetime,
     error_code: str | None = None,
     error_message: str | None = None,
+    no_call: bool = False,
 ) -> Ended | None:
-    """End an attempt with ``outcome`` (first end wins) and settle its recipient."""
+    """End an attempt with ``outcome`` (first end wins) and settle its recipient.
+    ``no_call``: the provider refused the call (none existed), so the number's contact
+    history does not count it."""
     attempt = _attempt(session, attempt_id)
     if attempt is None or attempt.status is AttemptStatus.ENDED:
         return None
+    if no_call:
+        contacts.forget(session, attempt_id)
     attempt.status = AttemptStatus.ENDED
     attempt.outcome = outcome
     attempt.ended_at = now
@@ -360,6 +366,8 @@ def _settle(
     outcome = attempt.outcome
     assert outcome is not None
     counters.bump(session, attempt.campaign_id, {counters.outcome_key(outcome): 1})
+    if outcome is Outcome.HUMAN:
+        contacts.answered(session, attempt.id, now)  # the quiet days after an answer
     recipient = _recipient(session, attempt.recipient_id)
     if recipient.status not in (RecipientStatus.IN_FLIGHT, RecipientStatus.QUEUED):
         recipient.last_outcome = outcome

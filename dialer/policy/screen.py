@@ -11,9 +11,12 @@ is one of:
 - :class:`Terminal`: never in this run; the recipient ends in ``status`` with ``reason``.
 
 The order of the checks is the order of precedence: the campaign (running, its schedule not
-over, its own window open), then the number (do-not-call list, a known time zone), then the
-recipient's legal hours. A campaign-level decision does not depend on the recipient, so
-dispatch makes it once per campaign (:func:`screen_campaign`) before reading any recipient.
+over, its own window open), then the number (do-not-call list, consent when the campaign
+requires it, a known time zone), then the recipient's legal hours, then the tenant's frequency
+caps on the number across campaigns (:mod:`dialer.policy.frequency`: a capped number waits
+until the cap frees, it is never ended for it). A campaign-level decision does not depend on
+the recipient, so dispatch makes it once per campaign (:func:`screen_campaign`) before reading
+any recipient.
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ from dialer.policy import calling_hours
 from dialer.policy.attempt_state import RecipientStatus
 from dialer.policy.calling_hours import NotCallable, legal_hours_for, recipient_window
 from dialer.policy.campaign_state import CampaignStatus, EndedReason
+from dialer.policy.frequency import (
+    NO_CAPS,
+    NO_CONTACT,
+    CapReason,
+    ContactHistory,
+    FrequencyCaps,
+    held_until,
+)
 from dialer.policy.windows import AllOf
 
 
@@ -40,6 +51,10 @@ class ScreenReason(StrEnum):
     UNKNOWN_TIME_ZONE = calling_hours.UNKNOWN_TIME_ZONE
     OUTSIDE_LEGAL_HOURS = "outside-legal-hours"
     NO_WINDOW_LEFT = "no-window-left"
+    NO_CONSENT = "no-consent"
+    FREQUENCY_CAP_24H = CapReason.PER_DAY.value
+    FREQUENCY_CAP_7D = CapReason.PER_WEEK.value
+    RECENTLY_ANSWERED = CapReason.RECENTLY_ANSWERED.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +92,24 @@ class CampaignFacts:
     #: Its schedule span and weekly hours (:func:`~dialer.policy.calling_hours.campaign_window`).
     window: AllOf
     schedule_end: datetime | None
+    #: The tenant's frequency caps with the campaign's own on top (none: no cap).
+    caps: FrequencyCaps = NO_CAPS
+    #: Recipients whose number has no consent record end ``skipped`` (``no-consent``).
+    require_consent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class RecipientFacts:
-    """What screening reads of a recipient: its number, its explicit zone, and whether the
-    number is on the tenant's do-not-call list now."""
+    """What screening reads of a recipient: its number, its explicit zone, whether the
+    number is on the tenant's do-not-call list now, whether it has a consent record (read
+    only when the campaign requires consent), and its contacts across the tenant's campaigns
+    (read only when a frequency cap holds)."""
 
     phone_number: str
     time_zone: str | None
     suppressed: bool
+    has_consent: bool = False
+    contacts: ContactHistory = NO_CONTACT
 
 
 def screen_campaign(campaign: CampaignFacts, now: datetime) -> Decision:
@@ -119,13 +142,19 @@ def screen_recipient(recipient: RecipientFacts, campaign: CampaignFacts, now: da
     through at ``now``."""
     if recipient.suppressed:
         return Terminal(RecipientStatus.SUPPRESSED, ScreenReason.SUPPRESSED)
+    if campaign.require_consent and not recipient.has_consent:
+        return Terminal(RecipientStatus.SKIPPED, ScreenReason.NO_CONSENT)
     legal = legal_hours_for(recipient.phone_number, recipient.time_zone)
     if isinstance(legal, NotCallable):
         # A number's zones do not change: waiting would never make it callable.
         return Terminal(RecipientStatus.SKIPPED, ScreenReason(legal.reason))
     window = recipient_window(campaign.window, legal)
     if window.allows(now):
-        return CALL_NOW
+        held = held_until(campaign.caps, recipient.contacts, now)
+        if held is None:
+            return CALL_NOW
+        # Its window may be closed when the cap frees: screened again then, as any deferral.
+        return Deferred(held.until, ScreenReason(held.reason.value))
     opens = window.next_open(now)
     if opens is None:
         return Terminal(RecipientStatus.SKIPPED, ScreenReason.NO_WINDOW_LEFT)

@@ -242,7 +242,9 @@ def build_runtime(
     rebuilder = SlotRebuilder(sessions, stores.slots, call_lease_s=calls.call_lease_s)
     gate = StartGate(stores, calls, sleep, rebuilder)
     placer = Placer(sessions, gate, provider, ender, resolver, queue, clock, calls)
-    dispatch = dispatch or DispatchConfig(lost_task_timeout_s=settings.lost_task_timeout_s)
+    dispatch = dispatch or DispatchConfig(
+        lost_task_timeout_s=settings.lost_task_timeout_s, default_caps=calls.default_caps
+    )
     pace = gate if calls.pace_at_claim else None
     dispatcher = Dispatcher(sessions, stores.slots, queue, dispatch, rebuilder, pace)
     refiller = Refiller(dispatcher, gate, placer, queue, clock)

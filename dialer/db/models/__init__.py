@@ -3,6 +3,7 @@
 from dialer.db.base import Base
 from dialer.db.models.attempts import CallAttempt
 from dialer.db.models.campaigns import CallerNumber, Campaign, CampaignRun
+from dialer.db.models.contacts import ConsentRecord, NumberContact
 from dialer.db.models.counters import CampaignCounter
 from dialer.db.models.events import CallEvent
 from dialer.db.models.phone_numbers import PhoneNumber
@@ -27,7 +28,9 @@ __all__ = [
     "Campaign",
     "CampaignCounter",
     "CampaignRun",
+    "ConsentRecord",
     "ListState",
+    "NumberContact",
     "PhoneNumber",
     "Recipient",
     "RecipientList",

@@ -51,6 +51,13 @@ class Campaign(Base):
     recipient_list_id: Mapped[str | None] = mapped_column(
         sa.ForeignKey("recipient_lists.id", ondelete="SET NULL")
     )
+    #: The campaign's own frequency caps, each at most the tenant's:
+    #: ``{attempts_per_day, attempts_per_week, quiet_days_after_answer}``, each optional.
+    frequency_caps: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    #: Recipients whose number has no consent record end ``skipped`` (``no-consent``).
+    require_consent: Mapped[bool] = mapped_column(
+        sa.Boolean, default=False, server_default=sa.false()
+    )
     #: The run in progress or last finished; None until the first start.
     current_run_id: Mapped[str | None] = mapped_column(sa.String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)

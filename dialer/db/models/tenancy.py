@@ -23,6 +23,12 @@ class Tenant(Base):
     #: A cap on the tenant's call starts per second, on top of its fair share of the
     #: provider account's; None = no cap.
     max_cps: Mapped[float | None] = mapped_column(sa.Float)
+    #: Frequency caps on one number across the tenant's campaigns
+    #: (:mod:`dialer.policy.frequency`); None = the deployment's default
+    #: (``DIALER_CAP_ATTEMPTS_PER_DAY`` ...).
+    cap_attempts_per_day: Mapped[int | None] = mapped_column(sa.Integer)
+    cap_attempts_per_week: Mapped[int | None] = mapped_column(sa.Integer)
+    cap_quiet_days_after_answer: Mapped[int | None] = mapped_column(sa.Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 

@@ -43,10 +43,10 @@ _FORGET = sa.delete(_CONTACTS).where(_CONTACTS.c.attempt_id == sa.bindparam("att
 _ANSWERED = (
     sa.update(_CONTACTS)
     .where(
-        _CONTACTS.c.attempt_id == sa.bindparam("attempt_id"),
+        _CONTACTS.c.attempt_id == sa.bindparam("b_attempt_id"),
         _CONTACTS.c.human_answered_at.is_(None),
     )
-    .values(human_answered_at=sa.bindparam("at"))
+    .values(human_answered_at=sa.bindparam("answered_at"))
 )
 _LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
 _LOCK_MANY = sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
@@ -133,7 +133,7 @@ def forget(session: Session, attempt_id: int) -> None:
 
 def answered(session: Session, attempt_id: int, at: datetime) -> None:
     """A person answered the attempt's call (the first answer stays)."""
-    session.execute(_ANSWERED, {"attempt_id": attempt_id, "at": at})
+    session.execute(_ANSWERED, {"b_attempt_id": attempt_id, "answered_at": at})
 
 
 def _key(tenant_id: str, number: str) -> int:

@@ -20,6 +20,8 @@ from dialer.settings import Settings, load_settings
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from dialer.policy.frequency import FrequencyCaps
+
 _T = TypeVar("_T")
 
 #: Pause before a worker that stopped without being asked to starts again, in seconds.
@@ -279,15 +281,39 @@ def tenant_set(
         help="Call starts per second (> 0, fractions allowed), on top of its fair share of the "
         "account; 'none' removes the cap.",
     ),
+    attempts_per_day: str | None = typer.Option(
+        None,
+        "--attempts-per-day",
+        help="Call attempts to one number in any rolling 24 hours across its campaigns (a "
+        "whole number >= 1); 'default' takes DIALER_CAP_ATTEMPTS_PER_DAY.",
+    ),
+    attempts_per_week: str | None = typer.Option(
+        None,
+        "--attempts-per-week",
+        help="Call attempts to one number in any rolling 7 days across its campaigns (>= 1); "
+        "'default' takes DIALER_CAP_ATTEMPTS_PER_WEEK.",
+    ),
+    quiet_days_after_answer: str | None = typer.Option(
+        None,
+        "--quiet-days-after-answer",
+        help="Days without a new call to a number after a person answered it (0 = off); "
+        "'default' takes DIALER_CAP_QUIET_DAYS_AFTER_ANSWER.",
+    ),
     create: bool = typer.Option(False, "--create", help="Create the tenant if it has none yet."),
 ) -> None:
     """Set a tenant's limits (those not given are left as they are), from its next call on."""
+    from dialer.calls.config import default_caps
     from dialer.db.engine import make_engine, session_factory
     from dialer.errors import NotFound, ValidationError
     from dialer.services import tenant_limits as limits
 
-    if max_concurrency is None and max_cps is None:
-        typer.echo("error: give --max-concurrency, --max-cps, or both", err=True)
+    caps_given = (attempts_per_day, attempts_per_week, quiet_days_after_answer)
+    if max_concurrency is None and max_cps is None and all(v is None for v in caps_given):
+        typer.echo(
+            "error: give --max-concurrency, --max-cps, --attempts-per-day, "
+            "--attempts-per-week or --quiet-days-after-answer",
+            err=True,
+        )
         raise typer.Exit(2)
     try:
         concurrency = (
@@ -296,6 +322,14 @@ def tenant_set(
             else limits.parse_max_concurrency(max_concurrency)
         )
         cps = limits.KEEP if max_cps is None else limits.parse_max_cps(max_cps)
+        per_day, per_week, quiet_days = (
+            limits.KEEP if text is None else limits.parse_frequency_cap(name, text, least=least)
+            for name, text, least in (
+                ("attempts_per_day", attempts_per_day, 1),
+                ("attempts_per_week", attempts_per_week, 1),
+                ("quiet_days_after_answer", quiet_days_after_answer, 0),
+            )
+        )
     except ValidationError as exc:
         typer.echo(f"error: --{exc.field.replace('_', '-')}: {exc.reason}", err=True)
         raise typer.Exit(2) from None
@@ -307,6 +341,9 @@ def tenant_set(
                 user_id,
                 max_concurrency=concurrency,
                 max_cps=cps,
+                attempts_per_day=per_day,
+                attempts_per_week=per_week,
+                quiet_days_after_answer=quiet_days,
                 create=create,
                 now=utc_now(),
             )
@@ -317,7 +354,8 @@ def tenant_set(
         engine.dispose()
     typer.echo(
         f"tenant {after.user_id}{' (created)' if created else ''}: "
-        f"max_concurrency {_cap(after.max_concurrency)}, max_cps {_cap(after.max_cps)}"
+        f"max_concurrency {_cap(after.max_concurrency)}, max_cps {_cap(after.max_cps)}, "
+        f"frequency caps {_caps(after.caps(default_caps(_settings())))}"
     )
 
 
@@ -327,6 +365,7 @@ def tenant_show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Print a tenant's limits, its API keys and its campaigns by status."""
+    from dialer.calls.config import default_caps
     from dialer.db.engine import make_engine, session_factory
     from dialer.errors import NotFound
     from dialer.services.tenant_limits import describe
@@ -334,7 +373,7 @@ def tenant_show(
     engine = make_engine(_settings().database_url)
     try:
         with session_factory(engine)() as session:
-            report = describe(session, user_id)
+            report = describe(session, user_id, default_caps(_settings()))
     except NotFound as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -351,6 +390,7 @@ def tenant_show(
                 f"created          {report.created_at.isoformat()}",
                 f"max_concurrency  {_cap(report.limits.max_concurrency)}",
                 f"max_cps          {_cap(report.limits.max_cps)}",
+                f"frequency caps   {_caps(report.caps)}",
                 f"api keys         {report.active_keys} active, {report.revoked_keys} revoked",
                 f"campaigns        {campaigns}",
             ]
@@ -360,6 +400,14 @@ def tenant_show(
 
 def _cap(value: float | None) -> str:
     return "none" if value is None else f"{value:g}"
+
+
+def _caps(caps: FrequencyCaps) -> str:
+    quiet = caps.quiet_days_after_answer
+    return (
+        f"{_cap(caps.attempts_per_day)} a day, {_cap(caps.attempts_per_week)} a week, "
+        f"quiet after an answer {f'{quiet} days' if quiet else 'off'}"
+    )
 
 
 def _register_campaigns() -> None:

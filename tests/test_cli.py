@@ -148,13 +148,32 @@ def test_tenant_limits_are_set_shown_and_cleared(upgraded_database: str, tmp_pat
     as_json = json.loads(dialer("tenant", "show", "--user-id", "acme", "--json").stdout)
     assert (as_json["max_concurrency"], as_json["max_cps"]) == (None, 2.5)
     assert as_json["campaigns"] == {}
+    assert "frequency caps   3 a day, 7 a week, quiet after an answer off" in shown.stdout
+
+    capped = dialer(
+        "tenant", "set", "--user-id", "acme",
+        "--attempts-per-day", "2", "--quiet-days-after-answer", "30",
+    )  # fmt: skip
+    assert capped.returncode == 0, capped.stderr
+    assert "frequency caps 2 a day, 7 a week, quiet after an answer 30 days" in capped.stdout
+    caps = json.loads(dialer("tenant", "show", "--user-id", "acme", "--json").stdout)
+    assert caps["frequency_caps"] == {
+        "attempts_per_day": 2,
+        "attempts_per_week": 7,
+        "quiet_days_after_answer": 30,
+        "own": {"attempts_per_day": 2, "attempts_per_week": None, "quiet_days_after_answer": 30},
+    }
+    reset = dialer("tenant", "set", "--user-id", "acme", "--attempts-per-day", "default")
+    assert "frequency caps 3 a day, 7 a week, quiet after an answer 30 days" in reset.stdout
 
 
 #: One of each kind (every bad value is in tests/app_services/test_tenant_limits.py).
 BAD_LIMITS = [
     (["--max-cps", "0"], "--max-cps: must be > 0"),
     (["--max-concurrency", "2.5"], "--max-concurrency: must be a whole number"),
-    ([], "give --max-concurrency, --max-cps, or both"),
+    (["--attempts-per-day", "0"], "--attempts-per-day: must be between 1"),
+    (["--quiet-days-after-answer", "x"], "--quiet-days-after-answer: must be a whole number"),
+    ([], "give --max-concurrency, --max-cps, --attempts-per-day"),
 ]
 
 

@@ -29,6 +29,7 @@ from dialer.policy.frequency import (
     WEEK,
     ContactHistory,
     FrequencyCaps,
+    in_force,
 )
 
 _CONTACTS = cast(sa.Table, NumberContact.__table__)
@@ -60,12 +61,7 @@ def caps_of(
     """The caps a campaign's calls obey: the tenant's (``cap_attempts_per_day``,
     ``cap_attempts_per_week``, ``cap_quiet_days_after_answer``; None takes the deployment's
     ``defaults``), with the campaign's own ``frequency_caps`` on top."""
-    per_day, per_week, quiet_days = tenant
-    own = FrequencyCaps(
-        defaults.attempts_per_day if per_day is None else per_day,
-        defaults.attempts_per_week if per_week is None else per_week,
-        defaults.quiet_days_after_answer if quiet_days is None else quiet_days,
-    )
+    own = in_force(tenant, defaults)
     if not campaign:
         return own
     return own.stricter(

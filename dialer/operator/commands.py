@@ -199,6 +199,14 @@ def waiting_section(waiting: WaitingOut, at: Callable[[datetime | None], str]) -
         if window.count
         else 0,
     )
+    cap = waiting.frequency_cap
+    section.add(
+        "for a frequency cap",
+        f"{cap.count} ({', '.join(f'{k} {v}' for k, v in sorted(cap.reasons.items()))}), "
+        f"next {at(cap.next_at)}"
+        if cap.count
+        else 0,
+    )
     for name, bucket in (
         ("for a retry", waiting.retry),
         ("for the pacer", waiting.pacer),

@@ -67,6 +67,19 @@ class FrequencyCaps:
         )
 
 
+def in_force(
+    stored: tuple[int | None, int | None, int | None], defaults: FrequencyCaps
+) -> FrequencyCaps:
+    """A tenant's caps as stored (per day, per week, quiet days; each None: the deployment's
+    ``defaults``) in force."""
+    per_day, per_week, quiet_days = stored
+    return FrequencyCaps(
+        defaults.attempts_per_day if per_day is None else per_day,
+        defaults.attempts_per_week if per_week is None else per_week,
+        defaults.quiet_days_after_answer if quiet_days is None else quiet_days,
+    )
+
+
 def _least(a: int | None, b: int | None) -> int | None:
     if a is None:
         return b

@@ -8,6 +8,9 @@ buckets, in the order a recipient meets them:
 
 - ``window``: not callable before a window opens: the campaign's own (schedule span, weekly
   hours) or the recipient's legal calling hours; ``next_open`` is the first opening;
+- ``frequency_cap``: the tenant's frequency caps on the number (attempts in 24 hours or 7
+  days across its campaigns, quiet days after a person answered) hold it until ``next_at``,
+  with how many for each cap (``reasons``);
 - ``retry``: an attempt ended and the retry policy set the next one (``next_at``);
 - ``due``: callable now and not yet claimed: they wait for a free slot (``slots.free`` is 0)
   or for the next dispatch round;
@@ -29,6 +32,14 @@ from dialer.policy.screen import CallNow, CampaignFacts, Deferred, ScreenReason,
 
 #: Reasons the screen stores on a recipient it deferred to a window's opening.
 WINDOW_REASONS = frozenset({ScreenReason.OUTSIDE_LEGAL_HOURS, ScreenReason.OUTSIDE_CAMPAIGN_WINDOW})
+#: Reasons the screen stores on a recipient it deferred for a frequency cap.
+CAP_REASONS = frozenset(
+    {
+        ScreenReason.FREQUENCY_CAP_24H,
+        ScreenReason.FREQUENCY_CAP_7D,
+        ScreenReason.RECENTLY_ANSWERED,
+    }
+)
 
 
 class SlotSource(StrEnum):
@@ -106,6 +117,23 @@ class WindowWait:
 
 
 @dataclass(slots=True)
+class CapWait:
+    """Recipients waiting for a frequency cap on their number to free."""
+
+    count: int = 0
+    next_at: datetime | None = None
+    #: Of ``count``, how many for each cap (``frequency-cap-24h``, ``frequency-cap-7d``,
+    #: ``recently-answered``).
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, count: int, at: datetime | None, reason: str) -> None:
+        self.count += count
+        self.reasons[reason] = self.reasons.get(reason, 0) + count
+        if at is not None and (self.next_at is None or at < self.next_at):
+            self.next_at = at
+
+
+@dataclass(slots=True)
 class CampaignWaits:
     as_of: datetime
     #: Whether the campaign itself may call now (running, inside its own window).
@@ -117,6 +145,7 @@ class CampaignWaits:
     slots: Slots
     due: int = 0
     window: WindowWait = field(default_factory=WindowWait)
+    frequency_cap: CapWait = field(default_factory=CapWait)
     retry: Bucket = field(default_factory=Bucket)
     pacer: Bucket = field(default_factory=Bucket)
     provider_backoff: Bucket = field(default_factory=Bucket)
@@ -142,6 +171,9 @@ def campaign_waits(
                 waits.window.add(group.count, opens_at, legal=False)
             else:
                 waits.due += group.count
+        elif group.reason in CAP_REASONS:
+            assert group.reason is not None
+            waits.frequency_cap.add(group.count, group.earliest, group.reason)
         elif group.status is RecipientStatus.PENDING or group.reason in WINDOW_REASONS:
             # A pending recipient is due later only when the screen deferred it to a window.
             legal = group.reason != ScreenReason.OUTSIDE_CAMPAIGN_WINDOW

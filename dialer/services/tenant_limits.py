@@ -1,9 +1,12 @@
-"""A tenant's limits (calls in flight, call starts per second), and what an operator sees of it.
+"""A tenant's limits (calls in flight, call starts per second, frequency caps per number), and
+what an operator sees of it.
 
 Limits are read from the database at every claim and every dial, so a change holds from the
 next call on, in every process: nothing is cached. ``None`` is "no cap": the tenant is then
 held only by its campaigns' ``max_concurrency`` and its fair share of the provider account's
-calls per second (:mod:`dialer.concurrency.rate.fair`).
+calls per second (:mod:`dialer.concurrency.rate.fair`). The frequency caps
+(:mod:`dialer.policy.frequency`) are different: ``None`` there is "the deployment's default"
+(``DIALER_CAP_*``), and a campaign may only be stricter than the tenant.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from dialer.db.models import ApiKey, Campaign, Tenant
 from dialer.errors import NotFound, ValidationError
+from dialer.policy.frequency import DEFAULT_CAPS, MAX_CAP, FrequencyCaps, in_force
 from dialer.services.tenancy import ensure_tenant
 
 #: The largest ``max_concurrency`` a tenant may have (the column is a 32-bit integer).
@@ -27,6 +31,8 @@ MAX_CONCURRENCY_LIMIT = 2**31 - 1
 MAX_CPS_LIMIT = 10_000.0
 #: What removes a cap when given as a limit's value.
 NO_CAP = "none"
+#: What gives a frequency cap back to the deployment's default.
+DEFAULT = "default"
 
 
 class Keep(Enum):
@@ -70,12 +76,58 @@ def parse_max_cps(text: str) -> float | None:
     return value
 
 
+def parse_frequency_cap(name: str, text: str, *, least: int = 1) -> int | None:
+    """``--attempts-per-day`` and the like: a whole number from ``least``, or ``default``
+    (the deployment's, None)."""
+    if text.strip().lower() == DEFAULT:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValidationError(
+            name, f"must be a whole number >= {least} or {DEFAULT!r}, not {text!r}"
+        ) from None
+    if not least <= value <= MAX_CAP:
+        raise ValidationError(name, f"must be between {least} and {MAX_CAP}, not {value}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class TenantLimits:
     tenant_id: str
     user_id: str
     max_concurrency: int | None
     max_cps: float | None
+    #: The tenant's own frequency caps as stored (None: the deployment's default).
+    cap_attempts_per_day: int | None = None
+    cap_attempts_per_week: int | None = None
+    cap_quiet_days_after_answer: int | None = None
+
+    def caps(self, defaults: FrequencyCaps = DEFAULT_CAPS) -> FrequencyCaps:
+        """The frequency caps in force for the tenant."""
+        stored = (
+            self.cap_attempts_per_day,
+            self.cap_attempts_per_week,
+            self.cap_quiet_days_after_answer,
+        )
+        return in_force(stored, defaults)
+
+
+def tenant_caps(
+    session: Session, tenant_id: str, defaults: FrequencyCaps = DEFAULT_CAPS
+) -> FrequencyCaps:
+    """The frequency caps in force for the tenant ``tenant_id`` (a campaign's may only be
+    stricter)."""
+    stored = session.execute(
+        sa.select(
+            Tenant.cap_attempts_per_day,
+            Tenant.cap_attempts_per_week,
+            Tenant.cap_quiet_days_after_answer,
+        ).where(Tenant.id == tenant_id)
+    ).one_or_none()
+    if stored is None:
+        return defaults
+    return in_force((stored[0], stored[1], stored[2]), defaults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +141,9 @@ class TenantReport:
     #: Campaign status -> how many of the tenant's campaigns have it (only those with any).
     campaigns: dict[str, int] = field(default_factory=dict)
 
+    #: The frequency caps in force (the tenant's own, or the deployment's default).
+    caps: FrequencyCaps = DEFAULT_CAPS
+
     def as_dict(self) -> dict[str, object]:
         return {
             "tenant_id": self.limits.tenant_id,
@@ -96,13 +151,31 @@ class TenantReport:
             "created_at": self.created_at.isoformat(),
             "max_concurrency": self.limits.max_concurrency,
             "max_cps": self.limits.max_cps,
+            "frequency_caps": {
+                "attempts_per_day": self.caps.attempts_per_day,
+                "attempts_per_week": self.caps.attempts_per_week,
+                "quiet_days_after_answer": self.caps.quiet_days_after_answer,
+                "own": {
+                    "attempts_per_day": self.limits.cap_attempts_per_day,
+                    "attempts_per_week": self.limits.cap_attempts_per_week,
+                    "quiet_days_after_answer": self.limits.cap_quiet_days_after_answer,
+                },
+            },
             "api_keys": {"active": self.active_keys, "revoked": self.revoked_keys},
             "campaigns": self.campaigns,
         }
 
 
 def _limits(tenant: Tenant) -> TenantLimits:
-    return TenantLimits(tenant.id, tenant.user_id, tenant.max_concurrency, tenant.max_cps)
+    return TenantLimits(
+        tenant.id,
+        tenant.user_id,
+        tenant.max_concurrency,
+        tenant.max_cps,
+        tenant.cap_attempts_per_day,
+        tenant.cap_attempts_per_week,
+        tenant.cap_quiet_days_after_answer,
+    )
 
 
 def _find(session: Session, user_id: str) -> Tenant | None:
@@ -115,12 +188,17 @@ def set_limits(
     *,
     max_concurrency: int | Keep | None = KEEP,
     max_cps: float | Keep | None = KEEP,
+    attempts_per_day: int | Keep | None = KEEP,
+    attempts_per_week: int | Keep | None = KEEP,
+    quiet_days_after_answer: int | Keep | None = KEEP,
     create: bool = False,
     now: datetime,
 ) -> tuple[TenantLimits, bool]:
-    """Set the limits given (``None`` removes a cap, :data:`KEEP` leaves it); returns the
-    tenant's limits after, and whether it was created. :class:`~dialer.errors.NotFound`
-    when ``user_id`` has no tenant and ``create`` is False."""
+    """Set the limits given (``None`` removes a cap, or for a frequency cap gives it back to
+    the deployment's default; :data:`KEEP` leaves it); returns the tenant's limits after, and
+    whether it was created. :class:`~dialer.errors.NotFound` when ``user_id`` has no tenant
+    and ``create`` is False. Campaigns already stricter stay so; one looser than a lowered
+    tenant cap is held by the tenant's (the stricter of the two always applies)."""
     tenant = _find(session, user_id)
     created = tenant is None
     if tenant is None:
@@ -131,13 +209,22 @@ def set_limits(
         tenant.max_concurrency = max_concurrency
     if not isinstance(max_cps, Keep):
         tenant.max_cps = max_cps
+    if not isinstance(attempts_per_day, Keep):
+        tenant.cap_attempts_per_day = attempts_per_day
+    if not isinstance(attempts_per_week, Keep):
+        tenant.cap_attempts_per_week = attempts_per_week
+    if not isinstance(quiet_days_after_answer, Keep):
+        tenant.cap_quiet_days_after_answer = quiet_days_after_answer
     session.flush()
     return _limits(tenant), created
 
 
-def describe(session: Session, user_id: str) -> TenantReport:
-    """The tenant of ``user_id``: its limits, its API keys, its campaigns by status.
-    :class:`~dialer.errors.NotFound` when it has none."""
+def describe(
+    session: Session, user_id: str, defaults: FrequencyCaps = DEFAULT_CAPS
+) -> TenantReport:
+    """The tenant of ``user_id``: its limits, its frequency caps in force (``defaults``: the
+    deployment's), its API keys, its campaigns by status. :class:`~dialer.errors.NotFound`
+    when it has none."""
     tenant = _find(session, user_id)
     if tenant is None:
         raise NotFound(f"no tenant has the user id {user_id!r}")
@@ -152,10 +239,12 @@ def describe(session: Session, user_id: str) -> TenantReport:
         .where(Campaign.tenant_id == tenant.id)
         .group_by(Campaign.status)
     )
+    limits = _limits(tenant)
     return TenantReport(
-        limits=_limits(tenant),
+        limits=limits,
         created_at=tenant.created_at,
         active_keys=active_keys,
         revoked_keys=revoked_keys,
         campaigns={str(status): count for status, count in sorted(by_status)},
+        caps=limits.caps(defaults),
     )

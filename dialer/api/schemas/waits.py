@@ -38,6 +38,15 @@ class WindowWaitOut(Output):
     )
 
 
+class CapWaitOut(Output):
+    count: int
+    next_at: datetime | None = Field(description="When the first of them may go.")
+    reasons: dict[str, int] = Field(
+        description="Of `count`, how many for each cap: `frequency-cap-24h`, "
+        "`frequency-cap-7d`, `recently-answered`."
+    )
+
+
 class WaitingOut(Output):
     """Where the recipients not on a call are, and what each group waits for."""
 
@@ -56,6 +65,10 @@ class WaitingOut(Output):
         "or the next dispatch round."
     )
     window: WindowWaitOut
+    frequency_cap: CapWaitOut = Field(
+        description="Held by the tenant's frequency caps on their number (across its "
+        "campaigns) until `next_at`."
+    )
     retry: BucketOut = Field(description="Waiting for a retry the retry policy set.")
     pacer: BucketOut = Field(
         description="Claimed, slot held, waiting for the calls-per-second pace."
@@ -81,6 +94,7 @@ class WaitingOut(Output):
             ),
             due=waits.due,
             window=WindowWaitOut.model_validate(waits.window),
+            frequency_cap=CapWaitOut.model_validate(waits.frequency_cap),
             retry=BucketOut.model_validate(waits.retry),
             pacer=BucketOut.model_validate(waits.pacer),
             provider_backoff=BucketOut.model_validate(waits.provider_backoff),

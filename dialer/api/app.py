@@ -19,6 +19,7 @@ from dialer.api.guard import RequestGuard
 from dialer.api.routes import (
     calls,
     campaigns,
+    consent,
     health,
     lists,
     metrics,
@@ -120,6 +121,7 @@ def create_app(
         calls,
         lists,
         suppression,
+        consent,
         phone_numbers,
         metrics,
     ):

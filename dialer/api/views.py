@@ -58,6 +58,8 @@ def campaigns(session: Session, rows: Sequence[Campaign]) -> list[CampaignOut]:
                 max_concurrency=c.max_concurrency,
                 retry_policy=c.retry_policy,
                 speech_settings=c.speech_settings,
+                frequency_caps=c.frequency_caps,
+                require_consent=bool(c.require_consent),
                 assistant_name=c.assistant_name,
                 caller_id_number=c.caller_id_number,
                 schedule_start_time=c.schedule_start_time,

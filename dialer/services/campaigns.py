@@ -24,8 +24,9 @@ from dialer.db.models import (
 from dialer.errors import Conflict, FieldErrors, NotFound, ValidationError
 from dialer.policy.attempt_state import AttemptStatus, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus, apply_action
+from dialer.policy.frequency import DEFAULT_CAPS, FrequencyCaps
 from dialer.policy.screen import ScreenReason
-from dialer.services import greeting, phone_numbers, recipient_lists
+from dialer.services import greeting, phone_numbers, recipient_lists, tenant_limits
 from dialer.services.recipients import (
     BatchResult,
     RecipientLike,
@@ -46,6 +47,8 @@ WRITABLE_COLUMNS = (
     "max_concurrency",
     "retry_policy",
     "speech_settings",
+    "frequency_caps",
+    "require_consent",
     "schedule_start_time",
     "schedule_end_time",
     "weekly_schedule",
@@ -68,6 +71,7 @@ REQUIRED_COLUMNS = frozenset(
         "speech_settings",
         "use_returning_greeting",
         "use_short_term_summaries",
+        "require_consent",
     }
 )
 FROZEN_WHILE_RUNNING = frozenset(
@@ -81,6 +85,30 @@ def _refuse_nulls(values: Mapping[str, Any], errors: FieldErrors) -> None:
     for name, value in values.items():
         if value is None and name in REQUIRED_COLUMNS:
             errors.add(name, "may not be null")
+
+
+def _check_caps(
+    session: Session,
+    tenant_id: str,
+    caps: Mapping[str, Any] | None,
+    defaults: FrequencyCaps,
+    errors: FieldErrors,
+) -> None:
+    """A campaign's caps may only be stricter than its tenant's (in force now): fewer
+    attempts, more quiet days."""
+    if not caps:
+        return
+    tenant = tenant_limits.tenant_caps(session, tenant_id, defaults)
+    for key in ("attempts_per_day", "attempts_per_week"):
+        value, ceiling = caps.get(key), getattr(tenant, key)
+        if value is not None and ceiling is not None and value > ceiling:
+            errors.add(f"frequency_caps.{key}", f"must be at most the tenant's {ceiling}")
+    quiet = caps.get("quiet_days_after_answer")
+    if quiet is not None and quiet < tenant.quiet_days_after_answer:
+        errors.add(
+            "frequency_caps.quiet_days_after_answer",
+            f"must be at least the tenant's {tenant.quiet_days_after_answer}",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +188,15 @@ def create(
     recipients: Sequence[RecipientLike] | None = None,
     dial_plan: list[DialPlanInput] | None = None,
     recipient_list_id: str | None = None,
+    default_caps: FrequencyCaps = DEFAULT_CAPS,
 ) -> tuple[Campaign, BatchResult | None]:
-    """A new draft campaign with its dial plan and recipients, all in the caller's transaction."""
+    """A new draft campaign with its dial plan and recipients, all in the caller's transaction.
+    ``default_caps``: the frequency caps of a tenant that set none (its campaign's own may
+    only be stricter)."""
     values = {k: v for k, v in fields.items() if k in WRITABLE_COLUMNS}
     errors = FieldErrors()
     _refuse_nulls(values, errors)
+    _check_caps(session, tenant_id, values.get("frequency_caps"), default_caps, errors)
     values = _numbers(session, tenant_id, values, errors)
     plan = _resolve_plan(session, tenant_id, dial_plan or [], errors)
     if recipient_list_id is not None:
@@ -181,6 +213,7 @@ def create(
     values.setdefault("speech_settings", {})
     values.setdefault("use_returning_greeting", False)
     values.setdefault("use_short_term_summaries", False)
+    values.setdefault("require_consent", False)
     campaign = Campaign(
         tenant_id=tenant_id,
         recipient_list_id=recipient_list_id,
@@ -259,11 +292,13 @@ def update(
     *,
     now: datetime,
     recipients: Sequence[RecipientLike] | None = None,
+    default_caps: FrequencyCaps = DEFAULT_CAPS,
 ) -> tuple[Campaign, BatchResult | None]:
     """Apply a PATCH. Running campaigns take what can change safely; the next dispatch reads it."""
     campaign = get(session, tenant_id, campaign_id, lock=True)
     errors = FieldErrors()
     _refuse_nulls(changes, errors)
+    _check_caps(session, tenant_id, changes.get("frequency_caps"), default_caps, errors)
     changes = _numbers(session, tenant_id, changes, errors)
     start = changes.get("schedule_start_time", campaign.schedule_start_time)
     end = changes.get("schedule_end_time", campaign.schedule_end_time)

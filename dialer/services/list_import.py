@@ -17,7 +17,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialer.db.models import ListState, RecipientList, RecipientListRejection
 from dialer.errors import InvalidPhoneNumber
 from dialer.phone import DEFAULT_REGION, to_e164
-from dialer.services import list_store
+from dialer.services import consent, list_store
 from dialer.services.list_csv import CsvReader
 from dialer.services.list_store import Entry, Rejected
 from dialer.services.recipients import DUPLICATE, INVALID_NUMBER, RecipientLike
@@ -77,12 +77,16 @@ class Row:
     error: str | None = None
     #: The region a number without a ``+`` is a national number of.
     region: str = DEFAULT_REGION
+    #: Consent to record for the number (CSV: the ``consent_*`` columns).
+    consent: consent.ConsentLike | None = None
 
 
 def csv_rows(reader: CsvReader, region: str = DEFAULT_REGION) -> Iterator[Row]:
-    """The rows of a CSV: ``phone_number`` and every other column as metadata; numbers
-    without a ``+`` are national numbers of ``region``."""
+    """The rows of a CSV: ``phone_number``, the ``consent_*`` columns as the number's consent,
+    and every other column as metadata; numbers without a ``+`` are national numbers of
+    ``region``."""
     columns, phone_at = reader.columns, reader.phone_at
+    consent_columns = [c for c in consent.CSV_COLUMNS if c in columns]
     for row in reader.rows():
         if row.error is not None:
             yield Row(row.line, "", {}, {}, None, error=row.error)
@@ -91,12 +95,23 @@ def csv_rows(reader: CsvReader, region: str = DEFAULT_REGION) -> Iterator[Row]:
         metadata = {
             c: v for i, (c, v) in enumerate(zip(columns, values, strict=True)) if i != phone_at
         }
-        yield Row(row.line, values[phone_at], metadata, {}, None, region=region)
+        given = None
+        if consent_columns:
+            try:
+                given = consent.from_columns(metadata)
+            except ValueError as exc:
+                yield Row(row.line, "", {}, {}, None, error=str(exc))
+                continue
+            for name in consent_columns:
+                del metadata[name]
+        yield Row(row.line, values[phone_at], metadata, {}, None, region=region, consent=given)
 
 
 def json_rows(rows: Iterable[RecipientLike]) -> Iterator[Row]:
     for index, r in enumerate(rows):
-        yield Row(index, r.phone_number, r.metadata, r.assistant_overrides, r.time_zone)
+        yield Row(
+            index, r.phone_number, r.metadata, r.assistant_overrides, r.time_zone, consent=r.consent
+        )
 
 
 class _Abandoned(Exception):
@@ -110,6 +125,8 @@ class _Chunk:
     given: list[tuple[int, str]]
     rejections: list[Rejected]
     read: int
+    #: (E.164 number, consent) of the rows that carry one, recorded for the list's tenant.
+    consents: list[tuple[str, consent.ConsentLike]] = field(default_factory=list)
 
 
 def run(
@@ -209,6 +226,8 @@ def _take(chunk: _Chunk, seen: set[str], row: Row) -> None:
         reason = f"{INVALID_NUMBER}: {exc.reason}"
         chunk.rejections.append(_rejection(row.line, row.phone_number, reason))
         return
+    if row.consent is not None:
+        chunk.consents.append((number, row.consent))
     if number in seen:
         chunk.rejections.append(_rejection(row.line, row.phone_number, DUPLICATE))
         return
@@ -227,6 +246,12 @@ def _store(session: Session, list_id: str, chunk: _Chunk, now: datetime) -> None
         if entry[0] not in inserted:
             chunk.rejections.append(_rejection(line, given, DUPLICATE))
     list_store.insert_rejections(session, list_id, chunk.rejections)
+    if chunk.consents:
+        tenant_id = session.scalar(
+            sa.select(RecipientList.tenant_id).where(RecipientList.id == list_id)
+        )
+        if tenant_id is not None:
+            consent.record_many(session, tenant_id, chunk.consents, now=now)
     progressed = session.execute(
         sa.update(RecipientList)
         .where(RecipientList.id == list_id, RecipientList.state == ListState.IMPORTING.value)

@@ -17,7 +17,8 @@ from dialer.errors import FieldErrors, InvalidPhoneNumber
 from dialer.phone import to_e164
 from dialer.policy.attempt_state import RecipientStatus
 from dialer.policy.screen import ScreenReason
-from dialer.services import greeting
+from dialer.services import consent, greeting
+from dialer.services.consent import ConsentLike
 
 #: Rows written per INSERT statement.
 CHUNK_ROWS = 2_000
@@ -38,6 +39,8 @@ class RecipientLike(Protocol):
     def assistant_overrides(self) -> Mapping[str, Any]: ...
     @property
     def time_zone(self) -> str | None: ...
+    @property
+    def consent(self) -> ConsentLike | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,12 @@ def add_batch(
             result=result,
         )
     states.recipients_added(session, campaign.id, result.accepted)
+    given = [
+        (number, row.consent)
+        for row, number in zip(rows, numbers, strict=True)
+        if row.consent is not None and isinstance(number, str)
+    ]
+    consent.record_many(session, campaign.tenant_id, given, now=now)
     return result
 
 

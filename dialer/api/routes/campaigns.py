@@ -23,6 +23,7 @@ from dialer.api.schemas.campaigns import (
 )
 from dialer.api.schemas.common import ErrorBody, Page
 from dialer.api.schemas.waits import CampaignDetailOut, WaitingOut
+from dialer.calls.config import default_caps
 from dialer.db.models import Campaign
 from dialer.errors import ValidationError
 from dialer.phone import to_e164
@@ -52,6 +53,9 @@ def _columns(body: CampaignCreate | CampaignPatch, *, defaults: bool) -> dict[st
     if "speech_settings" in values or defaults:
         speech = body.speech_settings or SpeechSettings()
         values["speech_settings"] = speech.model_dump(mode="json")
+    if values.get("frequency_caps") is not None:
+        caps = body.frequency_caps.model_dump(exclude_none=True)  # type: ignore[union-attr]
+        values["frequency_caps"] = caps or None
     if values.get("weekly_schedule") is not None:
         values["weekly_schedule"] = body.weekly_schedule.model_dump(mode="json")  # type: ignore[union-attr]
     return values
@@ -101,6 +105,7 @@ def create_campaign(body: CampaignCreate, ctx: Ctx, tenant: TenantId) -> Campaig
             recipients=list(body.recipients or []),
             dial_plan=plan or None,
             recipient_list_id=body.recipient_list_id,
+            default_caps=default_caps(ctx.settings),
         )
         out = views.campaign(session, campaign)
     return CampaignWriteOut(**out.model_dump(), recipient_batch=_batch(batch))
@@ -167,6 +172,7 @@ def patch_campaign(
             changes,
             now=ctx.clock(),
             recipients=list(body.recipients or []),
+            default_caps=default_caps(ctx.settings),
         )
         if campaign.caller_id_number is None and not _has_caller(campaign.phone_number_id, None):
             raise ValidationError(

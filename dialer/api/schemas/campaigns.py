@@ -30,6 +30,7 @@ from dialer.api.schemas.common import (
 from dialer.api.schemas.json_object import JsonObject
 from dialer.api.schemas.recipients import RecipientIn
 from dialer.policy.calling_hours import WeeklyScheduleSpec
+from dialer.policy.frequency import MAX_CAP
 from dialer.policy.retry import RetryPolicy
 from dialer.services import greeting
 from dialer.services.campaigns import REQUIRED_COLUMNS
@@ -107,6 +108,24 @@ class DialPlanEntry(Input):
     recipients: list[RecipientIn] = Field(default_factory=list, max_length=MAX_INLINE_RECIPIENTS)
 
 
+class FrequencyCapsIn(Input):
+    """A campaign's own frequency caps on one number (across the tenant's campaigns): each
+    optional, each at most the tenant's (it may only be stricter)."""
+
+    attempts_per_day: int | None = Field(
+        default=None, ge=1, le=MAX_CAP, description="Attempts in any rolling 24 hours."
+    )
+    attempts_per_week: int | None = Field(
+        default=None, ge=1, le=MAX_CAP, description="Attempts in any rolling 7 days."
+    )
+    quiet_days_after_answer: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_CAP,
+        description="Days without a new call after a person answered (0 = off).",
+    )
+
+
 _START = AliasChoices("schedule_start_time", "scheduleStartTime")
 _END = AliasChoices("schedule_end_time", "scheduleEndTime")
 
@@ -128,6 +147,16 @@ class CampaignFields(Input):
         default=None, json_schema_extra=checked("a retry policy: see the README")
     )
     speech_settings: SpeechSettings | None = None
+    frequency_caps: FrequencyCapsIn | None = Field(
+        default=None,
+        description="Stricter caps than the tenant's on calls to one number; null: the tenant's.",
+        json_schema_extra=checked("each at most the tenant's cap"),
+    )
+    require_consent: bool | None = Field(
+        default=None,
+        description="Call only numbers with a consent record (`POST /consent`); the others "
+        "end `skipped` with reason `no-consent`.",
+    )
     schedule_start_time: AwareDatetime | None = Field(default=None, validation_alias=_START)
     schedule_end_time: AwareDatetime | None = Field(
         default=None,
@@ -367,6 +396,10 @@ class CampaignOut(Output):
     max_concurrency: int
     retry_policy: dict[str, Any]
     speech_settings: dict[str, Any]
+    frequency_caps: dict[str, Any] | None = Field(
+        description="The campaign's own caps (the tenant's apply where it sets none)."
+    )
+    require_consent: bool
     assistant_name: str | None
     caller_id_number: str | None
     schedule_start_time: datetime | None

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from dialer.api.schemas.common import Input, Output, checked
+from dialer.api.schemas.consent import ConsentIn
 from dialer.api.schemas.json_object import JsonObject
 from dialer.policy.calling_hours import TimeZoneName
 
@@ -23,6 +24,11 @@ class RecipientIn(Input):
     assistant_overrides: JsonObject = Field(default_factory=dict)
     time_zone: TimeZoneName | None = Field(
         default=None, description="IANA zone; overrides the zones the number maps to."
+    )
+    consent: ConsentIn | None = Field(
+        default=None,
+        description="Recorded for the tenant's number (as `POST /consent` would), whether or "
+        "not the recipient is accepted.",
     )
 
 

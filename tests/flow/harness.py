@@ -26,6 +26,7 @@ from dialer.phone import to_e164
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from dialer.runtime import Refills, build_runtime
 from dialer.services import campaigns, tenancy
+from dialer.services.consent import Consent
 from dialer.settings import Settings
 from dialer.telephony.events import EventKind, ProviderEvent
 from dialer.telephony.simulator import SimulatedProvider
@@ -277,6 +278,7 @@ class _Row:
     metadata: dict[str, Any] = field(default_factory=dict)
     assistant_overrides: dict[str, Any] = field(default_factory=dict)
     time_zone: str | None = "America/New_York"
+    consent: Consent | None = None
 
 
 def numbers(n: int, start: int = 1000) -> list[str]:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dialer.calls.results import DialResult
-from dialer.db.models import Campaign, Recipient
+from dialer.db.models import Campaign, NumberContact, Recipient
 from dialer.policy.attempt_state import RecipientStatus
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus, EndedReason
 from dialer.policy.screen import Decision, Deferred, ScreenReason, Terminal
@@ -95,6 +95,31 @@ def _past_the_schedule_end(s: Staged) -> None:
     s.h.clock.advance(120)
 
 
+def _contacts(s: Staged, *ago_h: float, answered: bool = False) -> None:
+    """The number was called by another campaign of the tenant ``ago_h`` hours ago (each)."""
+    with s.h.session() as session, session.begin():
+        tenant_id = session.get_one(Campaign, s.claimed).tenant_id
+        for n, hours in enumerate(ago_h):
+            at = s.h.clock.now - timedelta(hours=hours)
+            session.add(
+                NumberContact(
+                    attempt_id=900_000 + n,
+                    tenant_id=tenant_id,
+                    phone_number=NUMBER,
+                    at=at,
+                    human_answered_at=at + timedelta(seconds=10) if answered else None,
+                )
+            )
+
+
+def _called_thrice_today(s: Staged) -> None:
+    _contacts(s, 20, 5, 1)  # the tenant's default: 3 a day
+
+
+def _answered_an_hour_ago(s: Staged) -> None:
+    _contacts(s, 1, answered=True)
+
+
 TUESDAY_8_NY = datetime(2026, 11, 24, 13, 0, tzinfo=UTC)
 TUESDAY_9_NY = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
 CASES: dict[str, tuple[dict[str, object], Callable[[Staged], None], Decision]] = {
@@ -119,6 +144,19 @@ CASES: dict[str, tuple[dict[str, object], Callable[[Staged], None], Decision]] =
         Deferred(TUESDAY_9_NY, ScreenReason.OUTSIDE_CAMPAIGN_WINDOW),
     ),
     "campaign paused": ({}, _pause, Deferred(None, ScreenReason.CAMPAIGN_NOT_RUNNING)),
+    "called three times in 24 hours": (
+        {},
+        _called_thrice_today,
+        Deferred(EPOCH + timedelta(hours=4), ScreenReason.FREQUENCY_CAP_24H),
+    ),
+    "answered within the campaign's quiet days": (
+        {"frequency_caps": {"quiet_days_after_answer": 2}},
+        _answered_an_hour_ago,
+        Deferred(
+            EPOCH - timedelta(hours=1) + timedelta(days=2, seconds=10),
+            ScreenReason.RECENTLY_ANSWERED,
+        ),
+    ),
     "campaign stopped": (
         {},
         _stopped,

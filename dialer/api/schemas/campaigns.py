@@ -113,16 +113,25 @@ class FrequencyCapsIn(Input):
     optional, each at most the tenant's (it may only be stricter)."""
 
     attempts_per_day: int | None = Field(
-        default=None, ge=1, le=MAX_CAP, description="Attempts in any rolling 24 hours."
+        default=None,
+        ge=1,
+        le=MAX_CAP,
+        description="Attempts in any rolling 24 hours.",
+        json_schema_extra=checked("at most the tenant's"),
     )
     attempts_per_week: int | None = Field(
-        default=None, ge=1, le=MAX_CAP, description="Attempts in any rolling 7 days."
+        default=None,
+        ge=1,
+        le=MAX_CAP,
+        description="Attempts in any rolling 7 days.",
+        json_schema_extra=checked("at most the tenant's"),
     )
     quiet_days_after_answer: int | None = Field(
         default=None,
         ge=0,
         le=MAX_CAP,
         description="Days without a new call after a person answered (0 = off).",
+        json_schema_extra=checked("at least the tenant's"),
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 from dialer.policy.attempt_state import RecipientStatus
 from dialer.policy.calling_hours import WeeklyScheduleSpec, campaign_window
 from dialer.policy.campaign_state import CampaignStatus, EndedReason
+from dialer.policy.frequency import ContactHistory, FrequencyCaps
 from dialer.policy.screen import (
     CALL_NOW,
     CampaignFacts,
@@ -32,6 +33,10 @@ WEEKLY = replace(RUNNING, window=campaign_window(None, None, WEEKDAYS_9_TO_13), 
 IN_NY = RecipientFacts("+12125551000", None, suppressed=False)
 SATELLITE = RecipientFacts("+870301234567", None, suppressed=False)
 TOKYO = RecipientFacts("+81312345678", None, suppressed=False)
+
+CONSENTING = replace(RUNNING, require_consent=True)
+CAPPED = replace(RUNNING, caps=FrequencyCaps(attempts_per_day=2))
+HOUR_AGO = NOON_NY - timedelta(hours=1)
 
 S, R = RecipientStatus, ScreenReason
 TABLE: list[tuple[str, RecipientFacts, CampaignFacts, datetime, Decision]] = [
@@ -117,6 +122,47 @@ TABLE: list[tuple[str, RecipientFacts, CampaignFacts, datetime, Decision]] = [
         RUNNING,
         NOON_NY,
         Terminal(S.SUPPRESSED, R.SUPPRESSED),
+    ),
+    # Consent, when the campaign requires it: after the do-not-call list, before the hours.
+    ("consent required, none", IN_NY, CONSENTING, NOON_NY, Terminal(S.SKIPPED, R.NO_CONSENT)),
+    ("consent required, given", replace(IN_NY, has_consent=True), CONSENTING, NOON_NY, CALL_NOW),
+    ("consent not required", IN_NY, RUNNING, NOON_NY, CALL_NOW),
+    (
+        "suppressed beats no consent",
+        replace(IN_NY, suppressed=True),
+        CONSENTING,
+        NOON_NY,
+        Terminal(S.SUPPRESSED, R.SUPPRESSED),
+    ),
+    ("no consent beats no zone", SATELLITE, CONSENTING, NOON_NY, Terminal(S.SKIPPED, R.NO_CONSENT)),
+    # Frequency caps: last, and never an end.
+    (
+        "capped for the day",
+        replace(IN_NY, contacts=ContactHistory((HOUR_AGO, HOUR_AGO - timedelta(hours=2)))),
+        CAPPED,
+        NOON_NY,
+        Deferred(HOUR_AGO - timedelta(hours=2) + timedelta(days=1), R.FREQUENCY_CAP_24H),
+    ),
+    (
+        "the same contacts without caps",
+        replace(IN_NY, contacts=ContactHistory((HOUR_AGO, HOUR_AGO - timedelta(hours=2)))),
+        RUNNING,
+        NOON_NY,
+        CALL_NOW,
+    ),
+    (
+        "outside legal hours waits for the hours first, capped or not",
+        replace(TOKYO, contacts=ContactHistory((HOUR_AGO, HOUR_AGO))),
+        replace(CAPPED, window=campaign_window(None, None, None), schedule_end=None),
+        NOON_NY,
+        Deferred(datetime(2026, 11, 23, 23, 0, tzinfo=UTC), R.OUTSIDE_LEGAL_HOURS),
+    ),
+    (
+        "no consent beats a cap",
+        replace(IN_NY, contacts=ContactHistory((HOUR_AGO, HOUR_AGO))),
+        replace(CAPPED, require_consent=True),
+        NOON_NY,
+        Terminal(S.SKIPPED, R.NO_CONSENT),
     ),
 ]
 

@@ -74,3 +74,21 @@ def test_a_paused_campaign_is_held_with_no_opening() -> None:
     assert (waits.calling, waits.held_by, waits.opens_at) == (False, "campaign-not-running", None)
     assert waits.due == 100
     assert waits.slots.free == 0  # never negative, even above the limit
+
+
+def test_recipients_held_by_a_frequency_cap_are_counted_by_cap_not_as_a_window() -> None:
+    capped = [
+        WaitingGroup(P, "frequency-cap-24h", False, 4, _at(90)),
+        WaitingGroup(W, "frequency-cap-24h", False, 1, _at(30)),
+        WaitingGroup(P, "frequency-cap-7d", False, 2, _at(3000)),
+        WaitingGroup(W, "recently-answered", False, 3, _at(9000)),
+    ]
+    waits = campaign_waits(_campaign(), GROUPS + capped, [], Slots(10, 0, SlotSource.DATABASE), NOW)
+    assert (waits.frequency_cap.count, waits.frequency_cap.next_at) == (10, _at(30))
+    assert waits.frequency_cap.reasons == {
+        "frequency-cap-24h": 5,
+        "frequency-cap-7d": 2,
+        "recently-answered": 3,
+    }
+    # The other buckets are as without them.
+    assert (waits.window.count, waits.retry.count, waits.due) == (25, 10, 107)

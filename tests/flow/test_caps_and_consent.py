@@ -119,6 +119,26 @@ def test_a_claimed_call_another_campaign_dialed_meanwhile_is_deferred_at_the_dia
     assert h.counts(second) == h.truth(second)
 
 
+def test_a_claim_that_starts_its_call_in_place_records_it_and_the_next_claim_is_capped(
+    engine: Engine,
+) -> None:
+    h = Harness(engine)
+    _limit(h, attempts_per_day=1)
+    first = h.campaign([NUMBER], max_concurrency=1)
+    second = h.campaign([NUMBER], max_concurrency=1)
+    h.act(first, CampaignAction.START)
+    assert h.runtime.run_dispatch(first) == 1  # claimed and dialed in this thread
+    [contact] = _contacts(h)
+    assert contact.attempt_id == _attempts(h, first)[0].id
+    h.act(second, CampaignAction.START)
+    assert h.runtime.run_dispatch(second) == 0
+    waiting = _recipient(h, second)
+    assert (waiting.reason, waiting.next_attempt_at) == (
+        ScreenReason.FREQUENCY_CAP_24H,
+        contact.at + DAY,
+    )
+
+
 def test_a_call_the_provider_refused_does_not_count(engine: Engine) -> None:
     h = Harness(engine)
     _limit(h, attempts_per_day=1)

@@ -66,6 +66,14 @@ def authenticate(session: Session, key: str, user_id: str) -> Tenant | None:
     return tenant
 
 
+def key_id(session: Session, tenant_id: str, key: str) -> str | None:
+    """The id of the tenant's API key ``key`` (to name who recorded something); None when it
+    is not one of the tenant's."""
+    return session.scalar(
+        sa.select(ApiKey.id).where(ApiKey.key_hash == hash_key(key), ApiKey.tenant_id == tenant_id)
+    )
+
+
 def tenant_id_of(session: Session, user_id: str) -> str:
     """The id of the tenant whose ``X-User-ID`` is ``user_id``, or :class:`NotFound`."""
     found = session.scalar(sa.select(Tenant.id).where(Tenant.user_id == user_id))

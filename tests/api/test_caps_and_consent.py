@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from dialer.db.engine import session_factory
-from dialer.db.models import RecipientListEntry
+from dialer.db.models import ApiKey, RecipientListEntry, Tenant
 from dialer.services import tenant_limits
 from tests.api.conftest import campaign_body
 from tests.api.lists import import_csv, import_json
@@ -32,12 +32,17 @@ def _consents(client: TestClient, number: str, **params: Any) -> list[dict[str, 
 
 
 def test_consent_is_recorded_listed_by_number_and_never_replaced(
-    client: TestClient, bob: dict[str, str]
+    client: TestClient, bob: dict[str, str], engine: Engine
 ) -> None:
     first = client.post("/consent", json={"phone_number": "(415) 555-2671", **CONSENT})
     assert first.status_code == 201, first.text
     body = first.json()
     assert body["phone_number"] == "+14155552671"
+    with session_factory(engine)() as session:
+        [key_id] = session.scalars(
+            sa.select(ApiKey.id).join(Tenant).where(Tenant.user_id == "alice")
+        ).all()
+    assert body["created_by"] == key_id
     assert (body["basis"], body["source"], body["evidence"]) == (
         "express_written",
         "web-form:signup",

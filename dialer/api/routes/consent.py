@@ -4,25 +4,35 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from dialer.api import pagination
-from dialer.api.auth import Ctx, TenantId
+from dialer.api.auth import Ctx, TenantId, credentials_of
 from dialer.api.json_body import JsonRoute
 from dialer.api.routes.campaigns import ERRORS
 from dialer.api.schemas.common import DIALABLE, Page
 from dialer.api.schemas.consent import ConsentOut, ConsentRecordIn
 from dialer.services import consent as service
+from dialer.services import tenancy
 
 router = APIRouter(tags=["consent"], route_class=JsonRoute)
 
 
 @router.post("/consent", status_code=201, response_model=ConsentOut, responses=ERRORS)
-def record_consent(body: ConsentRecordIn, ctx: Ctx, tenant: TenantId) -> ConsentOut:
+def record_consent(
+    body: ConsentRecordIn, request: Request, ctx: Ctx, tenant: TenantId
+) -> ConsentOut:
     """Record a number's consent to be called. Records are never changed or deleted: a newer
-    one supersedes the older ones for campaigns that require consent, which stay on file."""
+    one supersedes the older ones for campaigns that require consent, which stay on file.
+    ``created_by`` names the API key that recorded it."""
+    presented = credentials_of(
+        request.headers.get("authorization"), request.headers.get("x-user-id")
+    )
     with ctx.transaction() as session:
-        row = service.record(session, tenant, body.phone_number, body, now=ctx.clock())
+        by = None if presented is None else tenancy.key_id(session, tenant, presented[0])
+        row = service.record(
+            session, tenant, body.phone_number, body, now=ctx.clock(), created_by=by
+        )
         return ConsentOut.model_validate(row)
 
 

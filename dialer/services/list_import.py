@@ -30,7 +30,7 @@ from dialer.phone import DEFAULT_REGION, to_e164
 from dialer.services import consent, list_store
 from dialer.services.list_csv import CsvReader
 from dialer.services.list_store import Entry, Rejected
-from dialer.services.recipients import DUPLICATE, INVALID_NUMBER, RecipientLike
+from dialer.services.recipients import DUPLICATE, INVALID_NUMBER, RecipientLike, consent_of
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,12 @@ def csv_rows(reader: CsvReader, region: str = DEFAULT_REGION) -> Iterator[Row]:
 def json_rows(rows: Iterable[RecipientLike]) -> Iterator[Row]:
     for index, r in enumerate(rows):
         yield Row(
-            index, r.phone_number, r.metadata, r.assistant_overrides, r.time_zone, consent=r.consent
+            index,
+            r.phone_number,
+            r.metadata,
+            r.assistant_overrides,
+            r.time_zone,
+            consent=consent_of(r),
         )
 
 

@@ -39,8 +39,13 @@ class RecipientLike(Protocol):
     def assistant_overrides(self) -> Mapping[str, Any]: ...
     @property
     def time_zone(self) -> str | None: ...
-    @property
-    def consent(self) -> ConsentLike | None: ...
+
+
+def consent_of(row: RecipientLike) -> ConsentLike | None:
+    """The consent a row carries (``consent``: the API's recipients, list rows), if any. Read
+    by name so that rows without the attribute (older callers, tests' rows) carry none."""
+    given: ConsentLike | None = getattr(row, "consent", None)
+    return given
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +150,9 @@ def add_batch(
         )
     states.recipients_added(session, campaign.id, result.accepted)
     given = [
-        (number, row.consent)
+        (number, given)
         for row, number in zip(rows, numbers, strict=True)
-        if row.consent is not None and isinstance(number, str)
+        if (given := consent_of(row)) is not None and isinstance(number, str)
     ]
     consent.record_many(session, campaign.tenant_id, given, now=now)
     return result

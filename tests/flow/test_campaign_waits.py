@@ -13,7 +13,6 @@ from dialer.db.models import Campaign
 from dialer.policy.campaign_state import CampaignAction
 from dialer.policy.waits import CampaignWaits, SlotSource
 from dialer.services import campaign_waits
-from dialer.services.consent import Consent
 from dialer.services.recipients import add_batch
 from tests.flow.harness import Harness, numbers, profile
 
@@ -24,7 +23,6 @@ class _Row:
     time_zone: str | None
     metadata: dict[str, Any] = field(default_factory=dict)
     assistant_overrides: dict[str, Any] = field(default_factory=dict)
-    consent: Consent | None = None
 
 
 def _waits(h: Harness, campaign_id: str, *, semaphore: bool = True) -> CampaignWaits:

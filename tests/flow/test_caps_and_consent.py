@@ -305,3 +305,25 @@ def test_the_number_lock_holds_a_second_dialer_until_the_first_commits(engine: E
     assert other is True, "another tenant's number is another lock"
     with sessions() as third, third.begin():
         assert third.scalar(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key})
+
+
+def test_consent_required_after_the_claim_is_checked_again_at_the_dial(engine: Engine) -> None:
+    h = Harness(engine)
+    cid = h.campaign([NUMBER], max_concurrency=1)
+    h.act(cid, CampaignAction.START)
+    h.runtime.dispatcher.tick(h.clock.now, campaign_ids=[cid])
+    [(_, attempt_id)] = h.queue.dials
+    with h.session() as session, session.begin():
+        campaign = session.get_one(Campaign, cid)
+        campaigns.update(
+            session, campaign.tenant_id, cid, {"require_consent": True}, now=h.clock.now
+        )
+
+    dialed = h.runtime.placer.dial(attempt_id)
+
+    assert dialed.decision is not None
+    assert dialed.decision.reason is ScreenReason.NO_CONSENT
+    done = _recipient(h, cid)
+    assert (done.status, done.reason) == (RecipientStatus.SKIPPED, ScreenReason.NO_CONSENT)
+    assert h.simulator.find_calls(NUMBER, "+14155550100", EPOCH) == []
+    assert h.counts(cid) == h.truth(cid)

@@ -20,6 +20,7 @@ from dialer.api.routes import (
     calls,
     campaigns,
     health,
+    history,
     lists,
     metrics,
     phone_numbers,
@@ -116,6 +117,7 @@ def create_app(
     for module in (
         health,
         campaigns,
+        history,
         recipients,
         calls,
         lists,

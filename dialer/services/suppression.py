@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from dialer.calls import states
 from dialer.calls.states import OptedOut
 from dialer.db.bulk import insert_ignoring_conflicts
-from dialer.db.models import Suppression
+from dialer.db.models import CallAttempt, Campaign, Suppression
 from dialer.errors import NotFound
 from dialer.phone import to_e164
 
@@ -77,6 +77,23 @@ def add(
         )
     ).one()
     return Added(row, ended)
+
+
+def opt_out_callee(
+    session: Session, attempt_id: int, reason: str | None, *, source: str, now: datetime
+) -> Added | None:
+    """:func:`add` the number call ``attempt_id`` went to, for the tenant whose call it is
+    (a provider's webhook names the attempt, not the tenant); None when there is no such
+    attempt."""
+    row = session.execute(
+        sa.select(CallAttempt.to_number, Campaign.tenant_id)
+        .join(Campaign, Campaign.id == CallAttempt.campaign_id)
+        .where(CallAttempt.id == attempt_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    number, tenant_id = row
+    return add(session, tenant_id, number, reason, source=source, now=now)
 
 
 def remove(session: Session, tenant_id: str, raw_number: str) -> None:

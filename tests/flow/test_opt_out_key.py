@@ -13,13 +13,22 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from dialer.api.app import create_app
+from dialer.carrier import serve_in_thread
 from dialer.db.models import CallAttempt, Campaign, Recipient, Suppression
-from dialer.policy.attempt_state import RecipientStatus
+from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction
 from dialer.settings import Settings
+from dialer.telephony.base import CallStatus
+from dialer.telephony.twilio.adapter import TwilioProvider
 from dialer.telephony.twilio.signature import sign
+from dialer.telephony.twilio.urls import WebhookUrls
+from tests.carrier.fixtures import StartCarrier, start_carrier
+from tests.carrier.support import only, wait_until
+from tests.e2e.fleet import free_port
 from tests.flow.harness import Harness, numbers
 from tests.flow.test_ingestion import SilentProvider
+
+__all__ = ["start_carrier"]  # the fixture, for the test on the carrier
 
 TOKEN = "tok"
 PUBLIC = "https://dialer.example.com"
@@ -158,3 +167,62 @@ def test_without_a_key_the_opening_is_the_assistants_and_no_key_acts(no_key: Cal
     path = f"/webhooks/twilio/{no_key.attempt_id}/opt_out?campaign={no_key.campaign_id}"
     _post(no_key.client, path, {"CallSid": "C", "Digits": "9"})
     assert _suppressions(no_key) == []
+
+
+def test_a_callee_pressing_the_key_on_the_carrier_is_opted_out_end_to_end(
+    engine: Engine, start_carrier: StartCarrier
+) -> None:
+    presses, listens = numbers(2)
+    running = start_carrier(profile=only("human", talk_s=600.0), keys={presses: "9"})
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    provider = TwilioProvider(
+        running.account_sid,
+        running.auth_token,
+        webhooks=WebhookUrls(public),
+        base_url=running.base_url,
+    )
+    h = Harness(engine, provider=provider)
+    settings = Settings(
+        database_url=str(engine.url),
+        twilio_auth_token=running.auth_token,
+        public_base_url=public,
+        assistant_stream_url=STREAM,
+        opt_out_digit="9",
+    )
+    app = create_app(settings, engine=engine, clock=h.clock, runtime_factory=lambda: h.runtime)
+    cid = h.campaign([presses, listens], max_concurrency=2)
+    later = h.campaign([presses])
+    with h.session() as session, session.begin():
+        session.get_one(Campaign, cid).opening_message_template = "Hello from Acme."
+    with serve_in_thread(app, port=port):
+        h.act(cid, CampaignAction.START)
+        h.runtime.dispatcher.tick(h.clock.now)
+        h.run_tasks()
+        h.clock.advance(1)  # the second call's start, paced
+        h.run_tasks()
+
+        def attempt(number: str) -> CallAttempt:
+            with h.session() as session:
+                return session.scalars(
+                    sa.select(CallAttempt).where(CallAttempt.to_number == number)
+                ).one()
+
+        wait_until(lambda: attempt(presses).status is AttemptStatus.ENDED, timeout_s=15)
+        with h.session() as session:
+            [entry] = session.scalars(sa.select(Suppression))
+        assert (entry.phone_number, entry.source) == (presses, f"dtmf:{attempt(presses).id}")
+        ended = running.carrier.get(attempt(presses).provider_call_id or "")
+        assert ended is not None
+        assert ended.sim.status is CallStatus.COMPLETED
+        assert attempt(presses).outcome is Outcome.HUMAN
+        listener = running.carrier.get(attempt(listens).provider_call_id or "")
+        assert listener is not None
+        assert not listener.sim.ended, "no key: the call goes on"
+    with h.session() as session:
+        suppressed = session.scalars(
+            sa.select(Recipient).where(Recipient.campaign_id == later)
+        ).one()
+    assert (suppressed.status, suppressed.reason) == (RecipientStatus.SUPPRESSED, "opted-out")
+    for campaign_id in (cid, later):
+        assert h.counts(campaign_id) == h.truth(campaign_id)

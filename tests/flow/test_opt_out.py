@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from dialer.api.app import create_app
+from dialer.calls import counters
 from dialer.calls.results import DialResult
 from dialer.db.models import CallAttempt, Recipient, Suppression
 from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
@@ -156,8 +157,6 @@ def test_a_recipient_waiting_to_retry_is_suppressed(w: World) -> None:
             .where(Recipient.campaign_id == w.pending, Recipient.phone_number == X)
             .values(status=RecipientStatus.WAITING_RETRY)
         )
-        from dialer.calls import counters
-
         counters.recount(session, w.pending)
     w.client.post(f"/call/{w.call_id}/opt_out", headers=w.auth)
 

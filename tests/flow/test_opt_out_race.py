@@ -161,3 +161,57 @@ def test_a_dial_whose_recipient_an_opt_out_ended_while_it_held_the_attempt_never
         assert (recipient.status, recipient.reason) == (RecipientStatus.SUPPRESSED, "opted-out")
     assert held.h.counts(held.campaign_id) == held.h.truth(held.campaign_id)
     assert held.h.semaphore.snapshot() == {}, "the dial's slot is freed"
+
+
+def test_an_attempt_a_dispatch_commits_while_the_opt_out_waits_is_canceled(
+    engine: Engine,
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: an opt-out cannot land inside a dispatch")
+    h = Harness(engine, provider=SilentProvider())
+    cid = h.campaign([NUMBER], max_concurrency=1)
+    h.act(cid, CampaignAction.START)
+    opted: list[OptedOut] = []
+    # A dispatch's claim, as it writes it, held open: the recipient locked and queued, its
+    # attempt inserted, nothing committed yet.
+    with h.session() as claiming, claiming.begin():
+        campaign = claiming.get_one(Campaign, cid)
+        recipient = claiming.scalars(sa.select(Recipient).with_for_update()).one()
+        claiming.add(
+            CallAttempt(
+                recipient_id=recipient.id,
+                campaign_id=cid,
+                run_id=campaign.current_run_id,
+                attempt_number=1,
+                to_number=NUMBER,
+                from_number=campaign.caller_id_number,
+                status=AttemptStatus.QUEUED,
+                queued_at=h.clock.now,
+            )
+        )
+        recipient.status = RecipientStatus.QUEUED
+        recipient.attempt_count = recipient.run_attempts = 1
+        counters.bump(
+            claiming, cid, counters.moved(RecipientStatus.PENDING, RecipientStatus.QUEUED)
+        )
+        claiming.flush()
+        tenant_id = campaign.tenant_id
+
+        def opt_out() -> None:
+            with h.session() as session, session.begin():
+                added = suppression.add(
+                    session, tenant_id, NUMBER, None, source="api", now=h.clock.now
+                )
+                opted.append(added.ended)
+
+        opting = threading.Thread(target=opt_out)
+        opting.start()
+        wait_until(lambda: _waiting_on_a_lock(engine), timeout_s=30)
+    opting.join(timeout=30)
+
+    assert opted == [OptedOut(recipients=1, attempts_canceled=1)]
+    with h.session() as session:
+        attempt = session.scalars(sa.select(CallAttempt)).one()
+        assert (attempt.status, attempt.outcome) == (AttemptStatus.ENDED, Outcome.CANCELED)
+        assert session.scalars(sa.select(Recipient)).one().status is RecipientStatus.SUPPRESSED
+    assert h.counts(cid) == h.truth(cid)

@@ -18,7 +18,6 @@ from dialer.phone import to_e164
 
 #: Where a suppression came from (:attr:`dialer.db.models.Suppression.source`).
 SOURCE_API = "api"
-SOURCE_IMPORT = "import"
 #: Added on the host, not through the API (the ``dialer`` command line, the demo).
 SOURCE_OPERATOR = "operator"
 

@@ -17,7 +17,7 @@ class SuppressionIn(Input):
 class SuppressionOut(Output):
     phone_number: str
     reason: str | None
-    #: ``api``, ``call-api:<call id>``, ``dtmf:<call id>``, ``import``, ``operator``; null
+    #: ``api``, ``call-api:<call id>``, ``dtmf:<call id>``, ``operator``; null
     #: for entries made before sources were recorded.
     source: str | None
     created_at: datetime

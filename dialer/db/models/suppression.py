@@ -21,7 +21,8 @@ class Suppression(Base):
     reason: Mapped[str | None] = mapped_column(sa.String(200))
     #: Where the entry came from: ``api`` (``POST /suppression``), ``call-api:<call id>`` (the
     #: assistant's ``POST /call/{id}/opt_out``), ``dtmf:<call id>`` (a key pressed on the
-    #: call), ``import``; None for entries made before sources were recorded.
+    #: call), ``operator`` (the host: the demo); None for entries made before sources were
+    #: recorded.
     source: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 

@@ -126,7 +126,14 @@ def _create(
     zone = _callable_zone(now)
     with runtime.sessions() as session, session.begin():
         tenant_id = tenancy.ensure_tenant(session, DEMO_USER, now=now).id
-        suppression.add(session, tenant_id, SUPPRESSED, "asked not to be called", now=now)
+        suppression.add(
+            session,
+            tenant_id,
+            SUPPRESSED,
+            "asked not to be called",
+            source=suppression.SOURCE_OPERATOR,
+            now=now,
+        )
     caller = _register_caller(runtime, tenant_id, now)
     echo(f"caller number {CALLER}")
     with runtime.sessions() as session, session.begin():

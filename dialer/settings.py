@@ -186,6 +186,12 @@ class Settings(BaseSettings):
         description="Media stream (wss://) answered calls connect to; unset = say the opening "
         "message only.",
     )
+    opt_out_digit: str = Field(
+        default="9",
+        pattern=r"^[0-9*#]?$",
+        description="The key a person presses while the opening message plays to be called "
+        "no more (the number goes on the tenant's do-not-call list); empty = no key.",
+    )
     amd_unknown_as: str = Field(
         default="human",
         pattern=r"^(human|voicemail)$",

@@ -21,6 +21,7 @@ from dialer.api.routes import (
     campaigns,
     consent,
     health,
+    history,
     lists,
     metrics,
     phone_numbers,
@@ -117,6 +118,7 @@ def create_app(
     for module in (
         health,
         campaigns,
+        history,
         recipients,
         calls,
         lists,

@@ -9,6 +9,7 @@ in the request's scope; :data:`TenantId` hands it to the route.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -18,13 +19,15 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from fastapi.security.utils import get_authorization_scheme_param
 
 from dialer.api.context import ApiContext, context
-from dialer.services import tenancy
+from dialer.services import history, tenancy
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `dialer apikey create`.")
 _user = APIKeyHeader(name="X-User-ID", auto_error=False, description="The key's user id.")
 
 #: Where the guard leaves the authenticated tenant's id in the ASGI scope.
 TENANT_SCOPE_KEY = "dialer.tenant_id"
+#: ...and the :class:`Principal` (the tenant and the key).
+PRINCIPAL_SCOPE_KEY = "dialer.principal"
 MISSING = "missing Authorization: Bearer <key> or X-User-ID header"
 INVALID = "invalid API key for this user"
 
@@ -51,15 +54,36 @@ def credentials_of(authorization: str | None, user_id: str | None) -> tuple[str,
     return key, user_id
 
 
-def authenticator(ctx: ApiContext) -> Callable[[str, str], str | None]:
-    """The tenant id of a valid key of a user, or None (blocking: run it in a thread)."""
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request authenticated as: the tenant, and the key (its id and prefix, for the
+    record of what it changed)."""
 
-    def authenticate(key: str, user_id: str) -> str | None:
+    tenant_id: str
+    key_id: str
+    key_prefix: str
+
+
+def authenticator(ctx: ApiContext) -> Callable[[str, str], Principal | None]:
+    """Who presents a valid key of a user, or None (blocking: run it in a thread)."""
+
+    def authenticate(key: str, user_id: str) -> Principal | None:
         with ctx.read() as session:
-            tenant = tenancy.authenticate(session, key, user_id)
-            return None if tenant is None else tenant.id
+            found = tenancy.authenticate(session, key, user_id)
+            if found is None:
+                return None
+            tenant, api_key = found
+            return Principal(tenant.id, api_key.id, api_key.prefix)
 
     return authenticate
+
+
+async def actor(request: Request, tenant: Annotated[str, Depends(tenant_id)]) -> history.Actor:
+    """The API key a request authenticated with, as the author of the changes it makes."""
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if not isinstance(principal, Principal) or principal.tenant_id != tenant:
+        raise HTTPException(status_code=401, detail=MISSING, headers={"WWW-Authenticate": "Bearer"})
+    return history.Actor.api_key(principal.key_id, principal.key_prefix)
 
 
 def requires_tenant(route: RouteContext) -> bool:
@@ -75,4 +99,6 @@ def requires_tenant(route: RouteContext) -> bool:
 
 
 TenantId = Annotated[str, Depends(tenant_id)]
+#: The author of a change: the request's API key.
+KeyActor = Annotated[history.Actor, Depends(actor)]
 Ctx = Annotated[ApiContext, Depends(context)]

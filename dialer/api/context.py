@@ -20,6 +20,7 @@ from dialer.errors import ConfigurationError
 from dialer.runtime import Runtime
 from dialer.runtime.backlog import Backlog
 from dialer.runtime.imports import ImportRunner
+from dialer.services import suppression
 from dialer.services.call_context import call_context
 from dialer.settings import Settings
 from dialer.telephony.base import CallContext, CallerIdStatus, TelephonyProvider
@@ -159,3 +160,14 @@ class ApiInbound:
     def call_context(self, attempt_id: int) -> CallContext | None:
         with self._ctx.read() as session:
             return call_context(session, attempt_id)
+
+    def opt_out(self, attempt_id: int, digit: str) -> bool:
+        with self._ctx.transaction() as session:
+            added = suppression.opt_out_callee(
+                session,
+                attempt_id,
+                f"pressed {digit} during the call",
+                source=suppression.dtmf_source(attempt_id),
+                now=self._ctx.clock(),
+            )
+        return added is not None

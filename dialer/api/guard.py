@@ -30,7 +30,7 @@ from dialer.observability import context, metrics
 #: Unread body an answer may leave for the server to discard on a kept-alive connection.
 DRAIN_MAX_BYTES = 64 * 1024
 
-Authenticate = Callable[[str, str], str | None]
+Authenticate = Callable[[str, str], "auth.Principal | None"]
 
 
 class BodyTooLarge(Exception):
@@ -84,14 +84,16 @@ class RequestGuard:
             return
         if rule.authenticated:
             presented = auth.credentials_of(headers.get("authorization"), headers.get("x-user-id"))
-            tenant = None
+            principal = None
             if presented is not None:
-                tenant = await run_in_threadpool(self._authenticate, *presented)
-            if tenant is None:
+                principal = await run_in_threadpool(self._authenticate, *presented)
+            if principal is None:
                 reason = auth.MISSING if presented is None else auth.INVALID
                 await _unauthorized(reason)(scope, receive, send)
                 return
+            tenant = principal.tenant_id
             scope[auth.TENANT_SCOPE_KEY] = tenant
+            scope[auth.PRINCIPAL_SCOPE_KEY] = principal
             with context.bound(tenant_id=tenant):  # on the request's log lines
                 await self._admit(rule, body, headers, scope, receive, send)
             return

@@ -10,7 +10,9 @@ Order of operations for a dial task, and why:
    window since the claim ends it unstarted, exactly as dispatch would have. When a frequency
    cap holds, the number's contacts are read under its (tenant, number) lock, held until the
    commit that records this call among them (:mod:`dialer.calls.contacts`): two campaigns
-   dialing one number at once cannot both pass a cap that allows one call.
+   dialing one number at once cannot both pass a cap that allows one call. An opt-out that
+   commits after this read ends the recipient, whose row step 4 locks: the claim then finds it
+   ended and the attempt ends unstarted (:func:`~dialer.calls.states.opt_out`).
 3. Hold its slots for the whole call and take its pace (:class:`~dialer.calls.gate.StartGate`),
    still holding the row: a redelivered task waits, then finds the attempt claimed. If it must
    wait, its task comes back after that wait, recorded as handed off when it falls due (the
@@ -48,9 +50,9 @@ from dialer.errors import (
     TerminalProviderError,
 )
 from dialer.observability import context, metrics
-from dialer.policy.attempt_state import AttemptStatus
+from dialer.policy.attempt_state import AttemptStatus, RecipientStatus
 from dialer.policy.frequency import FrequencyCaps
-from dialer.policy.screen import CallNow, Decision, RecipientFacts, screen
+from dialer.policy.screen import CallNow, Decision, RecipientFacts, ScreenReason, Terminal, screen
 from dialer.queue.base import TaskQueue
 from dialer.telephony.base import CallRequest, TelephonyProvider
 
@@ -65,6 +67,10 @@ _RESOLVED = {
     Resolution.NO_CALL: DialResult.UNKNOWN,
     Resolution.UNRESOLVED: DialResult.UNRESOLVED,
 }
+
+
+#: The screen's decision for an attempt whose recipient an opt-out ended while it was held.
+_OPTED_OUT = Terminal(RecipientStatus.SUPPRESSED, ScreenReason.SUPPRESSED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +143,12 @@ class Placer:
                         self._queue.dial([attempt_id], countdown_s)
                         return Dialed(result)
                 elif not states.claim(session, attempt_id, job.recipient_id, now):
-                    return Dialed(DialResult.NOT_QUEUED)
+                    # Its recipient ended while this dial held the attempt (an opt-out that
+                    # committed after the screen read the list): ended unstarted, slots freed.
+                    decision = _OPTED_OUT
+                    turned_away = states.not_dialed(session, attempt_id, decision, now)
+                    if turned_away.ended is None:
+                        return Dialed(DialResult.NOT_QUEUED)
                 else:
                     contacts.record(session, queued.campaign.tenant_id, [(attempt_id, job.to)], now)
         if waiting is not None:

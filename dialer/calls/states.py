@@ -30,6 +30,7 @@ from dialer.concurrency.keys import SlotScope
 from dialer.db.bulk import is_postgres
 from dialer.db.models import CallAttempt, Campaign, Recipient
 from dialer.policy.attempt_state import (
+    TERMINAL_RECIPIENT,
     AttemptStatus,
     Outcome,
     RecipientStatus,
@@ -157,8 +158,13 @@ class NotDialed:
 
 def claim(session: Session, attempt_id: int, recipient_id: int, now: datetime) -> bool:
     """Move a queued attempt to dialing, and its recipient in flight: the compare-and-set that
-    makes dialing at most once. False (nothing changed) if it was no longer queued."""
+    makes dialing at most once. False (nothing changed) if it was no longer queued, or if its
+    recipient ended while the attempt waited (:func:`opt_out` could not take the attempt's
+    row, which this dial held: it ended the recipient, whose row the dial locks here, and the
+    caller ends the attempt with :func:`not_dialed`)."""
     recipient = _recipient(session, recipient_id)
+    if recipient.status in TERMINAL_RECIPIENT:
+        return False
     cas = session.execute(statements.CLAIM, {"attempt_id": attempt_id, "at": now})
     if cas.rowcount != 1:  # type: ignore[attr-defined]
         return False
@@ -182,7 +188,9 @@ def not_dialed(session: Session, attempt_id: int, decision: Decision, now: datet
     attempt.error_code = NOT_DIALED
     counters.bump(session, attempt.campaign_id, {counters.outcome_key(Outcome.CANCELED): 1})
     recipient.run_attempts = max(0, recipient.run_attempts - 1)
-    if isinstance(decision, Terminal):
+    if recipient.status in TERMINAL_RECIPIENT:
+        pass  # ended while its attempt waited (an opt-out): it stays where it is
+    elif isinstance(decision, Terminal):
         _move(session, recipient, decision.status, now=now, reason=decision.reason)
     elif decision.until is None:
         _move(session, recipient, RecipientStatus.PENDING, now=now)
@@ -322,6 +330,85 @@ def end_unreached(
     )
     counters.recount(session, campaign_id)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+#: The reason a recipient ends with when its number opts out (``suppressed``).
+OPTED_OUT = "opted-out"
+#: Recipients an opt-out ends: not yet on a call.
+_UNREACHED = (RecipientStatus.PENDING, RecipientStatus.WAITING_RETRY, RecipientStatus.QUEUED)
+
+
+@dataclass(frozen=True, slots=True)
+class OptedOut:
+    """What an opt-out of a number ended in its tenant's campaigns."""
+
+    recipients: int
+    attempts_canceled: int
+
+
+def opt_out(session: Session, tenant_id: str, number: str, *, now: datetime) -> OptedOut:
+    """End every recipient of ``number`` in the tenant's campaigns not yet on a call
+    (``suppressed``, :data:`OPTED_OUT`), and cancel its queued attempts; calls in flight end
+    on their own. Run in the transaction that puts the number on the do-not-call list.
+
+    No call starts once this commits. On PostgreSQL the rows are locked in the dial path's
+    order, attempt before recipient (:mod:`dialer.calls.placing`), so nothing waits in a
+    circle:
+
+    1. The number's queued attempts, waiting for a dial that holds one: that dial commits
+       first (its call was starting: it is left to end) or finds its attempt ended.
+    2. Its recipients not on a call, waiting for a claim or a dial that holds one.
+    3. Its queued attempts again, skipping any row held: those a dispatch committed while
+       step 2 waited. An attempt held here belongs to a dial that read the list before this
+       commit; its claim locks the recipient, finds it ended and ends the attempt unstarted
+       (:func:`claim`), and a later dial of it reads the list again.
+
+    SQLite runs one writer at a time: the whole transaction is one step.
+    """
+    postgres = is_postgres(session)
+    campaigns = sa.select(Campaign.id).where(Campaign.tenant_id == tenant_id)
+    queued = (
+        sa.select(CallAttempt)
+        .where(
+            CallAttempt.campaign_id.in_(campaigns),
+            CallAttempt.to_number == number,
+            CallAttempt.status == AttemptStatus.QUEUED,
+        )
+        .order_by(CallAttempt.id)
+    )
+    held: dict[int, CallAttempt] = {}
+    for attempt in session.scalars(queued.with_for_update() if postgres else queued):
+        held[attempt.id] = attempt
+    unreached = (
+        sa.select(Recipient)
+        .where(
+            Recipient.campaign_id.in_(campaigns),
+            Recipient.phone_number == number,
+            Recipient.status.in_(_UNREACHED),
+        )
+        .order_by(Recipient.id)
+    )
+    recipients = list(session.scalars(unreached.with_for_update() if postgres else unreached))
+    if postgres and any(r.status is RecipientStatus.QUEUED for r in recipients):
+        later = queued.where(CallAttempt.id.not_in(held)) if held else queued
+        for attempt in session.scalars(later.with_for_update(skip_locked=True)):
+            held[attempt.id] = attempt
+    canceled: set[int] = set()
+    for attempt in held.values():
+        if attempt.status is not AttemptStatus.QUEUED:
+            continue
+        canceled.add(attempt.recipient_id)
+        attempt.status = AttemptStatus.ENDED
+        attempt.outcome = Outcome.CANCELED
+        attempt.ended_at = now
+        attempt.error_code = NOT_DIALED
+        counters.bump(session, attempt.campaign_id, {counters.outcome_key(Outcome.CANCELED): 1})
+    for recipient in recipients:
+        if recipient.id in canceled:
+            recipient.run_attempts = max(0, recipient.run_attempts - 1)
+        _move(session, recipient, RecipientStatus.SUPPRESSED, now=now, reason=OPTED_OUT)
+    session.flush()
+    return OptedOut(len(recipients), len(canceled))
 
 
 def reset_for_run(session: Session, campaign_id: str, *, now: datetime) -> None:

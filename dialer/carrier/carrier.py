@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from dialer.carrier import twiml
 from dialer.carrier.config import CarrierConfig, Faults
 from dialer.carrier.create import CreateCall
 from dialer.carrier.delivery import CallbackStream, WebhookSender
@@ -31,6 +32,7 @@ from dialer.carrier.stats import CarrierStats, LiveKey
 from dialer.clock import utc_now
 from dialer.errors import ValidationError
 from dialer.telephony.base import CallStatus
+from dialer.telephony.events import MACHINE_ANSWERS
 from dialer.telephony.simulator.call import SimulatedCall
 from dialer.telephony.simulator.plan import PlannedEvent, new_call_sid, plan_call
 from dialer.telephony.twilio.callbacks import parse_timestamp
@@ -237,9 +239,27 @@ class Carrier:
             await call.stream.flush()
 
     def _request_answer_url(self, call: CarrierCall, answered_by: str | None) -> None:
-        """Ask the answer URL for TwiML as Twilio does on connect; the answer is not used."""
+        """Ask the answer URL for TwiML as Twilio does on connect. The answer is read only for
+        a callee who presses a key (:attr:`CarrierConfig.keys`)."""
         if call.request.url and self._sender is not None:
-            self._spawn(self._sender.post(call.request.url, answer_params(call.sim, answered_by)))
+            self._spawn(self._answer(call, call.request.url, answered_by))
+
+    async def _answer(self, call: CarrierCall, url: str, answered_by: str | None) -> None:
+        """Fetch the answer's TwiML; a callee with a key presses it during its ``<Gather>``
+        (``Digits`` posted, signed, to the gather's action), and the call ends when what
+        that answers hangs up."""
+        assert self._sender is not None
+        params = answer_params(call.sim, answered_by)
+        document = await self._sender.fetch(url, params)
+        key = self._config.keys.get(call.sim.to)
+        if document is None or key is None or answered_by in MACHINE_ANSWERS:
+            return
+        action = twiml.gather_action(document)
+        if action is None:
+            return
+        reply = await self._sender.fetch(action, {**params, "Digits": key})
+        if reply is not None and twiml.hangs_up(reply):
+            self.hang_up(call, "completed")
 
     def _ended(self, call: CarrierCall, at: datetime) -> None:
         call.updated_at = at

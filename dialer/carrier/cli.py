@@ -56,6 +56,13 @@ def carrier_command(
     caller_ids: Annotated[
         str | None, typer.Option(help="Comma-separated numbers verified as caller IDs.")
     ] = None,
+    keys: Annotated[
+        str | None,
+        typer.Option(
+            help="Keys callees press during the answer's <Gather>: NUMBER=KEY,... (e.g. "
+            "+12125551000=9 opts that number out)."
+        ),
+    ] = None,
 ) -> None:
     """Serve a Twilio-compatible carrier that plays calls out and posts signed callbacks."""
     from dialer.carrier.server import serve_carrier
@@ -84,6 +91,7 @@ def carrier_command(
             ),
             numbers=None if numbers is None else _numbers(numbers, "numbers"),
             caller_ids=_numbers(caller_ids or "", "caller_ids"),
+            keys=_keys(keys or ""),
         )
     except ValidationError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -94,3 +102,14 @@ def carrier_command(
 def _numbers(text: str, field: str) -> frozenset[str]:
     """Comma-separated numbers, each as E.164 (ValidationError naming ``field`` otherwise)."""
     return frozenset(to_e164(raw, field=field) for raw in text.split(",") if raw.strip())
+
+
+def _keys(text: str) -> dict[str, str]:
+    """``NUMBER=KEY,...`` as {E.164 number: key} (ValidationError naming ``keys`` otherwise)."""
+    keys: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        number, sep, key = part.partition("=")
+        if not sep:
+            raise ValidationError("keys", f"expected NUMBER=KEY, not {part!r}")
+        keys[to_e164(number, field="keys")] = key.strip()
+    return keys

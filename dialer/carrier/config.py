@@ -6,6 +6,7 @@ generator. Times are in seconds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from dialer.errors import ValidationError
@@ -54,6 +55,9 @@ class CarrierConfig:
     numbers: frozenset[str] | None = None
     #: E.164 numbers verified as caller IDs (OutgoingCallerIds).
     caller_ids: frozenset[str] = frozenset()
+    #: Keys the callee at a number presses during the answer's ``<Gather>`` (number -> key),
+    #: posted as ``Digits`` to its action; a ``<Hangup/>`` in the answer ends the call.
+    keys: Mapping[str, str] = field(default_factory=dict)
 
     def calling_numbers(self) -> frozenset[str] | None:
         """The numbers calls may come from; None = any valid number."""
@@ -66,5 +70,8 @@ class CarrierConfig:
             raise ValidationError("cps", "must be positive")
         if not self.callback_timeout_s > 0:
             raise ValidationError("callback_timeout_s", "must be positive")
+        for key in self.keys.values():
+            if len(key) != 1 or key not in "0123456789*#":
+                raise ValidationError("keys", f"a key is one of 0-9, * or #, not {key!r}")
         if not self.account_sid or not self.auth_token:
             raise ValidationError("account_sid", "credentials must not be empty")

@@ -29,6 +29,10 @@ class WebhookSender:
 
     async def post(self, url: str, params: Mapping[str, str]) -> bool:
         """POST ``params`` form-encoded to ``url``; True once it got a non-5xx answer."""
+        return await self.fetch(url, params) is not None
+
+    async def fetch(self, url: str, params: Mapping[str, str]) -> str | None:
+        """POST ``params`` form-encoded to ``url``; the body of its non-5xx answer, or None."""
         headers = {SIGNATURE_HEADER: sign(url, params, self._auth_token), "User-Agent": USER_AGENT}
         for _ in range(2):
             try:
@@ -37,9 +41,9 @@ class WebhookSender:
                 continue
             if response.status_code < 500:
                 self._stats.webhook("delivered")
-                return True
+                return response.text
         self._stats.webhook("failed")
-        return False
+        return None
 
 
 class CallbackStream:

@@ -1,5 +1,5 @@
-"""``dialer campaign``: list, show, watch, import, start, pause, stop and export a tenant's
-campaigns, straight on the database, through the services the API calls.
+"""``dialer campaign``: list, show, watch, import, start, pause, stop, history and export a
+tenant's campaigns, straight on the database, through the services the API calls.
 
 Every command acts for the tenant ``--user-id`` names: another tenant's campaign is "not
 found", as over the API. This module only declares the commands (it is imported whenever
@@ -143,6 +143,28 @@ def stop(
     from dialer.operator import commands
 
     commands.act(user_id, campaign_id, CampaignAction.STOP, hang_up=hang_up)
+
+
+@campaign_app.command("history")
+def history(
+    campaign_id: CampaignId,
+    user_id: UserId,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many entries.")] = 50,
+    oldest: Annotated[
+        bool, typer.Option("--oldest", help="Oldest first (default: newest first).")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (the API's history entries).")
+    ] = False,
+) -> None:
+    """Every change to the campaign, who made it and when.
+
+    Fields changed (old -> new), actions, recipients added, and the dialer's own changes;
+    each by an API key (its prefix), the operator (this command line) or the system.
+    """
+    from dialer.operator import commands
+
+    commands.show_history(campaign_id, user_id, limit, oldest, as_json)
 
 
 @campaign_app.command("export")

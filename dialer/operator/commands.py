@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from dialer.api import views
 from dialer.api.schemas.campaigns import CampaignOut
+from dialer.api.schemas.history import HistoryEntryOut
 from dialer.api.schemas.waits import WaitingOut
 from dialer.clock import utc_now
 from dialer.concurrency.connection import open_redis
@@ -36,7 +38,13 @@ from dialer.operator.watching import watch as follow
 from dialer.phone import DEFAULT_REGION, region_code
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
 from dialer.policy.waits import SlotSource
-from dialer.services import campaign_import, campaign_overview, campaign_waits, campaigns
+from dialer.services import (
+    campaign_import,
+    campaign_overview,
+    campaign_waits,
+    campaigns,
+    history,
+)
 from dialer.services.campaign_overview import Overview
 from dialer.services.export import ExportFormat, export_text
 from dialer.services.recipient_lists import REJECTED_COLUMNS
@@ -388,7 +396,16 @@ def act(user_id: str, campaign_id: str, action: CampaignAction, *, hang_up: bool
     with operating(user_id) as op:
 
         def act(session: Session) -> tuple[str, str | None]:
-            campaign = campaigns.act(session, op.tenant_id, campaign_id, action, now=utc_now())
+            options = {"hang_up": hang_up} if action is CampaignAction.STOP else None
+            campaign = campaigns.act(
+                session,
+                op.tenant_id,
+                campaign_id,
+                action,
+                now=utc_now(),
+                actor=history.OPERATOR,
+                options=options,
+            )
             reason = campaign.ended_reason.value if campaign.ended_reason else None
             return campaign.status.value, reason
 
@@ -444,6 +461,69 @@ def _ask_dispatch(settings: Settings, campaign_id: str) -> None:
     finally:
         sender.close()
         client.close()
+
+
+# -- history -------------------------------------------------------------------------------
+
+
+def show_history(
+    campaign_id: str, user_id: str, limit: int, oldest_first: bool, as_json: bool
+) -> None:
+    with operating(user_id) as op:
+        entries = op.read(
+            lambda session: [
+                HistoryEntryOut.model_validate(row)
+                for row in history.page(
+                    session,
+                    op.tenant_id,
+                    campaign_id,
+                    newest_first=not oldest_first,
+                    after_id=None,
+                    limit=limit,
+                )
+            ]
+        )
+    if as_json:
+        output.print_json([e.model_dump(mode="json") for e in entries])
+        return
+    out = output.console()
+    now = utc_now()
+    rows = [
+        [
+            output.when(e.at, now, terminal=out.is_terminal),
+            escape(e.actor if e.api_key_prefix is None else f"{e.actor} {e.api_key_prefix}"),
+            e.kind,
+            escape(describe(e.details)),
+        ]
+        for e in entries
+    ]
+    order = "oldest" if oldest_first else "newest"
+    output.print_table(
+        out,
+        ["at", "by", "kind", "what"],
+        rows,
+        title=f"history of campaign {campaign_id} ({order} first)",
+        wrap=("what",),
+    )
+
+
+def describe(details: dict[str, Any]) -> str:
+    """One line for a history entry's details: ``field: old -> new`` for each field changed,
+    ``key=value`` for the rest."""
+    if "changes" in details:
+        return ", ".join(
+            f"{name}: {_value(change['old'])} -> {_value(change['new'])}"
+            for name, change in details["changes"].items()
+        )
+    if "fields" in details:
+        details = {k: v for k, v in details.items() if k != "fields"}
+    return " ".join(f"{key}={_value(value)}" for key, value in details.items())
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict) and set(value) == {"length", "sha256"}:
+        return f"<{value['length']} chars, sha256 {value['sha256'][:12]}>"
+    return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
 
 
 # -- export --------------------------------------------------------------------------------

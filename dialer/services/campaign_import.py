@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialer.errors import InvalidPhoneNumber
 from dialer.phone import DEFAULT_REGION, to_e164
-from dialer.services import campaigns, list_import
+from dialer.services import campaigns, history, list_import
 from dialer.services.list_csv import CsvReader
 from dialer.services.list_import import Row
 from dialer.services.recipients import Rejection, add_batch
@@ -115,6 +115,7 @@ def _add_chunk(
             campaign = campaigns.get(session, tenant_id, campaign_id, lock=True)
             result = add_batch(session, campaign, readable, now=now)
             campaign.updated_at = now
+            campaigns.recipients_added(session, campaign, history.OPERATOR, result, now=now)
         report.accepted += result.accepted
         rejected.extend(
             Rejection(readable[r.row].line, r.phone_number, r.reason) for r in result.rejected

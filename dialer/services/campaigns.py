@@ -26,7 +26,7 @@ from dialer.policy.attempt_state import AttemptStatus, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus, apply_action
 from dialer.policy.frequency import DEFAULT_CAPS, FrequencyCaps
 from dialer.policy.screen import ScreenReason
-from dialer.services import greeting, phone_numbers, recipient_lists, tenant_limits
+from dialer.services import greeting, history, phone_numbers, recipient_lists, tenant_limits
 from dialer.services.recipients import (
     BatchResult,
     RecipientLike,
@@ -189,10 +189,11 @@ def create(
     dial_plan: list[DialPlanInput] | None = None,
     recipient_list_id: str | None = None,
     default_caps: FrequencyCaps = DEFAULT_CAPS,
+    actor: history.Actor = history.OPERATOR,
 ) -> tuple[Campaign, BatchResult | None]:
-    """A new draft campaign with its dial plan and recipients, all in the caller's transaction.
-    ``default_caps``: the frequency caps of a tenant that set none (its campaign's own may
-    only be stricter)."""
+    """A new draft campaign with its dial plan and recipients, all in the caller's transaction
+    (recorded in its history as made by ``actor``). ``default_caps``: the frequency caps of a
+    tenant that set none (its campaign's own may only be stricter)."""
     values = {k: v for k, v in fields.items() if k in WRITABLE_COLUMNS}
     errors = FieldErrors()
     _refuse_nulls(values, errors)
@@ -246,9 +247,22 @@ def create(
         batch = _merge(batch, result)
     if recipients:
         batch = _merge(batch, add_batch(session, campaign, recipients, now=now, strict=True))
+    added = batch.accepted if batch is not None else 0
     if recipient_list_id is not None:
-        attach_list(session, campaign, recipient_list_id, now=now)
+        added += attach_list(session, campaign, recipient_list_id, now=now)
         check_template_variables(session, campaign)
+    created: dict[str, Any] = {
+        "fields": history.snapshot(campaign, WRITABLE_COLUMNS),
+        "recipients": added,
+    }
+    if recipient_list_id is not None:
+        created["recipient_list_id"] = recipient_list_id
+    if plan:
+        created["dial_plan"] = [
+            {**numbers, "max_concurrency": entry.max_concurrency}
+            for entry, numbers in zip(dial_plan or [], plan, strict=True)
+        ]
+    history.record(session, campaign, actor, history.Kind.CREATED, created, now=now)
     return campaign, batch
 
 
@@ -293,8 +307,10 @@ def update(
     now: datetime,
     recipients: Sequence[RecipientLike] | None = None,
     default_caps: FrequencyCaps = DEFAULT_CAPS,
+    actor: history.Actor = history.OPERATOR,
 ) -> tuple[Campaign, BatchResult | None]:
-    """Apply a PATCH. Running campaigns take what can change safely; the next dispatch reads it."""
+    """Apply a PATCH. Running campaigns take what can change safely; the next dispatch reads it.
+    The fields that really changed, and the recipients added, go in its history."""
     campaign = get(session, tenant_id, campaign_id, lock=True)
     errors = FieldErrors()
     _refuse_nulls(changes, errors)
@@ -322,6 +338,7 @@ def update(
     if campaign.status is CampaignStatus.COMPLETED and recipients:
         # Allowed: the next start (a new run) calls them.
         pass
+    before = history.snapshot(campaign, _RECORDED_COLUMNS)
     for name, value in changes.items():
         if name in WRITABLE_COLUMNS:
             setattr(campaign, name, value)
@@ -332,18 +349,51 @@ def update(
     session.flush()
     if recipients:
         batch = add_batch(session, campaign, recipients, now=now, strict=True)
+    attached = 0
     if list_id is not None:
-        attach_list(session, campaign, list_id, now=now)
+        attached = attach_list(session, campaign, list_id, now=now)
     if list_id is not None or "opening_message_template" in changes:
         check_template_variables(session, campaign)
+    changed = history.changes(before, history.snapshot(campaign, _RECORDED_COLUMNS))
+    if changed:
+        details = {"changes": changed}
+        history.record(session, campaign, actor, history.Kind.UPDATED, details, now=now)
+    if batch is not None and batch.accepted:
+        recipients_added(session, campaign, actor, batch, now=now)
+    if attached:
+        added = {"count": attached, "recipient_list_id": list_id}
+        history.record(session, campaign, actor, history.Kind.RECIPIENTS_ADDED, added, now=now)
     return campaign, batch
 
 
+#: What a PATCH's history compares: the writable columns and the attached list.
+_RECORDED_COLUMNS = (*WRITABLE_COLUMNS, "recipient_list_id")
+
+
+def recipients_added(
+    session: Session, campaign: Campaign, actor: history.Actor, batch: BatchResult, *, now: datetime
+) -> None:
+    """Record a batch of recipients added to ``campaign`` (those accepted, and how many were
+    rejected), when any was accepted."""
+    if batch.accepted:
+        details = {"count": batch.accepted, "rejected": len(batch.rejected)}
+        history.record(session, campaign, actor, history.Kind.RECIPIENTS_ADDED, details, now=now)
+
+
 def act(
-    session: Session, tenant_id: str, campaign_id: str, action: CampaignAction, *, now: datetime
+    session: Session,
+    tenant_id: str,
+    campaign_id: str,
+    action: CampaignAction,
+    *,
+    now: datetime,
+    actor: history.Actor = history.OPERATOR,
+    options: Mapping[str, Any] | None = None,
 ) -> Campaign:
-    """Apply a user action; :class:`~dialer.errors.IllegalTransition` when not legal (409)."""
+    """Apply a user action; :class:`~dialer.errors.IllegalTransition` when not legal (409).
+    Recorded in the campaign's history with ``options`` (a stop's ``hang_up``)."""
     campaign = get(session, tenant_id, campaign_id, lock=True)
+    source = campaign.status
     run_has_dialed = campaign.current_run_id is not None and bool(
         session.scalar(
             sa.select(sa.literal(True))
@@ -378,6 +428,17 @@ def act(
         )
     if transition.ended_reason is not None:
         completion.close_run(session, campaign.current_run_id, transition.ended_reason, now=now)
+    details: dict[str, Any] = {
+        "action": action.value,
+        "from": source.value,
+        "to": campaign.status.value,
+        **(options or {}),
+    }
+    if transition.new_run:
+        details["run_id"] = campaign.current_run_id
+    if transition.ended_reason is not None:
+        details["ended_reason"] = transition.ended_reason.value
+    history.record(session, campaign, actor, history.Kind.ACTION, details, now=now)
     session.flush()
     log.info("campaign %s: %s -> %s", campaign.id, action.value, campaign.status.value)
     return campaign
@@ -396,7 +457,15 @@ def _open_run(session: Session, campaign: Campaign, *, now: datetime) -> None:
     campaign.current_run_id = run.id
 
 
-def delete(session: Session, tenant_id: str, campaign_id: str) -> None:
+def delete(
+    session: Session,
+    tenant_id: str,
+    campaign_id: str,
+    *,
+    now: datetime,
+    actor: history.Actor = history.OPERATOR,
+) -> None:
+    """Delete a campaign; its history stays, this its last entry."""
     campaign = get(session, tenant_id, campaign_id, lock=True)
     if campaign.status is CampaignStatus.RUNNING:
         raise Conflict("cannot delete a running campaign; pause or stop it first")
@@ -407,6 +476,7 @@ def delete(session: Session, tenant_id: str, campaign_id: str) -> None:
     )
     if in_flight:
         raise Conflict("cannot delete a campaign while calls are in flight; wait for them to end")
+    history.record(session, campaign, actor, history.Kind.DELETED, {}, now=now)
     session.delete(campaign)
     session.flush()
 

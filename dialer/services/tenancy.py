@@ -49,21 +49,22 @@ def issue_key(session: Session, user_id: str, *, now: datetime) -> IssuedKey:
     return IssuedKey(tenant_id=tenant.id, user_id=user_id, key=key)
 
 
-def authenticate(session: Session, key: str, user_id: str) -> Tenant | None:
-    """The tenant a valid, unrevoked key of ``user_id`` belongs to; None otherwise."""
+def authenticate(session: Session, key: str, user_id: str) -> tuple[Tenant, ApiKey] | None:
+    """The tenant a valid, unrevoked key of ``user_id`` belongs to, with the key's row; None
+    otherwise."""
     row = session.execute(
-        sa.select(Tenant, ApiKey.key_hash)
+        sa.select(Tenant, ApiKey)
         .join(ApiKey, ApiKey.tenant_id == Tenant.id)
         .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
     ).one_or_none()
     if row is None:
         return None
-    tenant, stored = row
+    tenant, api_key = row
     if not hmac.compare_digest(tenant.user_id, user_id) or not hmac.compare_digest(
-        stored, hash_key(key)
+        api_key.key_hash, hash_key(key)
     ):
         return None
-    return tenant
+    return tenant, api_key
 
 
 def key_id(session: Session, tenant_id: str, key: str) -> str | None:

@@ -35,6 +35,12 @@ class Inbound(Protocol):
         """What the assistant needs about an answered call (None: no such attempt)."""
         ...
 
+    def opt_out(self, attempt_id: int, digit: str) -> bool:
+        """The person on the call pressed the opt-out key ``digit``: its number goes on the
+        tenant's do-not-call list, committed before the route answers (blocking: run it in a
+        thread). False when there is no such attempt."""
+        ...
+
 
 class ProviderPackage(Protocol):
     """The one object a provider package exposes, as ``PACKAGE``."""

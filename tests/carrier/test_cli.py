@@ -73,8 +73,24 @@ def test_options_reach_the_config(served: list[tuple[CarrierConfig, str, int]]) 
     )
 
 
+def test_keys_reach_the_config_as_e164(served: list[tuple[CarrierConfig, str, int]]) -> None:
+    result = CliRunner().invoke(_app(), ["carrier", "--keys", "(212) 555-1000=9, +14155550101=#"])
+    assert result.exit_code == 0, result.output
+    ((config, _, _),) = served
+    assert config.keys == {"+12125551000": "9", "+14155550101": "#"}
+
+
 @pytest.mark.parametrize(
-    "args", [["--drop-p", "2"], ["--ring", "normal:3"], ["--weights", "robots=1"], ["--cps", "0"]]
+    "args",
+    [
+        ["--drop-p", "2"],
+        ["--ring", "normal:3"],
+        ["--weights", "robots=1"],
+        ["--cps", "0"],
+        ["--keys", "+12125551000"],
+        ["--keys", "+12125551000=99"],
+        ["--keys", "not-a-number=9"],
+    ],
 )
 def test_bad_options_are_refused(
     served: list[tuple[CarrierConfig, str, int]], args: list[str]

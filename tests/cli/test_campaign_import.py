@@ -45,7 +45,7 @@ def test_import_adds_the_good_rows_and_writes_the_rejected_ones(
 ) -> None:
     alice = tenant(engine, "alice", CALLER)
     with session_factory(engine)() as session, session.begin():
-        suppression.add(session, alice, SUPPRESSED, "asked", now=datetime.now(UTC))
+        suppression.add(session, alice, SUPPRESSED, "asked", source="api", now=datetime.now(UTC))
     campaign_id = create_campaign(engine, alice, ["+12125551000"])
     source = tmp_path / "list.csv"
     source.write_text(CSV)

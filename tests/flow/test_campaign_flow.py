@@ -190,7 +190,7 @@ def test_suppressed_before_dialing_is_never_called(engine: Engine) -> None:
         from dialer.services import suppression
 
         tenant_id = session.get_one(Campaign, cid).tenant_id
-        suppression.add(session, tenant_id, numbers(1)[0], None, now=h.clock.now)
+        suppression.add(session, tenant_id, numbers(1)[0], None, source="api", now=h.clock.now)
     h.run_until_done(cid)
     recipients = _recipients(h, cid)
     assert [r.status for r in recipients] == [RecipientStatus.SUPPRESSED, RecipientStatus.DONE]
@@ -210,7 +210,7 @@ def test_a_number_suppressed_before_its_claim_gets_no_attempt_in_that_tenant_onl
     theirs = h.campaign(numbers(2), user="other", max_concurrency=2)
     with h.session() as session, session.begin():
         tenant_id = session.get_one(Campaign, mine).tenant_id
-        suppression.add(session, tenant_id, numbers(1)[0], None, now=h.clock.now)
+        suppression.add(session, tenant_id, numbers(1)[0], None, source="api", now=h.clock.now)
     h.act(mine, CampaignAction.START)
     h.act(theirs, CampaignAction.START)
     h.runtime.dispatcher.tick(h.clock.now)

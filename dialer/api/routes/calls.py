@@ -18,10 +18,11 @@ from dialer.api.json_body import JsonRoute
 from dialer.api.routes.campaigns import ERRORS
 from dialer.api.schemas.calls import CallDetailOut, CallOut, LiveCallOut
 from dialer.api.schemas.common import NO_NUL_PATTERN, Input, Output, Page, XmlSafeText
+from dialer.api.schemas.suppression import OptOutIn, OptOutOut
 from dialer.db.models import CallAttempt, CallSummary, Campaign
 from dialer.errors import NotFound
 from dialer.policy.attempt_state import AttemptStatus, Outcome
-from dialer.services import campaigns
+from dialer.services import campaigns, suppression
 
 router = APIRouter(tags=["calls"], route_class=JsonRoute)
 
@@ -175,4 +176,38 @@ def store_summary(
             phone_number=row.phone_number,
             summary=row.summary,
             created_at=row.created_at,
+        )
+
+
+@router.post("/call/{call_id}/opt_out", response_model=OptOutOut, responses=ERRORS)
+def opt_out(
+    call_id: Annotated[int, Path(ge=1, le=pagination.MAX_ID)],
+    ctx: Ctx,
+    tenant: TenantId,
+    body: OptOutIn | None = None,
+) -> OptOutOut:
+    """The person on this call asked never to be called again (for the assistant): the
+    number goes on the tenant's do-not-call list (source ``call-api:<call id>``), its
+    recipients not yet on a call end ``suppressed`` (``opted-out``) in every campaign of the
+    tenant, their queued attempts canceled, in one transaction: no call to the number starts
+    once this answers. This call goes on until it ends. Asking again changes nothing and
+    answers the same entry, with nothing more ended."""
+    with ctx.transaction() as session:
+        attempt = _own_attempt(session, tenant, call_id)
+        added = suppression.add(
+            session,
+            tenant,
+            attempt.to_number,
+            body.reason if body is not None else None,
+            source=suppression.call_api_source(attempt.id),
+            now=ctx.clock(),
+        )
+        entry = added.suppression
+        return OptOutOut(
+            phone_number=entry.phone_number,
+            reason=entry.reason,
+            source=entry.source,
+            created_at=entry.created_at,
+            recipients_suppressed=added.ended.recipients,
+            attempts_canceled=added.ended.attempts_canceled,
         )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
 from dialer.api import pagination, views
-from dialer.api.auth import Ctx, TenantId
+from dialer.api.auth import Ctx, KeyActor, TenantId
 from dialer.api.json_body import JsonRoute
 from dialer.api.schemas.campaigns import (
     CampaignCreate,
@@ -28,7 +28,7 @@ from dialer.db.models import Campaign
 from dialer.errors import ValidationError
 from dialer.phone import to_e164
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
-from dialer.services import campaign_waits, export
+from dialer.services import campaign_waits, export, history
 from dialer.services import campaigns as service
 from dialer.services.recipients import BatchResult
 
@@ -86,7 +86,9 @@ def _has_caller(phone_number_id: str | None, caller_id_number: str | None) -> bo
 
 
 @router.post("/campaign", status_code=201, response_model=CampaignWriteOut, responses=ERRORS)
-def create_campaign(body: CampaignCreate, ctx: Ctx, tenant: TenantId) -> CampaignWriteOut:
+def create_campaign(
+    body: CampaignCreate, ctx: Ctx, tenant: TenantId, actor: KeyActor
+) -> CampaignWriteOut:
     """Create a campaign in ``draft``, with its recipients, list or dial plan. Its caller
     numbers must be the tenant's phone numbers (``POST /phone_number``), named by id or
     number; they are stored and dialed as E.164."""
@@ -106,6 +108,7 @@ def create_campaign(body: CampaignCreate, ctx: Ctx, tenant: TenantId) -> Campaig
             dial_plan=plan or None,
             recipient_list_id=body.recipient_list_id,
             default_caps=default_caps(ctx.settings),
+            actor=actor,
         )
         out = views.campaign(session, campaign)
     return CampaignWriteOut(**out.model_dump(), recipient_batch=_batch(batch))
@@ -158,7 +161,7 @@ def list_campaigns(
 
 @router.patch("/campaign/{campaign_id}", response_model=CampaignWriteOut, responses=ERRORS)
 def patch_campaign(
-    campaign_id: str, body: CampaignPatch, ctx: Ctx, tenant: TenantId
+    campaign_id: str, body: CampaignPatch, ctx: Ctx, tenant: TenantId, actor: KeyActor
 ) -> CampaignWriteOut:
     """Update fields only; use the action endpoints to start, pause, save_draft or stop."""
     changes = _columns(body, defaults=False)
@@ -173,6 +176,7 @@ def patch_campaign(
             now=ctx.clock(),
             recipients=list(body.recipients or []),
             default_caps=default_caps(ctx.settings),
+            actor=actor,
         )
         if campaign.caller_id_number is None and not _has_caller(campaign.phone_number_id, None):
             raise ValidationError(
@@ -184,16 +188,25 @@ def patch_campaign(
 
 
 @router.delete("/campaign/{campaign_id}", status_code=204, responses=ERRORS)
-def delete_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> Response:
-    """Delete a campaign that is not running and has no call in flight."""
+def delete_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId, actor: KeyActor) -> Response:
+    """Delete a campaign that is not running and has no call in flight (its history stays)."""
     with ctx.transaction() as session:
-        service.delete(session, tenant, campaign_id)
+        service.delete(session, tenant, campaign_id, now=ctx.clock(), actor=actor)
     return Response(status_code=204)
 
 
-def _act(ctx: Ctx, tenant: str, campaign_id: str, action: CampaignAction) -> CampaignOut:
+def _act(
+    ctx: Ctx,
+    tenant: str,
+    campaign_id: str,
+    action: CampaignAction,
+    actor: history.Actor,
+    options: dict[str, Any] | None = None,
+) -> CampaignOut:
     with ctx.transaction() as session:
-        campaign = service.act(session, tenant, campaign_id, action, now=ctx.clock())
+        campaign = service.act(
+            session, tenant, campaign_id, action, now=ctx.clock(), actor=actor, options=options
+        )
         out = views.campaign(session, campaign)
         running = campaign.status is CampaignStatus.RUNNING
     if running:
@@ -203,32 +216,33 @@ def _act(ctx: Ctx, tenant: str, campaign_id: str, action: CampaignAction) -> Cam
 
 
 @router.post("/campaign/{campaign_id}/start", response_model=CampaignOut, responses=ERRORS)
-def start_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignOut:
+def start_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId, actor: KeyActor) -> CampaignOut:
     """Start from draft or paused (resume); from completed, open a new run over every recipient."""
-    return _act(ctx, tenant, campaign_id, CampaignAction.START)
+    return _act(ctx, tenant, campaign_id, CampaignAction.START, actor)
 
 
 @router.post("/campaign/{campaign_id}/pause", response_model=CampaignOut, responses=ERRORS)
-def pause_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignOut:
+def pause_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId, actor: KeyActor) -> CampaignOut:
     """No new dials; calls in flight finish."""
-    return _act(ctx, tenant, campaign_id, CampaignAction.PAUSE)
+    return _act(ctx, tenant, campaign_id, CampaignAction.PAUSE, actor)
 
 
 @router.post("/campaign/{campaign_id}/save_draft", response_model=CampaignOut, responses=ERRORS)
-def save_draft(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignOut:
+def save_draft(campaign_id: str, ctx: Ctx, tenant: TenantId, actor: KeyActor) -> CampaignOut:
     """Back to draft from paused."""
-    return _act(ctx, tenant, campaign_id, CampaignAction.SAVE_DRAFT)
+    return _act(ctx, tenant, campaign_id, CampaignAction.SAVE_DRAFT, actor)
 
 
 @router.post("/campaign/{campaign_id}/stop", response_model=CampaignOut, responses=ERRORS)
 def stop_campaign(
-    campaign_id: str, ctx: Ctx, tenant: TenantId, body: StopIn | None = None
+    campaign_id: str, ctx: Ctx, tenant: TenantId, actor: KeyActor, body: StopIn | None = None
 ) -> CampaignOut:
     """End the campaign: recipients not yet on a call end ``canceled`` (``campaign-stopped``);
     calls in flight finish, or, with ``{"hang_up": true}``, are ended through the provider
     right after the answer (their recipients settle as each call's end comes in)."""
-    out = _act(ctx, tenant, campaign_id, CampaignAction.STOP)
-    if body is not None and body.hang_up:
+    hang_up = body is not None and body.hang_up
+    out = _act(ctx, tenant, campaign_id, CampaignAction.STOP, actor, {"hang_up": hang_up})
+    if hang_up:
         ctx.hang_up_campaign(campaign_id)
     return out
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from dialer.api import pagination
-from dialer.api.auth import Ctx, TenantId
+from dialer.api.auth import Ctx, KeyActor, TenantId
 from dialer.api.json_body import JsonRoute
 from dialer.api.routes.campaigns import ERRORS
 from dialer.api.schemas.campaigns import RecipientBatchOut, RejectedRow
@@ -27,7 +27,7 @@ router = APIRouter(tags=["recipients"], route_class=JsonRoute)
     "/campaign/{campaign_id}/recipients", response_model=RecipientBatchOut, responses=ERRORS
 )
 def add_recipients(
-    campaign_id: str, body: RecipientBatchIn, ctx: Ctx, tenant: TenantId
+    campaign_id: str, body: RecipientBatchIn, ctx: Ctx, tenant: TenantId, actor: KeyActor
 ) -> RecipientBatchOut:
     """Append a batch; each row is accepted, or rejected with its index and reason
     (``invalid-number: ...``, ``duplicate``, ``suppressed``). Good rows are kept."""
@@ -35,6 +35,7 @@ def add_recipients(
         campaign = campaigns.get(session, tenant, campaign_id, lock=True)
         result = add_batch(session, campaign, body.recipients, now=ctx.clock())
         campaign.updated_at = ctx.clock()
+        campaigns.recipients_added(session, campaign, actor, result, now=ctx.clock())
     return RecipientBatchOut(
         accepted=result.accepted,
         rejected=[

@@ -19,11 +19,20 @@ router = APIRouter(tags=["do-not-call"], route_class=JsonRoute)
 
 @router.post("/suppression", status_code=201, response_model=SuppressionOut, responses=ERRORS)
 def add_number(body: SuppressionIn, ctx: Ctx, tenant: TenantId) -> SuppressionOut:
-    """Never call this number again from any campaign of the tenant (checked at enqueue and
-    again right before dialing). Adding a number twice keeps the first entry."""
+    """Never call this number again from any campaign of the tenant: its recipients not yet
+    on a call end ``suppressed`` (``opted-out``) at once, their queued attempts canceled; no
+    call to it starts once this answers (calls in flight finish). Adding a number twice keeps
+    the first entry."""
     with ctx.transaction() as session:
-        row = service.add(session, tenant, body.phone_number, body.reason, now=ctx.clock())
-        return SuppressionOut.model_validate(row)
+        added = service.add(
+            session,
+            tenant,
+            body.phone_number,
+            body.reason,
+            source=service.SOURCE_API,
+            now=ctx.clock(),
+        )
+        return SuppressionOut.model_validate(added.suppression)
 
 
 @router.delete("/suppression/{phone_number}", status_code=204, responses=ERRORS)

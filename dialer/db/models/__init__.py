@@ -6,6 +6,7 @@ from dialer.db.models.campaigns import CallerNumber, Campaign, CampaignRun
 from dialer.db.models.contacts import ConsentRecord, NumberContact
 from dialer.db.models.counters import CampaignCounter
 from dialer.db.models.events import CallEvent
+from dialer.db.models.history import CampaignHistory
 from dialer.db.models.phone_numbers import PhoneNumber
 from dialer.db.models.recipients import (
     ListState,
@@ -27,6 +28,7 @@ __all__ = [
     "CallerNumber",
     "Campaign",
     "CampaignCounter",
+    "CampaignHistory",
     "CampaignRun",
     "ConsentRecord",
     "ListState",

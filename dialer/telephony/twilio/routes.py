@@ -1,4 +1,5 @@
-"""Twilio's webhooks: status and AMD callbacks, and the TwiML fetched when a call is answered.
+"""Twilio's webhooks: status and AMD callbacks, the TwiML fetched when a call is answered, and
+the key pressed during its opening message (opt-out).
 
 Each request must carry a valid ``X-Twilio-Signature`` computed over the *public* URL (the
 configured ``DIALER_PUBLIC_BASE_URL`` plus path and query: behind a proxy the URL this process
@@ -23,6 +24,7 @@ from dialer.telephony.providers import Inbound
 from dialer.telephony.twilio import twiml
 from dialer.telephony.twilio.callbacks import parse_event
 from dialer.telephony.twilio.signature import is_valid
+from dialer.telephony.twilio.urls import WebhookUrls
 
 #: Attempt ids are 64-bit signed integers.
 MAX_ATTEMPT_ID = 2**63 - 1
@@ -33,6 +35,7 @@ def router(settings: Settings, inbound: Inbound) -> APIRouter:
     """Twilio's webhook routes (mounted under ``/webhooks/twilio``)."""
     routes = APIRouter(tags=["provider webhooks"])
     verify = _Verifier(settings)
+    urls = WebhookUrls(str(settings.public_base_url))
 
     async def event(request: Request, attempt_id: int, kind: EventKind) -> Response:
         with context.bound(attempt_id=attempt_id), metrics.callback(kind):
@@ -70,12 +73,37 @@ def router(settings: Settings, inbound: Inbound) -> APIRouter:
         if context is None:
             body = twiml.hang_up()
         else:
+            key = None
+            if settings.opt_out_digit:
+                url = urls.opt_out(attempt_id, context.campaign_id)
+                key = twiml.OptOutKey(settings.opt_out_digit, url)
             body = twiml.for_answer(
-                context, params.get("AnsweredBy"), settings.assistant_stream_url
+                context, params.get("AnsweredBy"), settings.assistant_stream_url, key
             )
-        return Response(content=body, media_type="application/xml")
+        return _xml(body)
+
+    @routes.post("/{attempt_id}/opt_out", responses={403: {}})
+    async def key_pressed(attempt_id: AttemptId, request: Request) -> Response:
+        """A key pressed while the opening message played (``Digits``): the opt-out key
+        (``DIALER_OPT_OUT_DIGIT``) puts the number on the tenant's do-not-call list (source
+        ``dtmf:<attempt id>``), says so and hangs up; another key goes on to the assistant."""
+        params = await verify(request)
+        if params is None:
+            return _forbidden()
+        context = await run_in_threadpool(inbound.call_context, attempt_id)
+        if context is None:
+            return _xml(twiml.hang_up())
+        digit = settings.opt_out_digit
+        opted_out = bool(digit) and params.get("Digits", "").strip() == digit
+        if opted_out:
+            await run_in_threadpool(inbound.opt_out, attempt_id, digit)
+        return _xml(twiml.after_key(context, opted_out, settings.assistant_stream_url))
 
     return routes
+
+
+def _xml(body: str) -> Response:
+    return Response(content=body, media_type="application/xml")
 
 
 class _Verifier:

@@ -27,3 +27,7 @@ class WebhookUrls:
         root = f"{self.root()}/{attempt_id}"
         query = f"?campaign={campaign_id}"
         return f"{root}/twiml{query}", f"{root}/status{query}", f"{root}/amd{query}"
+
+    def opt_out(self, attempt_id: int | str, campaign_id: str) -> str:
+        """Where a key pressed during the opening message of one attempt's call goes."""
+        return f"{self.root()}/{attempt_id}/opt_out?campaign={campaign_id}"

@@ -4,6 +4,7 @@ from dialer.db.base import Base
 from dialer.db.models.attempts import CallAttempt
 from dialer.db.models.campaigns import CallerNumber, Campaign, CampaignRun
 from dialer.db.models.counters import CampaignCounter
+from dialer.db.models.decisions import RecipientDecision
 from dialer.db.models.events import CallEvent
 from dialer.db.models.phone_numbers import PhoneNumber
 from dialer.db.models.recipients import (
@@ -30,6 +31,7 @@ __all__ = [
     "ListState",
     "PhoneNumber",
     "Recipient",
+    "RecipientDecision",
     "RecipientList",
     "RecipientListEntry",
     "RecipientListRejection",

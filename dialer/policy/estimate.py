@@ -33,8 +33,10 @@ DEFAULT_UNANSWERED_S = 25.0
 DEFAULT_ANSWER_RATE = 0.35
 #: The farthest an estimate looks: a campaign not done by then has no completion time.
 HORIZON = timedelta(days=366)
-#: Events simulated at most (the grid is coarsened to stay within it).
+#: Events simulated at most: a campaign not done by then has no completion time.
 MAX_EVENTS = 200_000
+#: Events the grid is sized for (about: retries and windows add some).
+TARGET_EVENTS = 20_000
 #: Less than this much of a recipient left counts as none (fluid arithmetic leaves crumbs).
 _EPSILON = 1e-6
 
@@ -84,11 +86,13 @@ class Estimate:
 
 def resolution_for(cohorts: Sequence[Cohort], pace: Pace, profile: CallProfile) -> float:
     """The event grid: one second, coarser for a campaign whose calls would need more than
-    about :data:`MAX_EVENTS` / 4 steps at that grain."""
+    about :data:`TARGET_EVENTS` steps at that grain (up to half the shorter call)."""
     total = sum(c.count for c in cohorts)
     rate = min(pace.max_concurrency / max(profile.mean_s, 1.0), max(pace.cps, 1e-9))
     busy_s = total * 2 / max(rate, 1e-9)  # retries included, roughly
-    return max(1.0, busy_s / (MAX_EVENTS / 4))
+    # Never coarser than half the shorter call: a call must span steps for slots to turn over.
+    shortest_s = min(profile.answered_s, profile.unanswered_s)
+    return max(1.0, min(busy_s / TARGET_EVENTS, shortest_s / 2))
 
 
 def estimate(
@@ -109,7 +113,7 @@ def estimate(
         if cohort.count > _EPSILON:
             sim.due(cohort.ready_at, cohort.window, cohort.attempts, cohort.count)
     if in_flight > 0:
-        sim.ending(now + timedelta(seconds=profile.mean_s / 2), None, 0, in_flight, True)
+        sim.ending(0, profile.mean_s / 2, None, 0, in_flight, True)
     return sim.run()
 
 
@@ -139,6 +143,8 @@ class _Simulation:
         self.never = 0.0
         self.last_end: datetime | None = None
         self.allowed: dict[tuple[int, int], bool] = {}
+        self.opens: dict[int, datetime] = {}
+        self.carry = {True: 0.0, False: 0.0}
 
     def _index(self, moment: datetime) -> int:
         return max(0, round((moment - self.now).total_seconds() / self.step))
@@ -157,9 +163,24 @@ class _Simulation:
         self._at(index)
 
     def ending(
-        self, moment: datetime, window: Window | None, attempts: int, count: float, answered: bool
+        self,
+        index: int,
+        length_s: float,
+        window: Window | None,
+        attempts: int,
+        count: float,
+        answered: bool,
     ) -> None:
-        index = self._index(moment)
+        """Calls started at grid ``index`` end ``length_s`` later. On the grid a length is a
+        whole number of steps, rounded down or up in turn so that on average it is exact
+        (always rounding one way would drift a whole campaign by that much per wave)."""
+        steps = length_s / self.step
+        whole = int(steps)
+        self.carry[answered] += steps - whole
+        if self.carry[answered] >= 1.0:
+            self.carry[answered] -= 1.0
+            whole += 1
+        index += max(1, whole)
         self.ends[index].append((window, attempts, count, answered))
         self._at(index)
         self.busy += count
@@ -202,6 +223,16 @@ class _Simulation:
             allowed = self.allowed[key] = window.allows(moment)
         return allowed
 
+    def _next_open(self, window: Window, moment: datetime) -> datetime | None:
+        """``window.next_open``, kept until that opening: the window stays shut till then."""
+        known = self.opens.get(id(window))
+        if known is not None and moment < known:
+            return known
+        opens = window.next_open(moment)
+        if opens is not None:
+            self.opens[id(window)] = opens
+        return opens
+
     def _retry(self, moment: datetime, window: Window, attempts: int, count: float) -> None:
         if not self.retries or attempts >= self.retry.max_attempts:
             return
@@ -217,7 +248,7 @@ class _Simulation:
             count = self.ready[key]
             window = self.windows[key[0]]
             if not self._allows(window, moment):
-                opens = window.next_open(moment)
+                opens = self._next_open(window, moment)
                 if opens is None:
                     self.never += count
                     del self.ready[key]
@@ -233,12 +264,12 @@ class _Simulation:
             self.calls += take
             attempts = key[1] + 1
             answered = take * self.profile.answer_rate
-            after = timedelta(seconds=self.profile.answered_s)
             if answered > _EPSILON:
-                self.ending(moment + after, window, attempts, answered, True)
+                length_s = self.profile.answered_s
+                self.ending(index, length_s, window, attempts, answered, True)
             if take - answered > _EPSILON:
-                after = timedelta(seconds=self.profile.unanswered_s)
-                self.ending(moment + after, window, attempts, take - answered, False)
+                length_s = self.profile.unanswered_s
+                self.ending(index, length_s, window, attempts, take - answered, False)
             left = count - take
             if left <= _EPSILON:
                 del self.ready[key]

@@ -6,14 +6,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dialer.calls import timeline
+from dialer.calls import states, timeline
 from dialer.db.models import Campaign, Recipient, RecipientDecision
 from dialer.policy.campaign_state import CampaignAction
+from dialer.policy.screen import Deferred, ScreenReason, Terminal
 from dialer.services import timeline as reading
 from tests.flow.harness import Harness, numbers, profile
+from tests.flow.test_screen import CASES, _stage
 
 RETRY = {"max_attempts": 2, "backoff": {"kind": "fixed", "delay": "60s"}, "jitter": 0}
 
@@ -100,3 +103,47 @@ def test_a_stop_cancels_with_one_row_per_recipient(engine: Engine) -> None:
     assert {d.reason for d in canceled} == {"campaign-stopped"}
     with h.session() as session:
         assert session.get_one(Campaign, cid).status.value == "completed"
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_screens_decisions_land_on_the_timeline(engine: Engine, case: str) -> None:
+    """Whatever the screen decides, at the dial (with the attempt it turned away) or at
+    dispatch, is on the recipient's timeline with its reason and due time."""
+    fields, change, expected = CASES[case]
+    staged = _stage(engine, **fields)
+    h = staged.h
+    change(staged)
+    h.runtime.placer.dial(staged.attempt_id)
+    ticked = h.runtime.dispatcher.tick(h.clock.now, campaign_ids=[staged.unclaimed])
+    kind = expected.status.value if isinstance(expected, Terminal) else "deferred"
+    until = expected.until if isinstance(expected, Deferred) else None
+    [claimed] = _timelines(h, staged.claimed).values()
+    last = claimed[-1]
+    assert (last.kind, last.reason, last.until) == (kind, expected.reason, until)
+    assert last.attempt_id == staged.attempt_id
+    unclaimed = _timelines(h, staged.unclaimed)
+    if staged.unclaimed in ticked.screened.held and staged.unclaimed not in ticked.window_closed:
+        assert unclaimed == {}  # a campaign-wide hold moves no recipient: nothing to record
+    else:
+        [[decision]] = unclaimed.values()
+        assert (decision.kind, decision.reason, decision.until) == (kind, expected.reason, until)
+        assert decision.attempt_id is None
+
+
+def test_the_same_deferral_again_writes_nothing(engine: Engine) -> None:
+    h = Harness(engine)
+    cid = h.campaign(numbers(1))
+    later = h.clock.now + timedelta(hours=3)
+    decision = Deferred(later, ScreenReason.OUTSIDE_LEGAL_HOURS)
+    for _ in range(3):
+        with h.session() as session, session.begin():
+            recipient = session.scalars(
+                sa.select(Recipient).where(Recipient.campaign_id == cid)
+            ).one()
+            states.screened_out(session, recipient, decision, h.clock.now)
+    with h.session() as session, session.begin():
+        recipient = session.scalars(sa.select(Recipient).where(Recipient.campaign_id == cid)).one()
+        moved = Deferred(later + timedelta(hours=1), ScreenReason.OUTSIDE_LEGAL_HOURS)
+        states.screened_out(session, recipient, moved, h.clock.now)
+    [decisions] = _timelines(h, cid).values()
+    assert [d.until for d in decisions] == [later, later + timedelta(hours=1)]

@@ -160,3 +160,10 @@ def test_another_tenants_campaign_has_no_preview(client: TestClient, bob: dict[s
     empty = client.get(f"/campaign/{cid}/preview").json()
     assert empty["recipients"] == 0
     assert empty["callable_now"] == 0
+
+
+def test_deleting_a_campaign_deletes_its_timelines(client: TestClient, engine: Engine) -> None:
+    cid, _ = _stopped(client)
+    assert _writes(engine)[0] == 5
+    assert client.delete(f"/campaign/{cid}").status_code == 204
+    assert _writes(engine)[0] == 0

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dialer.calls import contacts, counters, facts, statements
+from dialer.calls import contacts, counters, facts, statements, timeline
 from dialer.calls.jobs import AttemptRow, DialJob, Ended
 from dialer.concurrency.keys import SlotScope
 from dialer.db.bulk import is_postgres
@@ -66,10 +66,15 @@ def screened_out(session: Session, recipient: Recipient, decision: Decision, now
     """A due recipient dispatch will not claim now: due again later (``reason`` saying which
     window it waits for), or ended for good."""
     if isinstance(decision, Deferred):
+        if timeline.changes(recipient, decision):
+            # Only a deferral that changes the recipient's reason or due time is noted: the
+            # same one made again by a later tick is no new decision.
+            timeline.note_decision(session, recipient, decision, at=now)
         if decision.until is not None:
             recipient.next_attempt_at = decision.until
             recipient.reason = decision.reason
     elif isinstance(decision, Terminal):
+        timeline.note_decision(session, recipient, decision, at=now)
         _move(session, recipient, decision.status, now=now, reason=decision.reason)
 
 
@@ -129,6 +134,7 @@ def admit(
             if may_start(job):
                 recipient.status = move_recipient(recipient.status, RecipientStatus.IN_FLIGHT)
                 started.append(job)
+                timeline.note_dialed(session, recipient, job.attempt_id, now)
             else:
                 starting = False  # this call must wait: it and the rest go to the queue
         deltas.update(counters.moved(source, recipient.status))
@@ -169,6 +175,7 @@ def claim(session: Session, attempt_id: int, recipient_id: int, now: datetime) -
     if cas.rowcount != 1:  # type: ignore[attr-defined]
         return False
     _move(session, recipient, RecipientStatus.IN_FLIGHT, now=now)
+    timeline.note_dialed(session, recipient, attempt_id, now)
     return True
 
 
@@ -191,10 +198,13 @@ def not_dialed(session: Session, attempt_id: int, decision: Decision, now: datet
     if recipient.status in TERMINAL_RECIPIENT:
         pass  # ended while its attempt waited (an opt-out): it stays where it is
     elif isinstance(decision, Terminal):
+        timeline.note_decision(session, recipient, decision, at=now, attempt_id=attempt_id)
         _move(session, recipient, decision.status, now=now, reason=decision.reason)
     elif decision.until is None:
+        timeline.note_decision(session, recipient, decision, at=now, attempt_id=attempt_id)
         _move(session, recipient, RecipientStatus.PENDING, now=now)
     else:
+        timeline.note_decision(session, recipient, decision, at=now, attempt_id=attempt_id)
         _move(session, recipient, RecipientStatus.WAITING_RETRY, now=now, reason=decision.reason)
         recipient.next_attempt_at = decision.until
     return NotDialed(decision, _ended(session, attempt))
@@ -246,6 +256,15 @@ def requeue(
     recipient = _recipient(session, attempt.recipient_id)
     source = recipient.status
     recipient.status = RecipientStatus.QUEUED  # the one backward move: no call ever existed
+    timeline.note(
+        session,
+        recipient,
+        timeline.Kind.REQUEUED,
+        at=now,
+        reason="provider-busy" if refused else "slot-lost",
+        until=attempt.enqueued_at,
+        attempt_id=attempt_id,
+    )
     counters.bump(session, recipient.campaign_id, counters.moved(source, RecipientStatus.QUEUED))
     return countdown_s
 
@@ -313,6 +332,8 @@ def end_unreached(
     arrives later finds its attempt ended and does nothing but free its slot. Calls in flight
     finish; their recipients end when the call does. Returns how many recipients ended.
     """
+    unreached = [RecipientStatus.PENDING, RecipientStatus.WAITING_RETRY, RecipientStatus.QUEUED]
+    timeline.note_bulk(session, campaign_id, unreached, status.value, reason, now=now)
     session.execute(
         sa.update(CallAttempt)
         .where(CallAttempt.campaign_id == campaign_id, CallAttempt.status == AttemptStatus.QUEUED)
@@ -322,9 +343,7 @@ def end_unreached(
         sa.update(Recipient)
         .where(
             Recipient.campaign_id == campaign_id,
-            Recipient.status.in_(
-                [RecipientStatus.PENDING, RecipientStatus.WAITING_RETRY, RecipientStatus.QUEUED]
-            ),
+            Recipient.status.in_(unreached),
         )
         .values(status=status, reason=reason, updated_at=now)
     )
@@ -406,6 +425,9 @@ def opt_out(session: Session, tenant_id: str, number: str, *, now: datetime) -> 
     for recipient in recipients:
         if recipient.id in canceled:
             recipient.run_attempts = max(0, recipient.run_attempts - 1)
+        timeline.note(
+            session, recipient, RecipientStatus.SUPPRESSED.value, at=now, reason=OPTED_OUT
+        )
         _move(session, recipient, RecipientStatus.SUPPRESSED, now=now, reason=OPTED_OUT)
     session.flush()
     return OptedOut(len(recipients), len(canceled))
@@ -413,6 +435,10 @@ def opt_out(session: Session, tenant_id: str, number: str, *, now: datetime) -> 
 
 def reset_for_run(session: Session, campaign_id: str, *, now: datetime) -> None:
     """A new run of a campaign: everyone not still on a call is due again, from scratch."""
+    again = [
+        s for s in RecipientStatus if s not in (RecipientStatus.QUEUED, RecipientStatus.IN_FLIGHT)
+    ]
+    timeline.note_bulk(session, campaign_id, again, timeline.Kind.RESET, timeline.NEW_RUN, now=now)
     session.execute(
         sa.update(Recipient)
         .where(
@@ -457,6 +483,15 @@ def _settle(
         contacts.answered(session, attempt.id, now)  # the quiet days after an answer
     recipient = _recipient(session, attempt.recipient_id)
     if recipient.status not in (RecipientStatus.IN_FLIGHT, RecipientStatus.QUEUED):
+        timeline.note(
+            session,
+            recipient,
+            timeline.Kind.OUTCOME,
+            at=now,
+            reason=outcome,
+            attempt_id=attempt.id,
+            facts={"next": recipient.status.value},
+        )
         recipient.last_outcome = outcome
         return None, False  # already ended by a stop or window close while the call was live
     campaign = session.get_one(Campaign, attempt.campaign_id, options=[statements.END_COLUMNS])
@@ -473,6 +508,25 @@ def _settle(
     )
     if settled.retry_at is not None:
         recipient.next_attempt_at = settled.retry_at
+    timeline.note(
+        session,
+        recipient,
+        timeline.Kind.OUTCOME,
+        at=now,
+        reason=outcome,
+        until=settled.retry_at,
+        attempt_id=attempt.id,
+        facts={"attempt_number": recipient.run_attempts, "next": settled.status.value},
+    )
+    if settled.status in TERMINAL_RECIPIENT:
+        timeline.note(
+            session,
+            recipient,
+            settled.status.value,
+            at=now,
+            reason=settled.reason,
+            attempt_id=attempt.id,
+        )
     _move(session, recipient, settled.status, now=now, reason=settled.reason)
     return campaign, settled.retry_at is not None
 

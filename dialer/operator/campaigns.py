@@ -1,5 +1,6 @@
-"""``dialer campaign``: list, show, watch, import, start, pause, stop, history and export a
-tenant's campaigns, straight on the database, through the services the API calls.
+"""``dialer campaign``: list, show, watch, import, start, pause, stop, history, export and
+preview a tenant's campaigns and show a recipient's timeline, straight on the database,
+through the services the API calls.
 
 Every command acts for the tenant ``--user-id`` names: another tenant's campaign is "not
 found", as over the API. This module only declares the commands (it is imported whenever
@@ -191,3 +192,30 @@ def export(
     from dialer.operator import commands
 
     commands.export(campaign_id, user_id, export_format, output, unmask_numbers)
+
+
+@campaign_app.command("timeline")
+def timeline(
+    campaign_id: CampaignId,
+    recipient_id: Annotated[int, typer.Argument(help="The recipient's id.", min=1)],
+    user_id: UserId,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the API's shape).")] = False,
+) -> None:
+    """A recipient's timeline, oldest first: each decision, its reason and until when, the
+    zones checked and their local times at each dial, outcomes, retries, where it ended."""
+    from dialer.operator import audit
+
+    audit.show_timeline(campaign_id, recipient_id, user_id, as_json)
+
+
+@campaign_app.command("preview")
+def preview(
+    campaign_id: CampaignId,
+    user_id: UserId,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the API's shape).")] = False,
+) -> None:
+    """What the campaign would do if it ran now, dialing nothing: callable, deferred (by
+    reason, until when), to be skipped or suppressed, and an estimated completion time."""
+    from dialer.operator import audit
+
+    audit.show_preview(campaign_id, user_id, as_json)

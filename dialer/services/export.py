@@ -13,7 +13,11 @@ recipient's first dial, counted across runs), ``status`` (``queued``... ``ended`
 ``outcome`` (``human``, ``voicemail``, ``busy``, ``no_answer``, ``failed``, ``canceled``,
 ``unknown``), ``amd`` (answering-machine detection's verdict: ``human``, ``machine_end_beep``...),
 ``duration_s``, ``error_code`` and ``error_message`` (the provider's, numbers in it masked
-too). A value the attempt does not have is empty in CSV and ``null`` in JSON.
+too), and ``timeline``: the recipient's decisions, oldest first (each ``at``, ``kind``,
+``reason``, ``until``, ``attempt_id``, ``facts``; see :mod:`dialer.calls.timeline`), an array
+in JSON Lines and the same array as compact JSON in CSV; a recipient's timeline is on the row
+of each of its attempts, read for a whole page in one query. A value the attempt does not have
+is empty in CSV and ``null`` in JSON.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialer.db.models import CallAttempt
 from dialer.redaction import mask_phone_numbers
+from dialer.services import timeline
 
 #: Attempts read from the database at a time.
 PAGE_ROWS = 1_000
@@ -50,6 +55,7 @@ COLUMNS = (
     "duration_s",
     "error_code",
     "error_message",
+    "timeline",
 )
 
 
@@ -92,6 +98,17 @@ def _same(text: str) -> str:
     return text
 
 
+def _decision(decision: timeline.Decision) -> dict[str, Any]:
+    return {
+        "at": _time(decision.at),
+        "kind": decision.kind,
+        "reason": decision.reason,
+        "until": _time(decision.until),
+        "attempt_id": decision.attempt_id,
+        "facts": decision.facts,
+    }
+
+
 def _row(values: Sequence[Any], mask: Callable[[str], str]) -> dict[str, Any]:
     (
         attempt_id, recipient_id, number, attempt_number, status, queued, dialed, answered,
@@ -112,6 +129,7 @@ def _row(values: Sequence[Any], mask: Callable[[str], str]) -> dict[str, Any]:
         "duration_s": duration_s,
         "error_code": error_code,
         "error_message": mask(error_message) if error_message is not None else None,
+        "timeline": [],
     }
 
 
@@ -134,8 +152,12 @@ def attempt_pages(
                 .order_by(CallAttempt.id)
                 .limit(page_rows)
             ).all()
+            timelines = timeline.of_recipients(session, [values[1] for values in page])
         if page:
-            yield [_row(values, mask) for values in page]
+            rows = [_row(values, mask) for values in page]
+            for row in rows:
+                row["timeline"] = [_decision(d) for d in timelines.get(row["recipient_id"], [])]
+            yield rows
         if len(page) < page_rows:
             return
         after = page[-1][0]
@@ -164,6 +186,8 @@ def export_text(
     yield _drain(buffer)
     for page in pages:
         on_rows(len(page))
+        for row in page:
+            row["timeline"] = json.dumps(row["timeline"], separators=(",", ":"))
         writer.writerows(page)
         yield _drain(buffer)
 

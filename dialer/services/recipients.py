@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dialer.calls import states
+from dialer.calls import states, timeline
 from dialer.db.bulk import insert_ignoring_conflicts
 from dialer.db.models import Campaign, Recipient, RecipientListEntry, Suppression
 from dialer.errors import FieldErrors, InvalidPhoneNumber
@@ -247,6 +247,16 @@ def attach_list(session: Session, campaign: Campaign, list_id: str, *, now: date
             ],
             source,
         )
+    )
+    # The numbers stored as suppressed start their timelines with that decision.
+    timeline.note_bulk(
+        session,
+        campaign.id,
+        [RecipientStatus.SUPPRESSED],
+        RecipientStatus.SUPPRESSED.value,
+        SUPPRESSED,
+        now=now,
+        created_at=now,
     )
     states.recount(session, campaign.id)
     return _count(session, campaign.id) - before

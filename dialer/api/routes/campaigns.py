@@ -22,13 +22,14 @@ from dialer.api.schemas.campaigns import (
     StopIn,
 )
 from dialer.api.schemas.common import ErrorBody, Page
+from dialer.api.schemas.preview import PreviewOut
 from dialer.api.schemas.waits import CampaignDetailOut, WaitingOut
 from dialer.calls.config import default_caps
 from dialer.db.models import Campaign
 from dialer.errors import ValidationError
 from dialer.phone import to_e164
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
-from dialer.services import campaign_waits, export, history
+from dialer.services import campaign_waits, export, history, preview
 from dialer.services import campaigns as service
 from dialer.services.recipients import BatchResult
 
@@ -245,6 +246,27 @@ def stop_campaign(
     if hang_up:
         ctx.hang_up_campaign(campaign_id)
     return out
+
+
+# -- launch preview ------------------------------------------------------------------------
+
+
+@router.get("/campaign/{campaign_id}/preview", response_model=PreviewOut, responses=ERRORS)
+def preview_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> PreviewOut:
+    """What the campaign would do if it ran now (any state, a draft included), without
+    dialing or writing anything: recipients callable now, deferred (by reason, until when),
+    to be skipped or suppressed (by reason), and an estimated completion time simulated from
+    its slots, the calls-per-second limit, its windows and each recipient's legal hours, its
+    retry policy, and call lengths and answer rate (its own history, or the defaults)."""
+    with ctx.read() as session:
+        found = preview.preview(
+            session,
+            tenant,
+            campaign_id,
+            ctx.clock(),
+            account_cps=ctx.settings.calls_per_second,
+        )
+    return PreviewOut.model_validate(found.as_dict())
 
 
 # -- export of the call attempts -----------------------------------------------------------

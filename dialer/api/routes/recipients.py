@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 
 from dialer.api import pagination
@@ -14,10 +14,15 @@ from dialer.api.json_body import JsonRoute
 from dialer.api.routes.campaigns import ERRORS
 from dialer.api.schemas.campaigns import RecipientBatchOut, RejectedRow
 from dialer.api.schemas.common import Page
-from dialer.api.schemas.recipients import RecipientBatchIn, RecipientCallOut, RecipientOut
+from dialer.api.schemas.recipients import (
+    DecisionOut,
+    RecipientBatchIn,
+    RecipientCallOut,
+    RecipientOut,
+)
 from dialer.db.models import CallAttempt, Recipient
 from dialer.policy.attempt_state import RecipientStatus
-from dialer.services import campaigns
+from dialer.services import campaigns, timeline
 from dialer.services.recipients import add_batch
 
 router = APIRouter(tags=["recipients"], route_class=JsonRoute)
@@ -74,6 +79,33 @@ def list_recipients(
             for r in page
         ],
         next_cursor=next_cursor,
+    )
+
+
+@router.get(
+    "/campaign/{campaign_id}/recipients/{recipient_id}/timeline",
+    response_model=Page[DecisionOut],
+    responses=ERRORS,
+)
+def recipient_timeline(
+    campaign_id: str,
+    recipient_id: Annotated[int, Path(ge=1, le=pagination.MAX_ID)],
+    ctx: Ctx,
+    tenant: TenantId,
+    limit: Annotated[int, Query(ge=1, le=pagination.MAX_PAGE)] = pagination.DEFAULT_PAGE,
+    cursor: pagination.Cursor = None,
+) -> Page[DecisionOut]:
+    """Every decision about the recipient, oldest first: why it waited, until when, which
+    zones were checked when it was dialed, each call's outcome and the retry it scheduled,
+    where it ended and why."""
+    after = 0 if cursor is None else pagination.decode_id(cursor)
+    with ctx.read() as session:
+        rows = timeline.page(
+            session, tenant, campaign_id, recipient_id, after=after, limit=limit + 1
+        )
+    page, next_cursor = pagination.by_id(rows, limit)
+    return Page[DecisionOut](
+        data=[DecisionOut.model_validate(row) for row in page], next_cursor=next_cursor
     )
 
 

@@ -62,3 +62,22 @@ class RecipientOut(Output):
         default_factory=list,
         description="Its attempts, first first (every run's): the call ids to look up.",
     )
+
+
+class DecisionOut(Output):
+    """One decision of a recipient's timeline, oldest first.
+
+    ``kind``: ``deferred`` (not now: ``until`` says when it is due again, ``reason`` which
+    rule), ``dialed`` (``facts.zones``: every zone the number may be in with its local time at
+    the dial; ``facts.rules_version``, ``facts.consent``), ``requeued`` (the provider refused
+    the call for now), ``outcome`` (an attempt ended: ``reason`` is its outcome, ``until`` the
+    retry it scheduled), ``reset`` (a new run), or the terminal state reached (``skipped``,
+    ``suppressed``, ``canceled``, ``done``, ``exhausted``) with its reason."""
+
+    id: int
+    at: datetime
+    kind: str
+    reason: str | None
+    until: datetime | None
+    attempt_id: int | None
+    facts: dict[str, Any]

@@ -5,6 +5,7 @@ from dialer.db.models.attempts import CallAttempt
 from dialer.db.models.campaigns import CallerNumber, Campaign, CampaignRun
 from dialer.db.models.contacts import ConsentRecord, NumberContact
 from dialer.db.models.counters import CampaignCounter
+from dialer.db.models.decisions import RecipientDecision
 from dialer.db.models.events import CallEvent
 from dialer.db.models.history import CampaignHistory
 from dialer.db.models.phone_numbers import PhoneNumber
@@ -35,6 +36,7 @@ __all__ = [
     "NumberContact",
     "PhoneNumber",
     "Recipient",
+    "RecipientDecision",
     "RecipientList",
     "RecipientListEntry",
     "RecipientListRejection",

@@ -1,0 +1,207 @@
+"""Each recipient's timeline: the decisions that moved it, with their reasons and facts.
+
+Whatever decided (the screen's :class:`~dialer.policy.screen.Deferred` or
+:class:`~dialer.policy.screen.Terminal` with its reason string, a dial, an attempt's outcome
+and the retry it scheduled, a stop), :mod:`dialer.calls.states` notes it here as it writes the
+move, so a new screening rule's decisions land in the timeline with no work of its own.
+
+Notes wait in the session (``session.info``) and are written as the transaction commits, all
+of them in one executemany: a claim round that turns hundreds of recipients away writes one
+statement, not one per recipient. A rollback drops them with the moves they describe.
+
+Only decisions that change something are noted: a deferral the recipient already carries (the
+same reason and due time in ``recipients.reason`` / ``next_attempt_at``) is not, so a tick
+over recipients outside their hours writes nothing until their reason or due time changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
+
+from dialer.db.models import Recipient, RecipientDecision
+from dialer.policy.attempt_state import RecipientStatus
+from dialer.policy.calling_hours import NotCallable, legal_hours_for
+from dialer.policy.screen import Decision, Deferred, Terminal
+from dialer.policy.windows import zone
+
+_PENDING = "dialer.timeline"
+_TABLE = cast(sa.Table, RecipientDecision.__table__)
+
+
+class Kind(StrEnum):
+    """What a timeline row records; a terminal state reached is recorded under its own
+    status (``skipped``, ``suppressed``, ``canceled``, ``done``, ``exhausted``)."""
+
+    DEFERRED = "deferred"
+    DIALED = "dialed"
+    #: An attempt ended: ``reason`` is its outcome, ``until`` the retry it scheduled, if any.
+    OUTCOME = "outcome"
+    #: The provider refused the call retryably: the attempt waits in the queue until ``until``.
+    REQUEUED = "requeued"
+    #: A new run made the recipient due again from scratch.
+    RESET = "reset"
+
+
+#: ``reason`` of a :attr:`Kind.RESET` row.
+NEW_RUN = "new-run"
+
+
+def rules_version() -> str | None:
+    """The version of the calling-rules file a decision was made under; recorded with every
+    dial (``facts["rules_version"]``). None until the rules file carries a version."""
+    return None
+
+
+def consent_record(campaign_id: str, recipient_id: int, phone_number: str) -> Any:
+    """The consent record a dial relied on (``facts["consent"]``): JSON-able, or None while no
+    consent rule exists."""
+    return None
+
+
+def note(
+    session: Session,
+    recipient: Recipient,
+    kind: str,
+    *,
+    at: datetime,
+    reason: str | None = None,
+    until: datetime | None = None,
+    attempt_id: int | None = None,
+    facts: dict[str, Any] | None = None,
+) -> None:
+    """Note one decision about ``recipient``; written when the transaction commits."""
+    rows: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
+    rows.append(
+        {
+            "recipient_id": recipient.id,
+            "campaign_id": recipient.campaign_id,
+            "at": at,
+            "kind": str(kind),
+            "reason": None if reason is None else str(reason),
+            "until": until,
+            "attempt_id": attempt_id,
+            "facts": facts or {},
+        }
+    )
+
+
+def note_decision(
+    session: Session,
+    recipient: Recipient,
+    decision: Decision,
+    *,
+    at: datetime,
+    attempt_id: int | None = None,
+) -> None:
+    """Note a screen's decision not to call (whatever rule gave it, with its reason)."""
+    if isinstance(decision, Deferred):
+        note(
+            session,
+            recipient,
+            Kind.DEFERRED,
+            at=at,
+            reason=decision.reason,
+            until=decision.until,
+            attempt_id=attempt_id,
+        )
+    elif isinstance(decision, Terminal):
+        note(
+            session,
+            recipient,
+            decision.status.value,
+            at=at,
+            reason=decision.reason,
+            attempt_id=attempt_id,
+        )
+
+
+def changes(recipient: Recipient, decision: Deferred) -> bool:
+    """Whether a deferral changes what the recipient carries (its reason or due time)."""
+    if decision.until is None:
+        return False  # nothing is stored: the recipient stays due as it was
+    return recipient.reason != decision.reason or recipient.next_attempt_at != decision.until
+
+
+def dial_facts(recipient: Recipient, now: datetime) -> dict[str, Any]:
+    """What a dial was checked against: every zone the number may be in and its local time
+    at the dial, the rules file's version and the consent record used."""
+    legal = legal_hours_for(recipient.phone_number, recipient.time_zone)
+    zones = () if isinstance(legal, NotCallable) else legal.zones
+    return {
+        "zones": [
+            {"zone": name, "local_time": now.astimezone(zone(name)).isoformat()} for name in zones
+        ],
+        "rules_version": rules_version(),
+        "consent": consent_record(recipient.campaign_id, recipient.id, recipient.phone_number),
+    }
+
+
+def note_dialed(session: Session, recipient: Recipient, attempt_id: int, now: datetime) -> None:
+    note(
+        session,
+        recipient,
+        Kind.DIALED,
+        at=now,
+        attempt_id=attempt_id,
+        facts=dial_facts(recipient, now),
+    )
+
+
+def note_bulk(
+    session: Session,
+    campaign_id: str,
+    statuses: Sequence[RecipientStatus],
+    kind: str,
+    reason: str | None,
+    *,
+    now: datetime,
+    created_at: datetime | None = None,
+) -> None:
+    """Note one decision for every recipient of the campaign in ``statuses`` (optionally only
+    those created at ``created_at``), in one INSERT ... SELECT: for the moves made in bulk (a
+    stop, a window closing, a new run, a list attached). Run it before the move itself."""
+    recipients = Recipient.__table__
+    source = sa.select(
+        recipients.c.id,
+        recipients.c.campaign_id,
+        sa.literal(now, type_=_TABLE.c.at.type),
+        sa.literal(str(kind), type_=_TABLE.c.kind.type),
+        sa.literal(reason, type_=_TABLE.c.reason.type),
+        sa.literal({}, type_=_TABLE.c.facts.type),
+    ).where(
+        recipients.c.campaign_id == campaign_id,
+        recipients.c.status.in_(list(statuses)),
+    )
+    if created_at is not None:
+        source = source.where(recipients.c.created_at == created_at)
+    write(session)  # keep the timeline in order: what was noted before comes first
+    session.execute(
+        _TABLE.insert().from_select(
+            ["recipient_id", "campaign_id", "at", "kind", "reason", "facts"], source
+        )
+    )
+
+
+def write(session: Session) -> None:
+    """Write the decisions noted in this transaction, in one statement."""
+    rows = session.info.pop(_PENDING, None)
+    if rows:
+        session.execute(_TABLE.insert(), rows)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_on_commit(session: Session) -> None:
+    write(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_on_rollback(session: Session, previous: SessionTransaction) -> None:
+    if previous.parent is None:
+        session.info.pop(_PENDING, None)

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
-from dialer.db.models import Recipient, RecipientDecision
+from dialer.db.models import Campaign, ConsentRecord, Recipient, RecipientDecision
 from dialer.policy.attempt_state import RecipientStatus
 from dialer.policy.calling_hours import NotCallable, legal_hours_for
 from dialer.policy.screen import Decision, Deferred, Terminal
@@ -56,12 +56,6 @@ NEW_RUN = "new-run"
 def rules_version() -> str | None:
     """The version of the calling-rules file a decision was made under; recorded with every
     dial (``facts["rules_version"]``). None until the rules file carries a version."""
-    return None
-
-
-def consent_record(campaign_id: str, recipient_id: int, phone_number: str) -> Any:
-    """The consent record a dial relied on (``facts["consent"]``): JSON-able, or None while no
-    consent rule exists."""
     return None
 
 
@@ -139,7 +133,8 @@ def dial_facts(recipient: Recipient, now: datetime) -> dict[str, Any]:
             {"zone": name, "local_time": now.astimezone(zone(name)).isoformat()} for name in zones
         ],
         "rules_version": rules_version(),
-        "consent": consent_record(recipient.campaign_id, recipient.id, recipient.phone_number),
+        # Filled as the transaction commits, for all of its dials at once (_consents_used).
+        "consent": None,
     }
 
 
@@ -150,7 +145,7 @@ def note_dialed(session: Session, recipient: Recipient, attempt_id: int, now: da
         Kind.DIALED,
         at=now,
         attempt_id=attempt_id,
-        facts=dial_facts(recipient, now),
+        facts={**dial_facts(recipient, now), "number": recipient.phone_number},
     )
 
 
@@ -193,7 +188,51 @@ def write(session: Session) -> None:
     """Write the decisions noted in this transaction, in one statement."""
     rows = session.info.pop(_PENDING, None)
     if rows:
+        _consents_used(session, [row for row in rows if row["kind"] == Kind.DIALED])
         session.execute(_TABLE.insert(), rows)
+
+
+def _consents_used(session: Session, dials: list[dict[str, Any]]) -> None:
+    """Fill each dial's ``facts["consent"]``: the consent record the call relied on (its
+    number's latest captured at or before the dial, for the campaign's tenant), or None. One
+    query for all the dials of a transaction."""
+    if not dials:
+        return
+    numbers = {row["facts"]["number"] for row in dials}
+    campaigns = {row["campaign_id"] for row in dials}
+    found = session.execute(
+        sa.select(Campaign.id, ConsentRecord)
+        .join(ConsentRecord, ConsentRecord.tenant_id == Campaign.tenant_id)
+        .where(
+            Campaign.id.in_(campaigns),
+            ConsentRecord.phone_number.in_(numbers),
+            ConsentRecord.captured_at <= max(row["at"] for row in dials),
+        )
+        .order_by(ConsentRecord.captured_at.desc(), ConsentRecord.id.desc())
+    ).all()
+    for row in dials:
+        number = row["facts"].pop("number")
+        used = next(
+            (
+                record
+                for campaign_id, record in found
+                if campaign_id == row["campaign_id"]
+                and record.phone_number == number
+                and record.captured_at <= row["at"]
+            ),
+            None,
+        )
+        row["facts"]["consent"] = None if used is None else _consent_facts(used)
+
+
+def _consent_facts(record: ConsentRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "basis": record.basis,
+        "captured_at": record.captured_at.isoformat(),
+        "source": record.source,
+        "evidence": record.evidence,
+    }
 
 
 @event.listens_for(Session, "before_commit")

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dialer.calls import counters, facts
+from dialer.calls.statements import consented_number
 from dialer.db.models import CallAttempt, Campaign, Recipient, Suppression, Tenant
 from dialer.policy.attempt_state import CLAIMABLE_RECIPIENT, Outcome, RecipientStatus
 from dialer.policy.calling_hours import NotCallable, legal_hours_for, recipient_window
@@ -177,6 +178,7 @@ def preview(
         ended_reason=campaign.ended_reason,
         window=window,
         schedule_end=campaign.schedule_end_time,
+        require_consent=campaign.require_consent,
     )
     out = Preview(as_of=now, status=campaign.status)
     counts = counters.read(session, [campaign.id])[campaign.id]
@@ -190,12 +192,17 @@ def preview(
     gate = screen_campaign(about, now)
     cohorts: list[Cohort] = []
     windows: dict[tuple[str, ...], AllOf] = {}
-    for group in _groups(session, campaign):
+    for group in _groups(session, campaign, now):
         decision = gate
         if not isinstance(gate, Terminal):
             # The recipient's own screen; outside the campaign's hours only its terminal
             # decisions (do-not-call, no known zone) override the campaign's deferral.
-            recipient = RecipientFacts(group.phone_number, group.time_zone, group.suppressed)
+            recipient = RecipientFacts(
+                group.phone_number,
+                group.time_zone,
+                group.suppressed,
+                has_consent=group.consented,
+            )
             screened = screen_recipient(recipient, about, now)
             if isinstance(screened, Terminal) or isinstance(gate, CallNow):
                 decision = screened
@@ -254,11 +261,21 @@ class _Group:
     earliest: datetime
     latest: datetime
     phone_number: str
+    #: Whether the numbers have a consent record now (read only when the campaign requires
+    #: consent; True otherwise).
+    consented: bool = True
 
 
-def _groups(session: Session, campaign: Campaign) -> list[_Group]:
+def _groups(session: Session, campaign: Campaign, now: datetime) -> list[_Group]:
     """The campaign's pending and due-to-retry recipients, grouped in one query."""
     suppressed = Suppression.id.is_not(None)
+    # Grouped by whether the number has a consent record only when the campaign asks for one.
+    consented: sa.ColumnElement[bool] = (
+        consented_number(campaign.tenant_id, Recipient, now).element
+        if campaign.require_consent
+        else sa.true()
+    )
+    keys: list[sa.ColumnElement[Any]] = [consented] if campaign.require_consent else []
     prefix = sa.func.substr(Recipient.phone_number, 1, PREFIX_CHARS)
     stmt = (
         sa.select(
@@ -270,6 +287,7 @@ def _groups(session: Session, campaign: Campaign) -> list[_Group]:
             sa.func.min(Recipient.next_attempt_at),
             sa.func.max(Recipient.next_attempt_at),
             sa.func.min(Recipient.phone_number),
+            consented,
         )
         .select_from(Recipient)
         .outerjoin(
@@ -283,11 +301,18 @@ def _groups(session: Session, campaign: Campaign) -> list[_Group]:
             Recipient.campaign_id == campaign.id,
             Recipient.status.in_(sorted(CLAIMABLE_RECIPIENT)),
         )
-        .group_by(Recipient.reason, Recipient.time_zone, suppressed, Recipient.run_attempts, prefix)
+        .group_by(
+            Recipient.reason,
+            Recipient.time_zone,
+            suppressed,
+            Recipient.run_attempts,
+            prefix,
+            *keys,
+        )
     )
     return [
-        _Group(int(n), reason, tz, bool(blocked), int(runs), first, last, number)
-        for n, reason, tz, blocked, runs, first, last, number in session.execute(stmt)
+        _Group(int(n), reason, tz, bool(blocked), int(runs), first, last, number, bool(given))
+        for n, reason, tz, blocked, runs, first, last, number, given in session.execute(stmt)
     ]
 
 

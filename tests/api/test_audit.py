@@ -168,3 +168,24 @@ def test_deleting_a_campaign_deletes_its_timelines(client: TestClient, engine: E
     assert _writes(engine)[0] == 5
     assert client.delete(f"/campaign/{cid}").status_code == 204
     assert _writes(engine)[0] == 0
+
+
+def test_the_preview_skips_numbers_without_consent_when_the_campaign_requires_it(
+    client: TestClient,
+) -> None:
+    """Two of five New York numbers have a consent record (one captured after now, which does
+    not count yet): a campaign that requires consent would skip four of them."""
+    given = {"basis": "express_written", "source": "web-form:signup"}
+    for number, captured_at in ((NEW_YORK[0], "2026-11-01T09:00:00Z"),
+                                (NEW_YORK[1], "2099-01-01T09:00:00Z")):  # fmt: skip
+        posted = client.post(
+            "/consent", json={"phone_number": number, "captured_at": captured_at, **given}
+        )
+        assert posted.status_code == 201, posted.text
+    body = campaign_body(recipients=[{"phone_number": n} for n in NEW_YORK], require_consent=True)
+    cid = str(client.post("/campaign", json=body).json()["id"])
+    preview = client.get(f"/campaign/{cid}/preview").json()
+    assert preview["callable_now"] == 1
+    assert [(t["status"], t["reason"], t["count"]) for t in preview["turned_away"]] == [
+        ("skipped", "no-consent", 4)
+    ]

@@ -23,6 +23,7 @@ from dialer.policy.frequency import DAY
 from dialer.policy.screen import ScreenReason
 from dialer.services import campaign_waits, campaigns, tenant_limits
 from dialer.services import consent as consent_service
+from dialer.services import timeline as timeline_reading
 from dialer.services.consent import Consent, ConsentBasis
 from tests.flow.harness import EPOCH, Harness, _Row, profile
 
@@ -260,6 +261,22 @@ def test_a_campaign_that_requires_consent_calls_only_numbers_with_a_record(
     assert used.id == new.id != old.id
     assert none is None
     assert [a.to_number for a in _attempts(h, cid)] == [CONSENTED]
+    # Each recipient's timeline says what was decided on which consent: the dial names the
+    # record it relied on (the newest given before it), the others why they were skipped.
+    with h.session() as session:
+        decisions = {
+            r.phone_number: [(d.kind, d.reason, d.facts) for d in d_list]
+            for r in session.scalars(sa.select(Recipient).where(Recipient.campaign_id == cid))
+            for d_list in [timeline_reading.of_recipients(session, [r.id])[r.id]]
+        }
+    dial = next(facts for kind, _, facts in decisions[CONSENTED] if kind == "dialed")
+    assert dial["consent"]["id"] == new.id
+    assert dial["consent"]["basis"] == "express_written"
+    assert dial["consent"]["source"] == "web-form:signup"
+    for number in (NUMBER, LATER):
+        assert [(kind, reason) for kind, reason, _ in decisions[number]] == [
+            ("skipped", ScreenReason.NO_CONSENT.value)
+        ]
 
 
 def test_consent_given_with_recipients_is_recorded_for_the_tenant(engine: Engine) -> None:

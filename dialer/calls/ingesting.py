@@ -19,7 +19,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialer.calls import statements, states
+from dialer.calls import health, statements, states
 from dialer.calls.ending import Ender
 from dialer.calls.jobs import AttemptRow, Ended, Freed
 from dialer.db.bulk import insert_ignoring_conflicts_on, is_postgres
@@ -27,9 +27,15 @@ from dialer.db.models import CallAttempt, CallEvent, Campaign
 from dialer.errors import ProviderError
 from dialer.observability import context, metrics
 from dialer.policy.attempt_state import AttemptState, AttemptStatus, Outcome, advance
+from dialer.policy.health import (
+    CARRIER_BLOCK_ERRORS,
+    DEFAULT_STREAM_CONNECT_S,
+    REJECTION_SIP_CODES,
+)
 from dialer.telephony.base import CallInfo, CallStatus, TelephonyProvider
 from dialer.telephony.events import (
     MACHINE_ANSWERS,
+    STREAM_STARTED,
     ProviderEvent,
     attempt_status_for,
     outcome_for,
@@ -69,13 +75,17 @@ class Ingestor:
         clock: Callable[[], datetime],
         *,
         unknown_is_machine: bool = False,
+        connect_s: float = DEFAULT_STREAM_CONNECT_S,
     ) -> None:
-        """``unknown_is_machine`` counts an AMD verdict of ``unknown`` as voicemail."""
+        """``unknown_is_machine`` counts an AMD verdict of ``unknown`` as voicemail;
+        ``connect_s``: how soon after a person answers the assistant's stream must start
+        (later, or never: the call was abandoned)."""
         self._sessions = sessions
         self._provider = provider
         self._ender = ender
         self._clock = clock
         self._unknown_is_machine = unknown_is_machine
+        self._connect_s = connect_s
 
     def ingest(self, attempt_id: int, event: ProviderEvent) -> Freed | None:
         """Apply one callback (the webhooks' and the simulator's entry point).
@@ -145,6 +155,7 @@ class Ingestor:
                 now=self._clock(),
                 unknown_is_machine=self._unknown_is_machine,
                 ask_verdict=ask_verdict,
+                connect_s=self._connect_s,
             )
         if result.ended is not None:
             metrics.call_ended(result.ended.outcome, retry=result.ended.retry)
@@ -187,6 +198,7 @@ def ingest(
     now: datetime,
     unknown_is_machine: bool = False,
     ask_verdict: bool = False,
+    connect_s: float = DEFAULT_STREAM_CONNECT_S,
 ) -> Ingested:
     """Apply one provider event in the caller's transaction: deduplicated, forward-only, first
     end wins.
@@ -201,8 +213,11 @@ def ingest(
     row = AttemptRow(*found)
     context.add(campaign_id=row.campaign_id, recipient_id=row.recipient_id, attempt_id=row.id)
     changes: dict[str, Any] = {}
-    result = _decide(session, row, event, changes, now, unknown_is_machine, ask_verdict)
-    ended = states.progress(session, row, changes, now=now)
+    if event.kind == "stream":
+        result = _stream(session, row, event, changes, connect_s)
+    else:
+        result = _decide(session, row, event, changes, now, unknown_is_machine, ask_verdict)
+    ended = states.progress(session, row, changes, now=now, connect_s=connect_s)
     return result if ended is None else Ingested(True, ended)
 
 
@@ -247,6 +262,36 @@ def _decide(
     return _advance(row, event, verdict, changes, now, unknown_is_machine)
 
 
+def _stream(
+    session: Session,
+    row: AttemptRow,
+    event: ProviderEvent,
+    changes: dict[str, Any],
+    connect_s: float,
+) -> Ingested:
+    """A media stream's report: the earliest start is kept (repeats and late copies change
+    nothing). A start reported after the call ended may take back its abandoned verdict."""
+    if row.provider_call_id is not None and row.provider_call_id != event.provider_call_id:
+        log.warning("attempt %s: stream callback for another call; ignored", row.id)
+        return Ingested(False, unknown=True)
+    started = event.timestamp
+    if event.stream_event != STREAM_STARTED or started is None:
+        return Ingested(False)
+    if row.stream_started_at is not None and row.stream_started_at <= started:
+        return Ingested(False)
+    changes["stream_started_at"] = started
+    if row.status is AttemptStatus.ENDED and health.stream_started(
+        session,
+        campaign_id=row.campaign_id,
+        answered_at=row.answered_at,
+        abandoned=row.abandoned,
+        started_at=started,
+        connect_s=connect_s,
+    ):
+        changes["abandoned"] = False
+    return Ingested(True)
+
+
 def _advance(
     row: AttemptRow,
     event: ProviderEvent,
@@ -278,8 +323,12 @@ def _advance(
         changes["outcome"] = after.outcome
         changes["ended_at"] = event.timestamp or now
         changes["duration_s"] = event.duration_s
-        if event.sip_response_code and after.outcome is Outcome.FAILED:
+        if event.sip_response_code and (
+            after.outcome is Outcome.FAILED or event.sip_response_code in REJECTION_SIP_CODES
+        ):
             changes["error_code"] = f"sip-{event.sip_response_code}"
+        if event.error_code in CARRIER_BLOCK_ERRORS and after.outcome is not Outcome.HUMAN:
+            changes["error_code"] = event.error_code  # the carrier blocked the caller number
     return Ingested(True)
 
 

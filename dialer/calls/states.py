@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dialer.calls import counters, facts, statements
+from dialer.calls import counters, facts, health, statements
 from dialer.calls.jobs import AttemptRow, DialJob, Ended
 from dialer.concurrency.keys import SlotScope
 from dialer.db.bulk import is_postgres
@@ -35,6 +35,7 @@ from dialer.policy.attempt_state import (
     RecipientStatus,
     move_recipient,
 )
+from dialer.policy.health import DEFAULT_STREAM_CONNECT_S
 from dialer.policy.retry import RetryPolicy
 from dialer.policy.screen import CallNow, Decision, Deferred, Terminal
 from dialer.policy.settle import after_outcome
@@ -258,8 +259,12 @@ def end(
     now: datetime,
     error_code: str | None = None,
     error_message: str | None = None,
+    connect_s: float = DEFAULT_STREAM_CONNECT_S,
 ) -> Ended | None:
-    """End an attempt with ``outcome`` (first end wins) and settle its recipient."""
+    """End an attempt with ``outcome`` (first end wins) and settle its recipient.
+
+    ``connect_s``: how soon after the answer the assistant's stream must have started for a
+    call answered by a person not to count as abandoned."""
     attempt = _attempt(session, attempt_id)
     if attempt is None or attempt.status is AttemptStatus.ENDED:
         return None
@@ -269,22 +274,56 @@ def end(
     if error_code is not None:
         attempt.error_code = error_code[:30]
         attempt.error_message = error_message
-    return _ended(session, attempt, *_settle(session, attempt, now=now))
+    about = health.EndFacts(
+        attempt.campaign_id,
+        attempt.from_number,
+        outcome,
+        attempt.provider_call_id is not None,
+        attempt.error_code,
+        attempt.answered_by,
+        attempt.answered_at,
+        attempt.stream_started_at,
+        now,
+    )
+    attempt.abandoned, checks = health.record_end(session, about, connect_s=connect_s)
+    return _ended(session, attempt, *_settle(session, attempt, now=now), checks=checks)
 
 
 def progress(
-    session: Session, row: AttemptRow, changes: dict[str, Any], *, now: datetime
+    session: Session,
+    row: AttemptRow,
+    changes: dict[str, Any],
+    *,
+    now: datetime,
+    connect_s: float = DEFAULT_STREAM_CONNECT_S,
 ) -> Ended | None:
     """Write what a provider event changed of the attempt ``row`` (read, and locked, in this
-    transaction); when it ended the attempt (``changes`` has its outcome), settle the
+    transaction); when it ended the attempt (``changes`` has its outcome), count it in the
+    health tallies (deciding whether it was abandoned: see :func:`end`), settle the
     recipient and return the end."""
+    outcome = changes.get("outcome")
+    checks = None
+    if outcome is not None:
+        about = health.EndFacts(
+            row.campaign_id,
+            row.from_number,
+            outcome,
+            (changes.get("provider_call_id") or row.provider_call_id) is not None,
+            changes.get("error_code"),
+            changes.get("answered_by", row.answered_by),
+            changes.get("answered_at", row.answered_at),
+            changes.get("stream_started_at", row.stream_started_at),
+            changes.get("ended_at", now),
+        )
+        abandoned, checks = health.record_end(session, about, connect_s=connect_s)
+        if abandoned is not None:
+            changes["abandoned"] = abandoned
     if changes:
         session.execute(statements.ATTEMPT_UPDATE, {"b_attempt_id": row.id, **changes})
-    outcome = changes.get("outcome")
     if outcome is None:
         return None
     ending = _Ending(row.id, row.campaign_id, row.recipient_id, row.from_number, outcome)
-    return _ended(session, ending, *_settle(session, ending, now=now))
+    return _ended(session, ending, *_settle(session, ending, now=now), checks=checks)
 
 
 # -- campaign actions (bulk) ---------------------------------------------------------------
@@ -387,14 +426,17 @@ def _ended(
     attempt: CallAttempt | _Ending,
     campaign: Campaign | None = None,
     retry: bool = False,
+    *,
+    checks: health.HealthChecks | None = None,
 ) -> Ended:
     """The record of ``attempt``'s end; pass its campaign when this transaction loaded it,
-    and ``retry`` when the end made its recipient due again."""
+    ``retry`` when the end made its recipient due again, and the health ``checks`` it
+    calls for."""
     assert attempt.outcome is not None
     if campaign is None:
         campaign = session.get_one(Campaign, attempt.campaign_id, options=[statements.END_COLUMNS])
     scope = SlotScope(attempt.campaign_id, campaign.tenant_id, attempt.from_number)
-    return Ended(attempt.id, attempt.campaign_id, attempt.outcome, scope, retry)
+    return Ended(attempt.id, attempt.campaign_id, attempt.outcome, scope, retry, checks)
 
 
 def _move(

@@ -87,6 +87,11 @@ PACER_WAIT_SECONDS = Histogram(
     "How long the calls-per-second pacer told a call start to wait.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
+HEALTH_ACTIONS = Counter(
+    "dialer_health_actions_total",
+    "Campaigns that paused themselves and caller numbers quarantined, by reason.",
+    ["reason"],
+)
 BUILD_INFO = Gauge(
     "dialer_build_info",
     "1, labelled with the dialer's version and the role of the process.",
@@ -238,6 +243,12 @@ def callback(kind: str) -> Iterator[None]:
         CALLBACK_SECONDS.observe(time.perf_counter() - started)
     if not handling.rejected:
         CALLBACKS_RECEIVED.labels(kind).inc()
+
+
+def health_action(reason: str) -> None:
+    """A campaign paused itself, or a caller number was quarantined (``reason``: the paused
+    or quarantine reason, a bounded set)."""
+    HEALTH_ACTIONS.labels(reason).inc()
 
 
 def callback_rejected(reason: str) -> None:

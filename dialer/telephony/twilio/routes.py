@@ -1,4 +1,5 @@
-"""Twilio's webhooks: status and AMD callbacks, and the TwiML fetched when a call is answered.
+"""Twilio's webhooks: status, AMD and media stream callbacks, and the TwiML fetched when a
+call is answered.
 
 Each request must carry a valid ``X-Twilio-Signature`` computed over the *public* URL (the
 configured ``DIALER_PUBLIC_BASE_URL`` plus path and query: behind a proxy the URL this process
@@ -23,6 +24,7 @@ from dialer.telephony.providers import Inbound
 from dialer.telephony.twilio import twiml
 from dialer.telephony.twilio.callbacks import parse_event
 from dialer.telephony.twilio.signature import is_valid
+from dialer.telephony.twilio.urls import WebhookUrls
 
 #: Attempt ids are 64-bit signed integers.
 MAX_ATTEMPT_ID = 2**63 - 1
@@ -33,6 +35,7 @@ def router(settings: Settings, inbound: Inbound) -> APIRouter:
     """Twilio's webhook routes (mounted under ``/webhooks/twilio``)."""
     routes = APIRouter(tags=["provider webhooks"])
     verify = _Verifier(settings)
+    urls = WebhookUrls(str(settings.public_base_url))
 
     async def event(request: Request, attempt_id: int, kind: EventKind) -> Response:
         with context.bound(attempt_id=attempt_id), metrics.callback(kind):
@@ -59,6 +62,12 @@ def router(settings: Settings, inbound: Inbound) -> APIRouter:
         """The answering-machine verdict (``AnsweredBy``)."""
         return await event(request, attempt_id, "amd")
 
+    @routes.post("/{attempt_id}/stream", status_code=204, responses={403: {}})
+    async def stream_callback(attempt_id: AttemptId, request: Request) -> Response:
+        """The assistant's media stream: ``stream-started``, ``stream-stopped``,
+        ``stream-error`` (when it started decides whether the call was abandoned)."""
+        return await event(request, attempt_id, "stream")
+
     @routes.post("/{attempt_id}/twiml", responses={403: {}})
     async def answer(attempt_id: AttemptId, request: Request) -> Response:
         """What the answered call plays: the assistant's media stream with the call's context
@@ -71,7 +80,10 @@ def router(settings: Settings, inbound: Inbound) -> APIRouter:
             body = twiml.hang_up()
         else:
             body = twiml.for_answer(
-                context, params.get("AnsweredBy"), settings.assistant_stream_url
+                context,
+                params.get("AnsweredBy"),
+                settings.assistant_stream_url,
+                urls.stream_callback(attempt_id, context.campaign_id),
             )
         return Response(content=body, media_type="application/xml")
 

@@ -14,8 +14,16 @@ from dialer.textsafety import xml_safe
 MAX_PARAMETER_CHARS = 500
 
 
-def for_answer(ctx: CallContext, answered_by: str | None, stream_url: str | None) -> str:
+def for_answer(
+    ctx: CallContext,
+    answered_by: str | None,
+    stream_url: str | None,
+    stream_callback_url: str | None = None,
+) -> str:
     """TwiML for an answered call: voicemail drop for a machine, else the assistant's stream.
+
+    ``stream_callback_url`` is where the stream reports (``stream-started``...): when it
+    started tells whether the person who answered was kept waiting (an abandoned call).
 
     The API refuses text XML cannot carry; it is dropped here too, for rows stored before
     that check and for text rendered from recipient data."""
@@ -32,7 +40,12 @@ def for_answer(ctx: CallContext, answered_by: str | None, stream_url: str | None
             response.say(xml_safe(ctx.opening_message))
         return str(response)
     connect = Connect()
-    stream = connect.stream(url=stream_url)
+    if stream_callback_url is None:
+        stream = connect.stream(url=stream_url)
+    else:
+        stream = connect.stream(
+            url=stream_url, status_callback=stream_callback_url, status_callback_method="POST"
+        )
     for name, value in _parameters(ctx).items():
         stream.parameter(name=name, value=xml_safe(value)[:MAX_PARAMETER_CHARS])
     response.append(connect)

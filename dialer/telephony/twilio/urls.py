@@ -27,3 +27,7 @@ class WebhookUrls:
         root = f"{self.root()}/{attempt_id}"
         query = f"?campaign={campaign_id}"
         return f"{root}/twiml{query}", f"{root}/status{query}", f"{root}/amd{query}"
+
+    def stream_callback(self, attempt_id: int | str, campaign_id: str) -> str:
+        """Where the attempt's media stream reports that it started, stopped or failed."""
+        return f"{self.root()}/{attempt_id}/stream?campaign={campaign_id}"

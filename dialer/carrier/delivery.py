@@ -41,6 +41,20 @@ class WebhookSender:
         self._stats.webhook("failed")
         return False
 
+    async def fetch(self, url: str, params: Mapping[str, str]) -> str | None:
+        """POST as :meth:`post` does, and return the answer's body (None: no answer)."""
+        headers = {SIGNATURE_HEADER: sign(url, params, self._auth_token), "User-Agent": USER_AGENT}
+        for _ in range(2):
+            try:
+                response = await self._client.post(url, data=dict(params), headers=headers)
+            except httpx.HTTPError:
+                continue
+            if response.status_code < 500:
+                self._stats.webhook("delivered")
+                return response.text
+        self._stats.webhook("failed")
+        return None
+
 
 class CallbackStream:
     """The callbacks of one call, in order, except where the faults say otherwise.

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: Sequence stored for AMD callbacks, which have none: one verdict per call.
 AMD_SEQUENCE = -1
+#: Sequences stored for the media stream's callbacks, which have none: one of each kind.
+STREAM_SEQUENCES = {"stream-started": -2, "stream-stopped": -3, "stream-error": -4}
 #: An attempt id no row has (ids start at 1): what :meth:`Ingestor.warm` works on.
 NO_ATTEMPT = 0
 _WARM_EVENT = ProviderEvent(kind="status", provider_call_id="", call_status=CallStatus.INITIATED)
@@ -214,7 +216,7 @@ def ingest(
     context.add(campaign_id=row.campaign_id, recipient_id=row.recipient_id, attempt_id=row.id)
     changes: dict[str, Any] = {}
     if event.kind == "stream":
-        result = _stream(session, row, event, changes, connect_s)
+        result = _stream(session, row, event, changes, now, connect_s)
     else:
         result = _decide(session, row, event, changes, now, unknown_is_machine, ask_verdict)
     ended = states.progress(session, row, changes, now=now, connect_s=connect_s)
@@ -267,6 +269,7 @@ def _stream(
     row: AttemptRow,
     event: ProviderEvent,
     changes: dict[str, Any],
+    now: datetime,
     connect_s: float,
 ) -> Ingested:
     """A media stream's report: the earliest start is kept (repeats and late copies change
@@ -274,9 +277,11 @@ def _stream(
     if row.provider_call_id is not None and row.provider_call_id != event.provider_call_id:
         log.warning("attempt %s: stream callback for another call; ignored", row.id)
         return Ingested(False, unknown=True)
+    if not _logged(session, row, event, now):
+        return Ingested(False)  # a repeat
     started = event.timestamp
     if event.stream_event != STREAM_STARTED or started is None:
-        return Ingested(False)
+        return Ingested(True)
     if row.stream_started_at is not None and row.stream_started_at <= started:
         return Ingested(False)
     changes["stream_started_at"] = started
@@ -335,7 +340,12 @@ def _advance(
 def _logged(session: Session, row: AttemptRow, event: ProviderEvent, now: datetime) -> bool:
     """Record ``event`` in the event log; False if it was there already (a repeat). Events
     without a sequence (a provider's record, not a callback) are not logged."""
-    sequence = AMD_SEQUENCE if event.kind == "amd" else event.sequence_number
+    if event.kind == "amd":
+        sequence: int | None = AMD_SEQUENCE
+    elif event.kind == "stream":
+        sequence = STREAM_SEQUENCES.get(event.stream_event or "")
+    else:
+        sequence = event.sequence_number
     if sequence is None:
         return True
     inserted = session.execute(

@@ -59,13 +59,14 @@ def campaigns(
         )
     )
     numbers = {c.caller_id_number or c.phone_number_id for c in callers}
-    quarantined = dict(
-        session.execute(
+    quarantined: dict[str, str | None] = {}
+    if numbers:
+        found = session.execute(
             sa.select(PhoneNumber.number, PhoneNumber.quarantine_reason).where(
                 PhoneNumber.number.in_(numbers), PhoneNumber.quarantined_at.is_not(None)
             )
-        ).tuples()
-    )
+        )
+        quarantined = {number: reason for number, reason in found}
     for caller in callers:
         number = caller.caller_id_number or caller.phone_number_id
         entry = DialPlanOut.model_validate(caller).model_copy(

@@ -27,6 +27,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from dialer.calls.results import DialResult, ReapVerdict
 from dialer.concurrency.semaphore.base import ReconcileResult
 from dialer.policy.attempt_state import Outcome
+from dialer.policy.campaign_state import PausedReason
+from dialer.policy.health import NumberProblem
 
 #: Roles a process reports in ``dialer_build_info``.
 ROLES = ("api", "worker", "scheduler")
@@ -134,7 +136,8 @@ _SERIES: tuple[tuple[Counter, tuple[str, ...]], ...] = (
     (DIALS, tuple(r.value for r in DialResult)),
     (CALL_OUTCOMES, tuple(o.value for o in Outcome)),
     (RETRIES_SCHEDULED, tuple(o.value for o in Outcome)),
-    (CALLBACKS_RECEIVED, ("status", "amd")),
+    (CALLBACKS_RECEIVED, ("status", "amd", "stream")),
+    (HEALTH_ACTIONS, tuple(r.value for r in PausedReason) + tuple(p.value for p in NumberProblem)),
     (CALLBACKS_REJECTED, (BAD_SIGNATURE, MALFORMED, UNKNOWN_CALL, TOO_LARGE)),
     (RECONCILE_REPAIRS, (SLOT_FREED, SLOT_RESTORED, LEASE_REAPED, SLOTS_REBUILT, COUNTER_DRIFT)),
     (REAPER_ACTIONS, tuple(v.value for v in ReapVerdict)),

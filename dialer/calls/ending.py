@@ -91,8 +91,9 @@ class Ender:
         """Free the slots of an end that committed (idempotent), then run the health checks
         it calls for (a campaign may pause itself, a number be quarantined)."""
         self._slots.release(ended.attempt_id, ended.scope)
-        if self._guard is not None and ended.checks is not None:
-            self._guard.check(ended.checks)
+        checks = ended.checks
+        if self._guard is not None and checks is not None and checks.needed:
+            self._guard.check(checks)
         return Freed(ended.attempt_id, ended.campaign_id, ended.outcome)
 
     def free_if_ended(self, session: Session, attempt_id: int) -> None:

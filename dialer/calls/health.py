@@ -67,12 +67,17 @@ class HealthChecks:
     """What to look at once the end commits (:class:`dialer.calls.guard.HealthGuard`)."""
 
     campaign_id: str
-    #: The caller number whose tallies moved.
+    #: The caller number to judge again (a dial from it nobody answered).
     number: str | None
     #: The call was abandoned: the campaign's rate may have crossed its limit.
     abandoned: bool
     #: The call failed at the carrier: the campaign's recent dials may be mostly failures.
     failed: bool
+
+    @property
+    def needed(self) -> bool:
+        """Anything to check at all (most ends, answered and connected, need nothing)."""
+        return bool(self.number) or self.abandoned or self.failed
 
 
 def record_end(
@@ -109,7 +114,11 @@ def record_end(
                 "rejected": int(is_carrier_rejection(facts.error_code)),
             },
         )
-    checks = HealthChecks(facts.campaign_id, facts.from_number, bool(abandoned), failed)
+    # Only a dial nobody answered can make its number look worse (an answered one lowers
+    # the refused share and raises the answer rate): the others need no check.
+    answered = facts.outcome in _ANSWERED
+    number = None if answered else facts.from_number
+    checks = HealthChecks(facts.campaign_id, number, bool(abandoned), failed)
     return abandoned, checks
 
 

@@ -266,3 +266,16 @@ def _stream(attempt: CallAttempt, at: str) -> dict[str, str]:
         "StreamEvent": "stream-started",
         "Timestamp": f"2026-11-23T{at}Z",
     }
+
+
+def test_a_number_nobody_answers_is_quarantined_for_its_answer_rate(engine: Engine) -> None:
+    settings = {**SMALL_SAMPLES, "number_answer_min_dials": 6}
+    h = Harness(engine, sim=profile(human=0.0, no_answer=1.0), settings=settings)
+    cid = h.campaign(numbers(20), max_concurrency=1, retry_policy={"max_attempts": 1})
+    h.act(cid, CampaignAction.START)
+    _steps_until(h, lambda: h.status(cid) is CampaignStatus.PAUSED)
+    assert _campaign(h, cid).paused_reason == PausedReason.NO_HEALTHY_NUMBER.value
+    with h.session() as session:
+        phone = session.scalars(sa.select(PhoneNumber)).one()
+    assert phone.quarantine_reason == NumberProblem.LOW_ANSWER_RATE.value
+    assert len(_attempts(h, cid)) == 6, "no-answers are not carrier failures: no earlier pause"

@@ -81,7 +81,7 @@ class HealthChecks:
 
 
 def record_end(
-    session: Session, facts: EndFacts, *, connect_s: float
+    session: Session, facts: EndFacts, *, connect_s: float | None
 ) -> tuple[bool | None, HealthChecks | None]:
     """Count an ended call in its number's and campaign's tallies (at its commit).
 
@@ -129,11 +129,11 @@ def stream_started(
     answered_at: datetime | None,
     abandoned: bool | None,
     started_at: datetime,
-    connect_s: float,
+    connect_s: float | None,
 ) -> bool:
     """The stream of an attempt that ended abandoned reports a start in time after all: take
     the verdict back (True: the caller writes ``abandoned = false``)."""
-    if not abandoned or answered_at is None:
+    if not abandoned or answered_at is None or connect_s is None:
         return False
     if started_at - answered_at > timedelta(seconds=connect_s):
         return False

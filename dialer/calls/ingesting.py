@@ -77,7 +77,7 @@ class Ingestor:
         clock: Callable[[], datetime],
         *,
         unknown_is_machine: bool = False,
-        connect_s: float = DEFAULT_STREAM_CONNECT_S,
+        connect_s: float | None = DEFAULT_STREAM_CONNECT_S,
     ) -> None:
         """``unknown_is_machine`` counts an AMD verdict of ``unknown`` as voicemail;
         ``connect_s``: how soon after a person answers the assistant's stream must start
@@ -200,7 +200,7 @@ def ingest(
     now: datetime,
     unknown_is_machine: bool = False,
     ask_verdict: bool = False,
-    connect_s: float = DEFAULT_STREAM_CONNECT_S,
+    connect_s: float | None = DEFAULT_STREAM_CONNECT_S,
 ) -> Ingested:
     """Apply one provider event in the caller's transaction: deduplicated, forward-only, first
     end wins.
@@ -270,7 +270,7 @@ def _stream(
     event: ProviderEvent,
     changes: dict[str, Any],
     now: datetime,
-    connect_s: float,
+    connect_s: float | None,
 ) -> Ingested:
     """A media stream's report: the earliest start is kept (repeats and late copies change
     nothing). A start reported after the call ended may take back its abandoned verdict."""

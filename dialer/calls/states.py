@@ -259,7 +259,7 @@ def end(
     now: datetime,
     error_code: str | None = None,
     error_message: str | None = None,
-    connect_s: float = DEFAULT_STREAM_CONNECT_S,
+    connect_s: float | None = DEFAULT_STREAM_CONNECT_S,
 ) -> Ended | None:
     """End an attempt with ``outcome`` (first end wins) and settle its recipient.
 
@@ -295,7 +295,7 @@ def progress(
     changes: dict[str, Any],
     *,
     now: datetime,
-    connect_s: float = DEFAULT_STREAM_CONNECT_S,
+    connect_s: float | None = DEFAULT_STREAM_CONNECT_S,
 ) -> Ended | None:
     """Write what a provider event changed of the attempt ``row`` (read, and locked, in this
     transaction); when it ended the attempt (``changes`` has its outcome), count it in the

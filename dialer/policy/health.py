@@ -55,8 +55,10 @@ class HealthLimits:
     """The thresholds (settings ``DIALER_ABANDON_*``, ``DIALER_NUMBER_*``,
     ``DIALER_FAILURE_*``)."""
 
-    #: A person must hear the assistant within this many seconds of answering.
-    stream_connect_s: float = DEFAULT_STREAM_CONNECT_S
+    #: A person must hear the assistant within this many seconds of answering; None when
+    #: no assistant stream is connected (the answer says the opening message at once, the
+    #: prerecorded message the rules allow): no call is then abandoned.
+    stream_connect_s: float | None = DEFAULT_STREAM_CONNECT_S
     #: Days of a campaign's calls its abandon rate is measured over.
     abandon_window_days: int = 30
     #: Calls answered by a person in the window before the rate is judged at all.
@@ -114,10 +116,13 @@ def is_abandoned(
     answered_at: datetime | None,
     stream_started_at: datetime | None,
     *,
-    connect_s: float,
+    connect_s: float | None,
 ) -> bool:
     """A person answered and the assistant's stream did not start within ``connect_s`` of
-    the answer (or never). Without an answer time nobody answered: not abandoned."""
+    the answer (or never). Without an answer time nobody answered: not abandoned. With no
+    stream to wait for (``connect_s`` None), nobody is left waiting."""
+    if connect_s is None:
+        return False
     if not answered_by_person(outcome, answered_by) or answered_at is None:
         return False
     if stream_started_at is None:

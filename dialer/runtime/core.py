@@ -10,6 +10,7 @@ as Celery workers are started beside a broker.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -237,6 +238,10 @@ def build_runtime(
         provider = package.build(settings, lanes or _NO_EVENTS, clock)
         closers.append(provider.close)
     limits = health_limits(settings)
+    if settings.assistant_stream_url is None and not package.reports_in_process:
+        # The answer says the opening message at once: no stream to wait for. (The in-process
+        # simulator plays an assistant's stream of its own.)
+        limits = dataclasses.replace(limits, stream_connect_s=None)
     ender = Ender(sessions, stores.slots, clock, HealthGuard(sessions, limits, clock))
     ingestor = Ingestor(
         sessions,

@@ -55,6 +55,11 @@ def test_no_answer_time_is_never_abandoned() -> None:
     assert not is_abandoned(Outcome.HUMAN, "human", None, None, connect_s=2.0)
 
 
+def test_without_a_stream_to_wait_for_nobody_is_left_waiting() -> None:
+    # No assistant stream configured: the answer says the opening message at once.
+    assert not is_abandoned(Outcome.HUMAN, "human", ANSWER, None, connect_s=None)
+
+
 @pytest.mark.parametrize(
     ("humans", "abandoned", "max_rate", "paused"),
     [

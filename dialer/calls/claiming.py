@@ -303,24 +303,25 @@ class _Plan:
             callers = {caller.id: caller for caller in rows}
         healthy = tuple(c for c in callers.values() if _from_number(campaign, c) not in quarantined)
         plan = cls(campaign, callers, quarantined, healthy)
-        if quarantined and any(plan.caller(r, strict=True) is _NO_CALLER for r in due):
+        if quarantined and not healthy and any(plan.quarantined_own(r) for r in due):
             return None
         return plan
 
-    def caller(self, recipient: Recipient, *, strict: bool = False) -> CallerNumber | None:
+    def quarantined_own(self, recipient: Recipient) -> bool:
+        """Whether the number ``recipient`` is assigned to is quarantined."""
+        return _from_number(self.campaign, self._own(recipient)) in self.quarantined
+
+    def caller(self, recipient: Recipient) -> CallerNumber | None:
         """The dial-plan entry ``recipient`` is called from (None: the campaign's number)."""
-        own = None
-        if recipient.caller_number_id is not None:
-            own = self.callers.get(recipient.caller_number_id)
-        if _from_number(self.campaign, own) not in self.quarantined:
+        own = self._own(recipient)
+        if not self.healthy or _from_number(self.campaign, own) not in self.quarantined:
             return own
-        if not self.healthy:
-            return _NO_CALLER if strict else own
         return self.healthy[recipient.id % len(self.healthy)]
 
-
-#: What :meth:`_Plan.caller` says of a recipient with no healthy number to be called from.
-_NO_CALLER = CallerNumber(id="", campaign_id="", phone_number_id="")
+    def _own(self, recipient: Recipient) -> CallerNumber | None:
+        if recipient.caller_number_id is None:
+            return None
+        return self.callers.get(recipient.caller_number_id)
 
 
 def _from_number(campaign: Campaign, caller: CallerNumber | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import httpx
@@ -135,3 +136,26 @@ def test_faults_can_be_changed_while_running(
     _place(running, receiver, request)
     wait_until(lambda: len(receiver.received(request.attempt_id, "status")) == 2)
     assert "dropped" not in running.stats()["faults"]
+
+
+def test_a_stream_that_fails_and_a_blocked_caller_number_are_reported_as_twilio_would(
+    start_carrier: StartCarrier, receiver: Receiver
+) -> None:
+    blocked = "+14155550199"
+    profile = dataclasses.replace(only("human"), stream_failures=1.0, blocked=frozenset({blocked}))
+    running = start_carrier(profile=profile)
+    answered = receiver.request()
+    refused = receiver.request(from_=blocked)
+    _place(running, receiver, answered)
+    _place(running, receiver, refused)
+    wait_until(lambda: running.stats()["ended_by_status"].get("completed") == 1)
+    wait_until(lambda: running.stats()["ended_by_status"].get("failed") == 1)
+    wait_until(lambda: bool(receiver.received(answered.attempt_id, "stream")))
+    (stream,) = receiver.received(answered.attempt_id, "stream")
+    assert stream.signature_ok
+    event = stream.event()
+    assert (event.kind, event.stream_event) == ("stream", "stream-error")
+    assert stream.params["StreamError"]
+    ends = [e for e in receiver.events(refused.attempt_id) if e.call_status is not None]
+    assert [(e.call_status.value, e.sip_response_code) for e in ends][-1] == ("failed", 608)
+    assert receiver.received(refused.attempt_id, "stream") == []

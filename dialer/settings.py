@@ -197,6 +197,55 @@ class Settings(BaseSettings):
         pattern=r"^(human|voicemail)$",
         description="How a call whose machine detection said 'unknown' is counted.",
     )
+    # -- call health: abandoned calls, caller numbers, failing campaigns ------------------
+    abandon_connect_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="A call answered by a person whose assistant stream has not started this "
+        "many seconds after the answer counts as abandoned (the US rules say 2).",
+    )
+    abandon_min_human_calls: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="Calls answered by a person a campaign needs in its 30-day window before "
+        "its abandon rate can pause it (one abandoned call in five is not a 20% campaign).",
+    )
+    number_health_window_h: int = Field(
+        default=24, ge=1, le=24 * 30, description="Hours of dials a caller number is judged on."
+    )
+    number_reject_share: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="Share of a number's dials refused by carriers (SIP 603/607/608, Twilio "
+        "32017/32018) that quarantines it...",
+    )
+    number_reject_min_dials: int = Field(
+        default=20, ge=1, le=100_000, description="...once it has this many dials."
+    )
+    number_min_answer_rate: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="A number whose dials are answered less often than this is quarantined...",
+    )
+    number_answer_min_dials: int = Field(
+        default=50, ge=1, le=100_000, description="...once it has this many dials."
+    )
+    failure_pause_dials: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="A campaign's latest dials looked at for its carrier failure rate.",
+    )
+    failure_pause_share: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Share of those dials failed at the carrier that pauses the campaign.",
+    )
     simulator_seed: int | None = Field(default=None, description="Seed of the simulator.")
     simulator_profile: str | None = Field(
         default=None,

@@ -23,13 +23,13 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dialer.calls import completion, contacts, facts, statements, states
+from dialer.calls import completion, contacts, facts, guard, statements, states
 from dialer.calls.jobs import DialJob
 from dialer.concurrency.slots import CallSlots
 from dialer.db.bulk import is_postgres
-from dialer.db.models import CallerNumber, Campaign, Recipient
+from dialer.db.models import CallerNumber, Campaign, PhoneNumber, Recipient
 from dialer.errors import SlotsLost
-from dialer.policy.campaign_state import CampaignStatus
+from dialer.policy.campaign_state import CampaignStatus, PausedReason
 from dialer.policy.frequency import DEFAULT_CAPS, NO_CONTACT, ContactHistory, FrequencyCaps
 from dialer.policy.screen import (
     CallNow,
@@ -179,8 +179,12 @@ class Claimer:
                 contacts.lock_numbers(session, campaign.tenant_id, numbers)
             history = contacts.histories(session, campaign.tenant_id, numbers, caps, now)
         chosen = _screen(session, rows, history, about, want, now, screened)
+        plan = _Plan.of(session, campaign, chosen)
+        if plan is None:
+            guard.pause(campaign, PausedReason.NO_HEALTHY_NUMBER, now=now)
+            return _NOTHING
         admitted, full, lost = self._admit(
-            session, campaign, (tenant_limit, tenant_cps), chosen, now
+            session, campaign, plan, (tenant_limit, tenant_cps), chosen, now
         )
         if lost:
             return Round(slots_lost=True)
@@ -201,6 +205,7 @@ class Claimer:
         self,
         session: Session,
         campaign: Campaign,
+        plan: _Plan,
         tenant_caps: tuple[int | None, float | None],
         chosen: list[Recipient],
         now: datetime,
@@ -212,8 +217,8 @@ class Claimer:
         admitted). ``tenant_caps``: the tenant's ``max_concurrency`` and ``max_cps``."""
         if not chosen:
             return [], False, False
-        callers = _callers(session, campaign.id, chosen)
-        numbers = [_from_number(campaign, _caller(callers, r)) for r in chosen]
+        callers = [plan.caller(r) for r in chosen]
+        numbers = [_from_number(campaign, caller) for caller in callers]
         tenant_limit, tenant_cps = tenant_caps
         ids = states.new_attempts(session, campaign, list(zip(chosen, numbers, strict=True)), now)
         jobs = [
@@ -224,10 +229,12 @@ class Claimer:
                 to=recipient.phone_number,
                 from_=number,
                 tenant_limit=tenant_limit,
-                caller_limit=_caller_limit(_caller(callers, recipient)),
+                caller_limit=_caller_limit(caller),
                 tenant_cps=tenant_cps,
             )
-            for attempt_id, recipient, number in zip(ids, chosen, numbers, strict=True)
+            for attempt_id, recipient, number, caller in zip(
+                ids, chosen, numbers, callers, strict=True
+            )
         ]
         try:
             admissions = self._slots.acquire_many([job.claim for job in jobs], self._queue_lease_s)
@@ -321,16 +328,59 @@ def _screen(
     return chosen
 
 
-def _callers(session: Session, campaign_id: str, due: list[Recipient]) -> dict[str, CallerNumber]:
-    """The dial-plan numbers of the campaign, when any of ``due`` is called from one."""
-    if not any(r.caller_number_id for r in due):
-        return {}
-    rows = session.scalars(sa.select(CallerNumber).where(CallerNumber.campaign_id == campaign_id))
-    return {caller.id: caller for caller in rows}
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The caller numbers a round's recipients are called from: each its own dial-plan
+    entry's (or the campaign's number), unless that number is quarantined, when another
+    healthy entry of the dial plan takes over (spread by recipient id)."""
 
+    campaign: Campaign
+    callers: dict[str, CallerNumber]
+    quarantined: frozenset[str]
+    healthy: tuple[CallerNumber, ...]
 
-def _caller(callers: dict[str, CallerNumber], recipient: Recipient) -> CallerNumber | None:
-    return None if recipient.caller_number_id is None else callers.get(recipient.caller_number_id)
+    @classmethod
+    def of(cls, session: Session, campaign: Campaign, due: list[Recipient]) -> _Plan | None:
+        """The plan of ``due``; None when one of them has no healthy number left to be
+        called from (the campaign pauses). Reads the tenant's quarantined numbers (usually
+        none: one indexed lookup) and, only when needed, the dial plan."""
+        quarantined = frozenset(
+            session.scalars(
+                sa.select(PhoneNumber.number).where(
+                    PhoneNumber.tenant_id == campaign.tenant_id,
+                    PhoneNumber.quarantined_at.is_not(None),
+                )
+            )
+        )
+        callers: dict[str, CallerNumber] = {}
+        if quarantined or any(r.caller_number_id for r in due):
+            rows = session.scalars(
+                sa.select(CallerNumber)
+                .where(CallerNumber.campaign_id == campaign.id)
+                .order_by(CallerNumber.id)
+            )
+            callers = {caller.id: caller for caller in rows}
+        healthy = tuple(c for c in callers.values() if _from_number(campaign, c) not in quarantined)
+        plan = cls(campaign, callers, quarantined, healthy)
+        if quarantined and not healthy and any(plan.quarantined_own(r) for r in due):
+            return None
+        return plan
+
+    def quarantined_own(self, recipient: Recipient) -> bool:
+        """Whether the number ``recipient`` is assigned to is quarantined."""
+        return _from_number(self.campaign, self._own(recipient)) in self.quarantined
+
+    def caller(self, recipient: Recipient) -> CallerNumber | None:
+        """The dial-plan entry ``recipient`` is called from (None: the campaign's number)."""
+        own = self._own(recipient)
+        if not self.healthy or _from_number(self.campaign, own) not in self.quarantined:
+            return own
+        return self.healthy[recipient.id % len(self.healthy)]
+
+    def _own(self, recipient: Recipient) -> CallerNumber | None:
+        if recipient.caller_number_id is None:
+            return None
+        return self.callers.get(recipient.caller_number_id)
 
 
 def _from_number(campaign: Campaign, caller: CallerNumber | None) -> str:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialer.calls import states
+from dialer.calls.guard import HealthGuard
 from dialer.calls.jobs import Ended, Freed
 from dialer.concurrency.keys import SlotScope
 from dialer.concurrency.slots import CallSlots
@@ -21,6 +22,7 @@ from dialer.db.models import CallAttempt, Campaign
 from dialer.errors import ProviderError
 from dialer.observability import metrics
 from dialer.policy.attempt_state import AttemptStatus, Outcome
+from dialer.policy.health import DEFAULT_STREAM_CONNECT_S
 
 _ENDED_SCOPE = (
     sa.select(CallAttempt.campaign_id, Campaign.tenant_id, CallAttempt.from_number)
@@ -38,11 +40,22 @@ class Ender:
     """Ends attempts and frees their slots."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], slots: CallSlots, clock: Callable[[], datetime]
+        self,
+        sessions: sessionmaker[Session],
+        slots: CallSlots,
+        clock: Callable[[], datetime],
+        guard: HealthGuard | None = None,
     ) -> None:
+        """``guard``: the health checks an end calls for run after its slots are free
+        (without one, none run: tests of the slots alone)."""
         self._sessions = sessions
         self._slots = slots
         self._clock = clock
+        self._guard = guard
+        self._connect_s = (
+            guard.limits.stream_connect_s if guard is not None else DEFAULT_STREAM_CONNECT_S
+        )
+        self._greets_first = guard is not None and guard.limits.greets_first
 
     def end(
         self,
@@ -64,6 +77,8 @@ class Ender:
                 error_code=error_code,
                 error_message=error_message,
                 no_call=no_call,
+                connect_s=self._connect_s,
+                greets_first=self._greets_first,
             )
         if ended is None:
             return None
@@ -81,8 +96,12 @@ class Ender:
         )
 
     def free(self, ended: Ended) -> Freed:
-        """Free the slots of an end that committed (idempotent)."""
+        """Free the slots of an end that committed (idempotent), then run the health checks
+        it calls for (a campaign may pause itself, a number be quarantined)."""
         self._slots.release(ended.attempt_id, ended.scope)
+        checks = ended.checks
+        if self._guard is not None and checks is not None and checks.needed:
+            self._guard.check(checks)
         return Freed(ended.attempt_id, ended.campaign_id, ended.outcome)
 
     def free_if_ended(self, session: Session, attempt_id: int) -> None:

@@ -19,7 +19,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialer.calls import statements, states
+from dialer.calls import health, statements, states
 from dialer.calls.ending import Ender
 from dialer.calls.jobs import AttemptRow, Ended, Freed
 from dialer.db.bulk import insert_ignoring_conflicts_on, is_postgres
@@ -27,9 +27,15 @@ from dialer.db.models import CallAttempt, CallEvent, Campaign
 from dialer.errors import ProviderError
 from dialer.observability import context, metrics
 from dialer.policy.attempt_state import AttemptState, AttemptStatus, Outcome, advance
+from dialer.policy.health import (
+    CARRIER_BLOCK_ERRORS,
+    DEFAULT_STREAM_CONNECT_S,
+    REJECTION_SIP_CODES,
+)
 from dialer.telephony.base import CallInfo, CallStatus, TelephonyProvider
 from dialer.telephony.events import (
     MACHINE_ANSWERS,
+    STREAM_STARTED,
     ProviderEvent,
     attempt_status_for,
     outcome_for,
@@ -39,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: Sequence stored for AMD callbacks, which have none: one verdict per call.
 AMD_SEQUENCE = -1
+#: Sequences stored for the media stream's callbacks, which have none: one of each kind.
+STREAM_SEQUENCES = {"stream-started": -2, "stream-stopped": -3, "stream-error": -4}
 #: An attempt id no row has (ids start at 1): what :meth:`Ingestor.warm` works on.
 NO_ATTEMPT = 0
 _WARM_EVENT = ProviderEvent(kind="status", provider_call_id="", call_status=CallStatus.INITIATED)
@@ -69,13 +77,20 @@ class Ingestor:
         clock: Callable[[], datetime],
         *,
         unknown_is_machine: bool = False,
+        connect_s: float | None = DEFAULT_STREAM_CONNECT_S,
+        greets_first: bool = False,
     ) -> None:
-        """``unknown_is_machine`` counts an AMD verdict of ``unknown`` as voicemail."""
+        """``unknown_is_machine`` counts an AMD verdict of ``unknown`` as voicemail;
+        ``connect_s``: how soon after a person answers the assistant's stream must start
+        (later, or never: the call was abandoned); ``greets_first``: the answer says an
+        opening message before the stream (:class:`~dialer.policy.health.HealthLimits`)."""
         self._sessions = sessions
         self._provider = provider
         self._ender = ender
         self._clock = clock
         self._unknown_is_machine = unknown_is_machine
+        self._connect_s = connect_s
+        self._greets_first = greets_first
 
     def ingest(self, attempt_id: int, event: ProviderEvent) -> Freed | None:
         """Apply one callback (the webhooks' and the simulator's entry point).
@@ -145,6 +160,8 @@ class Ingestor:
                 now=self._clock(),
                 unknown_is_machine=self._unknown_is_machine,
                 ask_verdict=ask_verdict,
+                connect_s=self._connect_s,
+                greets_first=self._greets_first,
             )
         if result.ended is not None:
             metrics.call_ended(result.ended.outcome, retry=result.ended.retry)
@@ -187,6 +204,8 @@ def ingest(
     now: datetime,
     unknown_is_machine: bool = False,
     ask_verdict: bool = False,
+    connect_s: float | None = DEFAULT_STREAM_CONNECT_S,
+    greets_first: bool = False,
 ) -> Ingested:
     """Apply one provider event in the caller's transaction: deduplicated, forward-only, first
     end wins.
@@ -201,8 +220,13 @@ def ingest(
     row = AttemptRow(*found)
     context.add(campaign_id=row.campaign_id, recipient_id=row.recipient_id, attempt_id=row.id)
     changes: dict[str, Any] = {}
-    result = _decide(session, row, event, changes, now, unknown_is_machine, ask_verdict)
-    ended = states.progress(session, row, changes, now=now)
+    if event.kind == "stream":
+        result = _stream(session, row, event, changes, now, connect_s, greets_first)
+    else:
+        result = _decide(session, row, event, changes, now, unknown_is_machine, ask_verdict)
+    ended = states.progress(
+        session, row, changes, now=now, connect_s=connect_s, greets_first=greets_first
+    )
     return result if ended is None else Ingested(True, ended)
 
 
@@ -247,6 +271,41 @@ def _decide(
     return _advance(row, event, verdict, changes, now, unknown_is_machine)
 
 
+def _stream(
+    session: Session,
+    row: AttemptRow,
+    event: ProviderEvent,
+    changes: dict[str, Any],
+    now: datetime,
+    connect_s: float | None,
+    greets_first: bool,
+) -> Ingested:
+    """A media stream's report: the earliest start is kept (repeats and late copies change
+    nothing). A start reported after the call ended may take back its abandoned verdict."""
+    if row.provider_call_id is not None and row.provider_call_id != event.provider_call_id:
+        log.warning("attempt %s: stream callback for another call; ignored", row.id)
+        return Ingested(False, unknown=True)
+    if not _logged(session, row, event, now):
+        return Ingested(False)  # a repeat
+    started = event.timestamp
+    if event.stream_event != STREAM_STARTED or started is None:
+        return Ingested(True)
+    if row.stream_started_at is not None and row.stream_started_at <= started:
+        return Ingested(False)
+    changes["stream_started_at"] = started
+    if row.status is AttemptStatus.ENDED and health.stream_started(
+        session,
+        campaign_id=row.campaign_id,
+        answered_at=row.answered_at,
+        abandoned=row.abandoned,
+        started_at=started,
+        connect_s=connect_s,
+        greets_first=greets_first,
+    ):
+        changes["abandoned"] = False
+    return Ingested(True)
+
+
 def _advance(
     row: AttemptRow,
     event: ProviderEvent,
@@ -278,15 +337,24 @@ def _advance(
         changes["outcome"] = after.outcome
         changes["ended_at"] = event.timestamp or now
         changes["duration_s"] = event.duration_s
-        if event.sip_response_code and after.outcome is Outcome.FAILED:
+        if event.sip_response_code and (
+            after.outcome is Outcome.FAILED or event.sip_response_code in REJECTION_SIP_CODES
+        ):
             changes["error_code"] = f"sip-{event.sip_response_code}"
+        if event.error_code in CARRIER_BLOCK_ERRORS and after.outcome is not Outcome.HUMAN:
+            changes["error_code"] = event.error_code  # the carrier blocked the caller number
     return Ingested(True)
 
 
 def _logged(session: Session, row: AttemptRow, event: ProviderEvent, now: datetime) -> bool:
     """Record ``event`` in the event log; False if it was there already (a repeat). Events
     without a sequence (a provider's record, not a callback) are not logged."""
-    sequence = AMD_SEQUENCE if event.kind == "amd" else event.sequence_number
+    if event.kind == "amd":
+        sequence: int | None = AMD_SEQUENCE
+    elif event.kind == "stream":
+        sequence = STREAM_SEQUENCES.get(event.stream_event or "")
+    else:
+        sequence = event.sequence_number
     if sequence is None:
         return True
     inserted = session.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from dialer.calls.health import HealthChecks
 from dialer.concurrency.keys import SlotLimits, SlotScope
 from dialer.concurrency.slots import SlotClaim
 from dialer.db.models import Campaign
@@ -89,6 +90,9 @@ class Ended:
     scope: SlotScope
     #: The end made its recipient due again (the retry policy scheduled another attempt).
     retry: bool = False
+    #: What the end may have tipped over (a campaign's abandon or failure rate, a number's
+    #: health), to check once it commits; None for an attempt never placed.
+    checks: HealthChecks | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,3 +121,5 @@ class AttemptRow:
     provider_call_id: str | None
     answered_by: str | None
     answered_at: datetime | None
+    stream_started_at: datetime | None
+    abandoned: bool | None

@@ -227,6 +227,8 @@ INGEST_READ = sa.select(
     ATTEMPTS.c.provider_call_id,
     ATTEMPTS.c.answered_by,
     ATTEMPTS.c.answered_at,
+    ATTEMPTS.c.stream_started_at,
+    ATTEMPTS.c.abandoned,
 ).where(ATTEMPTS.c.id == sa.bindparam("attempt_id"))
 INGEST_LOCK = INGEST_READ.with_for_update()
 #: Sets the columns its parameters name (other than ``b_attempt_id``).

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dialer.calls import contacts, counters, facts, statements, timeline
+from dialer.calls import contacts, counters, facts, health, statements, timeline
 from dialer.calls.jobs import AttemptRow, DialJob, Ended
 from dialer.concurrency.keys import SlotScope
 from dialer.db.bulk import is_postgres
@@ -36,6 +36,7 @@ from dialer.policy.attempt_state import (
     RecipientStatus,
     move_recipient,
 )
+from dialer.policy.health import DEFAULT_STREAM_CONNECT_S
 from dialer.policy.retry import RetryPolicy
 from dialer.policy.screen import CallNow, Decision, Deferred, Terminal
 from dialer.policy.settle import after_outcome
@@ -287,10 +288,14 @@ def end(
     error_code: str | None = None,
     error_message: str | None = None,
     no_call: bool = False,
+    connect_s: float | None = DEFAULT_STREAM_CONNECT_S,
+    greets_first: bool = False,
 ) -> Ended | None:
     """End an attempt with ``outcome`` (first end wins) and settle its recipient.
+
     ``no_call``: the provider refused the call (none existed), so the number's contact
-    history does not count it."""
+    history does not count it. ``connect_s``: how soon after the answer the assistant's
+    stream must have started for a call answered by a person not to count as abandoned."""
     attempt = _attempt(session, attempt_id)
     if attempt is None or attempt.status is AttemptStatus.ENDED:
         return None
@@ -302,22 +307,61 @@ def end(
     if error_code is not None:
         attempt.error_code = error_code[:30]
         attempt.error_message = error_message
-    return _ended(session, attempt, *_settle(session, attempt, now=now))
+    about = health.EndFacts(
+        attempt.campaign_id,
+        attempt.from_number,
+        outcome,
+        attempt.provider_call_id is not None,
+        attempt.error_code,
+        attempt.answered_by,
+        attempt.answered_at,
+        attempt.stream_started_at,
+        now,
+    )
+    attempt.abandoned, checks = health.record_end(
+        session, about, connect_s=connect_s, greets_first=greets_first
+    )
+    return _ended(session, attempt, *_settle(session, attempt, now=now), checks=checks)
 
 
 def progress(
-    session: Session, row: AttemptRow, changes: dict[str, Any], *, now: datetime
+    session: Session,
+    row: AttemptRow,
+    changes: dict[str, Any],
+    *,
+    now: datetime,
+    connect_s: float | None = DEFAULT_STREAM_CONNECT_S,
+    greets_first: bool = False,
 ) -> Ended | None:
     """Write what a provider event changed of the attempt ``row`` (read, and locked, in this
-    transaction); when it ended the attempt (``changes`` has its outcome), settle the
+    transaction); when it ended the attempt (``changes`` has its outcome), count it in the
+    health tallies (deciding whether it was abandoned: see :func:`end`), settle the
     recipient and return the end."""
+    outcome = changes.get("outcome")
+    checks = None
+    if outcome is not None:
+        about = health.EndFacts(
+            row.campaign_id,
+            row.from_number,
+            outcome,
+            (changes.get("provider_call_id") or row.provider_call_id) is not None,
+            changes.get("error_code"),
+            changes.get("answered_by", row.answered_by),
+            changes.get("answered_at", row.answered_at),
+            changes.get("stream_started_at", row.stream_started_at),
+            changes.get("ended_at", now),
+        )
+        abandoned, checks = health.record_end(
+            session, about, connect_s=connect_s, greets_first=greets_first
+        )
+        if abandoned is not None:
+            changes["abandoned"] = abandoned
     if changes:
         session.execute(statements.ATTEMPT_UPDATE, {"b_attempt_id": row.id, **changes})
-    outcome = changes.get("outcome")
     if outcome is None:
         return None
     ending = _Ending(row.id, row.campaign_id, row.recipient_id, row.from_number, outcome)
-    return _ended(session, ending, *_settle(session, ending, now=now))
+    return _ended(session, ending, *_settle(session, ending, now=now), checks=checks)
 
 
 # -- campaign actions (bulk) ---------------------------------------------------------------
@@ -536,14 +580,17 @@ def _ended(
     attempt: CallAttempt | _Ending,
     campaign: Campaign | None = None,
     retry: bool = False,
+    *,
+    checks: health.HealthChecks | None = None,
 ) -> Ended:
     """The record of ``attempt``'s end; pass its campaign when this transaction loaded it,
-    and ``retry`` when the end made its recipient due again."""
+    ``retry`` when the end made its recipient due again, and the health ``checks`` it
+    calls for."""
     assert attempt.outcome is not None
     if campaign is None:
         campaign = session.get_one(Campaign, attempt.campaign_id, options=[statements.END_COLUMNS])
     scope = SlotScope(attempt.campaign_id, campaign.tenant_id, attempt.from_number)
-    return Ended(attempt.id, attempt.campaign_id, attempt.outcome, scope, retry)
+    return Ended(attempt.id, attempt.campaign_id, attempt.outcome, scope, retry, checks)
 
 
 def _move(

@@ -26,7 +26,12 @@ from dialer.carrier import twiml
 from dialer.carrier.config import CarrierConfig, Faults
 from dialer.carrier.create import CreateCall
 from dialer.carrier.delivery import CallbackStream, WebhookSender
-from dialer.carrier.params import answer_params, callback_params
+from dialer.carrier.params import (
+    answer_params,
+    callback_params,
+    stream_callback_of,
+    stream_params,
+)
 from dialer.carrier.resources import TwilioApiError
 from dialer.carrier.stats import CarrierStats, LiveKey
 from dialer.clock import utc_now
@@ -55,6 +60,9 @@ class CarrierCall:
     stream: CallbackStream
     updated_at: datetime
     task: asyncio.Task[None] | None = None
+    #: The request for the answer URL's TwiML, and the ``<Stream statusCallback>`` it gave.
+    answer: asyncio.Task[None] | None = None
+    stream_callback: str | None = None
 
 
 class Carrier:
@@ -66,6 +74,7 @@ class Carrier:
         # Plans and faults draw from separate generators: turning a fault on keeps outcomes.
         self._plan_rng = random.Random(config.seed)
         self._fault_rng = random.Random(None if config.seed is None else config.seed + 1)
+        self._stream_rng = random.Random(None if config.seed is None else config.seed + 2)
         self._calls: dict[str, CarrierCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
@@ -137,6 +146,8 @@ class Carrier:
             time_limit_s=request.time_limit_s,
             machine_detection=request.machine_detection,
             machine_detection_timeout_s=request.machine_detection_timeout_s,
+            from_=request.from_,
+            stream_rng=self._stream_rng,
         )
         sim = SimulatedCall(
             new_call_sid(),
@@ -221,6 +232,9 @@ class Carrier:
     async def _report(self, call: CarrierCall, event: PlannedEvent, at: datetime) -> None:
         """Send the webhooks ``event`` calls for; flush held-back ones once the call ends."""
         request = call.request
+        if event.kind == "stream":
+            await self._report_stream(call, event, at)
+            return
         if event.kind == "amd":
             if not request.async_amd:
                 self._request_answer_url(call, event.answered_by)
@@ -239,10 +253,11 @@ class Carrier:
             await call.stream.flush()
 
     def _request_answer_url(self, call: CarrierCall, answered_by: str | None) -> None:
-        """Ask the answer URL for TwiML as Twilio does on connect. The answer is read only for
-        a callee who presses a key (:attr:`CarrierConfig.keys`)."""
+        """Ask the answer URL for TwiML as Twilio does on connect. Of the answer, where its
+        media stream reports (``<Stream statusCallback>``) is used, and a callee who presses a
+        key (:attr:`CarrierConfig.keys`) presses it during its ``<Gather>``."""
         if call.request.url and self._sender is not None:
-            self._spawn(self._answer(call, call.request.url, answered_by))
+            call.answer = self._spawn(self._answer(call, call.request.url, answered_by))
 
     async def _answer(self, call: CarrierCall, url: str, answered_by: str | None) -> None:
         """Fetch the answer's TwiML; a callee with a key presses it during its ``<Gather>``
@@ -251,6 +266,7 @@ class Carrier:
         assert self._sender is not None
         params = answer_params(call.sim, answered_by)
         document = await self._sender.fetch(url, params)
+        call.stream_callback = stream_callback_of(document) if document else None
         key = self._config.keys.get(call.sim.to)
         if document is None or key is None or answered_by in MACHINE_ANSWERS:
             return
@@ -260,6 +276,14 @@ class Carrier:
         reply = await self._sender.fetch(action, {**params, "Digits": key})
         if reply is not None and twiml.hangs_up(reply):
             self.hang_up(call, "completed")
+
+    async def _report_stream(self, call: CarrierCall, event: PlannedEvent, at: datetime) -> None:
+        """The media stream's status callback, to the URL the answer's TwiML named (none:
+        the answer named none, or could not be had; nothing is sent)."""
+        if call.answer is not None:
+            await asyncio.wait([call.answer])
+        if call.stream_callback:
+            await call.stream.send(call.stream_callback, stream_params(call.sim, event, at))
 
     def _ended(self, call: CarrierCall, at: datetime) -> None:
         call.updated_at = at

@@ -37,6 +37,16 @@ def carrier_command(
         str, typer.Option(help="Ring time until answer: fixed:S, uniform:A,B or exp:MEAN.")
     ] = "uniform:3,20",
     talk: Annotated[str, typer.Option(help="Talk time of a person who answers.")] = "exp:60",
+    stream: Annotated[
+        str, typer.Option(help="From a person's answer until the assistant's stream starts.")
+    ] = "fixed:0.5",
+    stream_failures: Annotated[
+        float, typer.Option(help="Share of answered calls whose stream never starts.")
+    ] = 0.0,
+    blocked: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated caller numbers carriers refuse (SIP 608)."),
+    ] = None,
     duplicate_p: Annotated[float, typer.Option(help="Chance a callback is sent twice.")] = 0.0,
     reorder_p: Annotated[
         float, typer.Option(help="Chance a callback arrives after the next one.")
@@ -78,6 +88,9 @@ def carrier_command(
                 weights=OutcomeWeights.parse(weights),
                 ring_s=parse_distribution(ring),
                 talk_s=parse_distribution(talk),
+                stream_s=parse_distribution(stream),
+                stream_failures=stream_failures,
+                blocked=_numbers(blocked or "", "blocked"),
             ),
             faults=Faults(
                 duplicate_p=duplicate_p,

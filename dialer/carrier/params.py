@@ -3,6 +3,7 @@ AMD callbacks, and its request for the answer URL's TwiML."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from datetime import datetime
 
 from dialer.telephony.base import CallStatus
@@ -35,6 +36,31 @@ def callback_params(call: SimulatedCall, event: PlannedEvent, at: datetime) -> d
         if event.sip_response_code is not None:
             params["SipResponseCode"] = str(event.sip_response_code)
     return params
+
+
+def stream_params(call: SimulatedCall, event: PlannedEvent, at: datetime) -> dict[str, str]:
+    """The form params of a media stream's status callback (``stream-started``...)."""
+    params = {
+        "AccountSid": call.account_sid,
+        "CallSid": call.sid,
+        "StreamSid": "MZ" + call.sid[2:],
+        "StreamEvent": event.stream_event or "stream-started",
+        "Timestamp": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+    if event.stream_event == "stream-error":
+        params["StreamError"] = "WebSocket connection failed"
+    return params
+
+
+def stream_callback_of(twiml: str) -> str | None:
+    """The ``statusCallback`` of the first ``<Stream>`` of a TwiML answer, if any."""
+    try:
+        root = ET.fromstring(twiml)  # our own API's answer: a simulator's input
+    except ET.ParseError:
+        return None
+    for stream in root.iter("Stream"):
+        return stream.get("statusCallback")
+    return None
 
 
 def answer_params(call: SimulatedCall, answered_by: str | None = None) -> dict[str, str]:

@@ -27,6 +27,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from dialer.calls.results import DialResult, ReapVerdict
 from dialer.concurrency.semaphore.base import ReconcileResult
 from dialer.policy.attempt_state import Outcome
+from dialer.policy.campaign_state import PausedReason
+from dialer.policy.health import NumberProblem
 
 #: Roles a process reports in ``dialer_build_info``.
 ROLES = ("api", "worker", "scheduler")
@@ -87,6 +89,11 @@ PACER_WAIT_SECONDS = Histogram(
     "How long the calls-per-second pacer told a call start to wait.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
+HEALTH_ACTIONS = Counter(
+    "dialer_health_actions_total",
+    "Campaigns that paused themselves and caller numbers quarantined, by reason.",
+    ["reason"],
+)
 BUILD_INFO = Gauge(
     "dialer_build_info",
     "1, labelled with the dialer's version and the role of the process.",
@@ -129,7 +136,8 @@ _SERIES: tuple[tuple[Counter, tuple[str, ...]], ...] = (
     (DIALS, tuple(r.value for r in DialResult)),
     (CALL_OUTCOMES, tuple(o.value for o in Outcome)),
     (RETRIES_SCHEDULED, tuple(o.value for o in Outcome)),
-    (CALLBACKS_RECEIVED, ("status", "amd")),
+    (CALLBACKS_RECEIVED, ("status", "amd", "stream")),
+    (HEALTH_ACTIONS, tuple(r.value for r in PausedReason) + tuple(p.value for p in NumberProblem)),
     (CALLBACKS_REJECTED, (BAD_SIGNATURE, MALFORMED, UNKNOWN_CALL, TOO_LARGE)),
     (RECONCILE_REPAIRS, (SLOT_FREED, SLOT_RESTORED, LEASE_REAPED, SLOTS_REBUILT, COUNTER_DRIFT)),
     (REAPER_ACTIONS, tuple(v.value for v in ReapVerdict)),
@@ -238,6 +246,12 @@ def callback(kind: str) -> Iterator[None]:
         CALLBACK_SECONDS.observe(time.perf_counter() - started)
     if not handling.rejected:
         CALLBACKS_RECEIVED.labels(kind).inc()
+
+
+def health_action(reason: str) -> None:
+    """A campaign paused itself, or a caller number was quarantined (``reason``: the paused
+    or quarantine reason, a bounded set)."""
+    HEALTH_ACTIONS.labels(reason).inc()
 
 
 def callback_rejected(reason: str) -> None:

@@ -36,6 +36,18 @@ class EndedReason(StrEnum):
     WINDOW_CLOSED = "campaign.ended.window-closed"
 
 
+class PausedReason(StrEnum):
+    """Why a campaign paused itself (a pause by the user has none). Cleared when it starts
+    again: starting is the operator's word that the cause was looked at."""
+
+    #: Too many calls answered by a person were abandoned (30-day window).
+    ABANDON_RATE = "campaign.paused.abandon-rate"
+    #: Its latest dials nearly all failed at the carrier.
+    FAILURE_RATE = "campaign.paused.failure-rate"
+    #: Every caller number it may call from is quarantined.
+    NO_HEALTHY_NUMBER = "campaign.paused.no-healthy-number"
+
+
 S, A = CampaignStatus, CampaignAction
 
 #: (from, action) -> to. Anything absent is illegal.

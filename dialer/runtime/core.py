@@ -10,6 +10,7 @@ as Celery workers are started beside a broker.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -25,6 +26,7 @@ from dialer.calls.config import CallConfig
 from dialer.calls.dispatch import DispatchConfig, Dispatcher
 from dialer.calls.ending import Ender
 from dialer.calls.gate import StartGate
+from dialer.calls.guard import HealthGuard
 from dialer.calls.hanging_up import HangUpReport, HangUps
 from dialer.calls.ingesting import Ingestor
 from dialer.calls.jobs import Freed
@@ -38,6 +40,7 @@ from dialer.clock import utc_now
 from dialer.concurrency.stores import ConcurrencyStores
 from dialer.db.engine import make_engine, session_factory
 from dialer.observability import context, metrics
+from dialer.policy.health import limits_from as health_limits
 from dialer.queue.base import TaskQueue
 from dialer.settings import Settings
 from dialer.telephony.base import TelephonyProvider
@@ -234,9 +237,20 @@ def build_runtime(
         lanes = EventLanes() if package.reports_in_process else None
         provider = package.build(settings, lanes or _NO_EVENTS, clock)
         closers.append(provider.close)
-    ender = Ender(sessions, stores.slots, clock)
+    limits = health_limits(settings)
+    if settings.assistant_stream_url is None and not package.reports_in_process:
+        # The answer says the opening message at once: no stream to wait for. (The in-process
+        # simulator plays an assistant's stream of its own.)
+        limits = dataclasses.replace(limits, stream_connect_s=None)
+    ender = Ender(sessions, stores.slots, clock, HealthGuard(sessions, limits, clock))
     ingestor = Ingestor(
-        sessions, provider, ender, clock, unknown_is_machine=calls.amd_unknown_as_voicemail
+        sessions,
+        provider,
+        ender,
+        clock,
+        unknown_is_machine=calls.amd_unknown_as_voicemail,
+        connect_s=limits.stream_connect_s,
+        greets_first=limits.greets_first,
     )
     resolver = Resolver(sessions, provider, ingestor, ender, clock)
     rebuilder = SlotRebuilder(sessions, stores.slots, call_lease_s=calls.call_lease_s)

@@ -59,6 +59,7 @@ WRITABLE_COLUMNS = (
     "use_short_term_summaries",
     "short_term_summaries_limit",
     "machine_detection_timeout_seconds",
+    "max_abandon_rate",
 )
 #: Columns that may not be null once set (a PATCH sending null for one is rejected).
 REQUIRED_COLUMNS = frozenset(
@@ -72,6 +73,7 @@ REQUIRED_COLUMNS = frozenset(
         "use_returning_greeting",
         "use_short_term_summaries",
         "require_consent",
+        "max_abandon_rate",
     }
 )
 FROZEN_WHILE_RUNNING = frozenset(
@@ -422,6 +424,13 @@ def act(
     campaign.status = transition.status
     campaign.ended_reason = transition.ended_reason
     campaign.updated_at = now
+    if action is CampaignAction.START:
+        # The operator's word that the cause of a pause by the campaign itself was looked
+        # at: the failure rate counts dials from now on (see dialer.calls.guard).
+        campaign.paused_reason = None
+        campaign.resumed_at = now
+    elif action is not CampaignAction.PAUSE:
+        campaign.paused_reason = None
     if action is CampaignAction.STOP:
         states.end_unreached(
             session, campaign.id, RecipientStatus.CANCELED, ScreenReason.CAMPAIGN_STOPPED, now=now

@@ -9,6 +9,7 @@ E.164; a campaign names one by its id or by its number in any format (:func:`res
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,8 @@ from dialer.errors import Conflict, NotFound, ValidationError
 from dialer.phone import to_e164
 from dialer.policy.campaign_state import CampaignStatus
 from dialer.telephony.base import CallerIdStatus
+
+log = logging.getLogger(__name__)
 
 #: What a campaign field naming no phone number of the tenant is told.
 NOT_REGISTERED = "not a phone number of this tenant; register it first (POST /phone_number)"
@@ -85,6 +88,37 @@ def page(
     if after_number is not None:
         stmt = stmt.where(PhoneNumber.number > after_number)
     return list(session.scalars(stmt.order_by(PhoneNumber.number).limit(limit)))
+
+
+def release(
+    session: Session, tenant_id: str, phone_number_id: str, *, now: datetime
+) -> PhoneNumber:
+    """Lift the number's quarantine (a no-op for one not quarantined): it is called from
+    again, and its health counts only dials after now, so the calls that quarantined it do
+    not quarantine it again at once. A campaign paused for want of a healthy number stays
+    paused until it is started."""
+    row: PhoneNumber | None = session.scalars(
+        for_update(
+            session,
+            sa.select(PhoneNumber).where(
+                PhoneNumber.id == phone_number_id, PhoneNumber.tenant_id == tenant_id
+            ),
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"phone number {phone_number_id} not found")
+    if row.quarantined_at is not None:
+        log.info(
+            "phone number %s released from quarantine (%s)",
+            row.id,
+            row.quarantine_reason,
+            extra={"tenant_id": tenant_id, "phone_number_id": row.id},
+        )
+        row.quarantined_at = None
+        row.quarantine_reason = None
+        row.released_at = now
+        session.flush()
+    return row
 
 
 def delete(session: Session, tenant_id: str, phone_number_id: str) -> None:

@@ -6,6 +6,9 @@ vocabulary, Twilio's call statuses and ``AnsweredBy`` verdicts, so one ingestion
 real webhooks and simulated calls alike. Events arrive late, twice and out of order;
 :attr:`ProviderEvent.sequence_number` orders the status events of a call.
 
+The assistant's media stream reports in its own events too (``stream``): when it started
+tells whether a person who answered was left waiting (an abandoned call).
+
 The answering-machine verdict comes in its own event (``amd``), not with the status events,
 and the two may arrive in either order: keep the verdict with the attempt, and when a
 ``completed`` call has none yet, :meth:`TelephonyProvider.fetch` returns it.
@@ -20,7 +23,12 @@ from typing import Literal, Protocol
 from dialer.policy.attempt_state import AttemptStatus, Outcome
 from dialer.telephony.base import CallStatus
 
-EventKind = Literal["status", "amd"]
+EventKind = Literal["status", "amd", "stream"]
+
+#: ``StreamEvent`` values of a media stream's status callback (Twilio ``<Stream
+#: statusCallback>``): the assistant is connected once ``stream-started`` comes.
+STREAM_STARTED = "stream-started"
+STREAM_EVENTS = frozenset({STREAM_STARTED, "stream-stopped", "stream-error"})
 
 #: ``AnsweredBy`` values that mean an answering machine (or fax) took the call.
 MACHINE_ANSWERS = frozenset(
@@ -79,6 +87,11 @@ class ProviderEvent:
     duration_s: int | None = None
     sip_response_code: int | None = None
     timestamp: datetime | None = None
+    #: The provider's error code of a failed call (Twilio ``ErrorCode``, e.g. ``32018``).
+    error_code: str | None = None
+    #: Stream callbacks (kind ``stream``): ``stream-started``, ``stream-stopped`` or
+    #: ``stream-error``; ``timestamp`` is when it happened.
+    stream_event: str | None = None
 
     @property
     def outcome(self) -> Outcome | None:

@@ -204,3 +204,29 @@ def test_the_same_number_twice_in_a_dial_plan_is_a_422(client: TestClient) -> No
     (problem,) = response.json()["detail"]
     assert problem["field"] == "dial_plan"
     assert "appears twice" in problem["reason"]
+
+
+def test_the_abandon_limit_is_written_and_read_and_the_health_fields_are_read_only(
+    client: TestClient,
+) -> None:
+    created = client.post("/campaign", json=campaign_body())
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["max_abandon_rate"] == 0.03
+    assert body["paused_reason"] is None
+    counts = body["counts"]
+    assert (counts["human_answered_30d"], counts["abandoned_30d"]) == (0, 0)
+    assert counts["abandon_rate_30d"] is None
+    cid = body["id"]
+    patched = client.patch(f"/campaign/{cid}", json={"max_abandon_rate": 0.01})
+    assert patched.status_code == 200, patched.text
+    assert client.get(f"/campaign/{cid}").json()["max_abandon_rate"] == 0.01
+    for bad in (-0.1, 1.5, None):
+        refused = client.patch(f"/campaign/{cid}", json={"max_abandon_rate": bad})
+        assert refused.status_code == 422, (bad, refused.text)
+        assert [d["field"] for d in refused.json()["detail"]] == ["max_abandon_rate"]
+    echoed = client.patch(
+        f"/campaign/{cid}", json={"paused_reason": "campaign.paused.abandon-rate"}
+    )
+    assert echoed.status_code == 422
+    assert [d["field"] for d in echoed.json()["detail"]] == ["paused_reason"]

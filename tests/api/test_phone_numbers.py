@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from dialer.api.app import create_app
 from dialer.db.models import CallerNumber, Campaign, PhoneNumber
@@ -200,3 +202,30 @@ def test_a_number_in_use_is_kept_until_its_campaigns_complete(client: TestClient
     assert CALLER in restart.json()["message"]
     _register(client, CALLER)
     assert client.post(f"/campaign/{cid}/start").json()["status"] == "running"
+
+
+def test_a_quarantined_number_shows_why_and_an_operator_releases_it(
+    client: TestClient, engine: Engine, bob_numbered: dict[str, str]
+) -> None:
+    created = _register(client, "+12125550199")
+    with Session(engine) as session, session.begin():
+        row = session.get_one(PhoneNumber, created["id"])
+        row.quarantined_at = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
+        row.quarantine_reason = "number.quarantined.carrier-rejections"
+    listed = {
+        n["number"]: n["quarantine_reason"] for n in client.get("/phone_number").json()["data"]
+    }
+    assert listed["+12125550199"] == "number.quarantined.carrier-rejections"
+    assert listed[CALLER] is None
+    assert (
+        client.post(f"/phone_number/{created['id']}/release", headers=bob_numbered).status_code
+        == 404
+    )
+    released = client.post(f"/phone_number/{created['id']}/release")
+    assert released.status_code == 200, released.text
+    body = released.json()
+    assert (body["quarantined_at"], body["quarantine_reason"]) == (None, None)
+    assert body["released_at"] is not None
+    again = client.post(f"/phone_number/{created['id']}/release")
+    assert again.json()["released_at"] == body["released_at"], "a no-op when not quarantined"
+    assert client.post("/phone_number/nope/release").status_code == 404

@@ -123,6 +123,7 @@ def test_public_routes_are_the_probes_the_documents_the_metrics_and_the_webhooks
         "/redoc",
         "/webhooks/twilio/{attempt_id}/status",
         "/webhooks/twilio/{attempt_id}/amd",
+        "/webhooks/twilio/{attempt_id}/stream",
         "/webhooks/twilio/{attempt_id}/twiml",
         "/webhooks/twilio/{attempt_id}/opt_out",
     }

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from html import escape
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,7 +38,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = DEADLINE_S) -> 
 
 @dataclass(frozen=True)
 class Received:
-    kind: str  # status, amd, or twiml (the answer URL)
+    kind: str  # status, amd, stream, or twiml (the answer URL)
     attempt_id: str
     url: str
     params: dict[str, str]
@@ -46,8 +47,10 @@ class Received:
     at: float  # monotonic seconds
 
     def event(self) -> ProviderEvent:
-        assert self.kind in ("status", "amd")
+        assert self.kind in ("status", "amd", "stream")
         kind: EventKind = "status" if self.kind == "status" else "amd"
+        if self.kind == "stream":
+            kind = "stream"
         return parse_event(kind, self.params)
 
 
@@ -78,7 +81,16 @@ class Receiver:
         )
         with self._lock:
             self._received.append(record)
-        return Response("<Response/>", media_type="application/xml")
+        if record.kind != "twiml":
+            return Response("<Response/>", media_type="application/xml")
+        # The assistant's stream, reporting here as the dialer's TwiML has it report.
+        callback = str(request.url).replace("/twiml", "/stream")
+        body = (
+            '<Response><Connect><Stream url="wss://assistant.invalid/stream" '
+            f'statusCallback="{escape(callback)}" statusCallbackMethod="POST"/>'
+            "</Connect></Response>"
+        )
+        return Response(body, media_type="application/xml")
 
     def received(self, attempt_id: str, kind: str | None = None) -> list[Received]:
         with self._lock:
@@ -89,8 +101,9 @@ class Receiver:
             ]
 
     def events(self, attempt_id: str) -> list[ProviderEvent]:
-        """Status and AMD callbacks of an attempt, parsed, in arrival order."""
-        return [r.event() for r in self.received(attempt_id) if r.kind in ("status", "amd")]
+        """Status, AMD and media stream callbacks of an attempt, parsed, in arrival order."""
+        kinds = ("status", "amd", "stream")
+        return [r.event() for r in self.received(attempt_id) if r.kind in kinds]
 
     @property
     def webhooks(self) -> WebhookUrls:

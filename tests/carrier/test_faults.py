@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import httpx
@@ -67,7 +68,9 @@ def test_dropped_callbacks_never_arrive(start_carrier: StartCarrier, receiver: R
     time.sleep(0.05)  # a callback already on its way would land by now
     assert receiver.received(request.attempt_id, "status") == []
     assert receiver.received(request.attempt_id, "amd") == []
-    assert running.stats()["faults"]["dropped"] == 5  # 4 status, 1 AMD
+    assert receiver.received(request.attempt_id, "stream") == []
+    # 4 status, 1 AMD, and the stream's start (the answer's TwiML named its callback).
+    assert running.stats()["faults"]["dropped"] == 6
     # The call itself went on: fetching it tells what no callback did.
     call = running.carrier.get(sid)
     assert call is not None
@@ -133,3 +136,26 @@ def test_faults_can_be_changed_while_running(
     _place(running, receiver, request)
     wait_until(lambda: len(receiver.received(request.attempt_id, "status")) == 2)
     assert "dropped" not in running.stats()["faults"]
+
+
+def test_a_stream_that_fails_and_a_blocked_caller_number_are_reported_as_twilio_would(
+    start_carrier: StartCarrier, receiver: Receiver
+) -> None:
+    blocked = "+14155550199"
+    profile = dataclasses.replace(only("human"), stream_failures=1.0, blocked=frozenset({blocked}))
+    running = start_carrier(profile=profile)
+    answered = receiver.request()
+    refused = receiver.request(from_=blocked)
+    _place(running, receiver, answered)
+    _place(running, receiver, refused)
+    wait_until(lambda: running.stats()["ended_by_status"].get("completed") == 1)
+    wait_until(lambda: running.stats()["ended_by_status"].get("failed") == 1)
+    wait_until(lambda: bool(receiver.received(answered.attempt_id, "stream")))
+    (stream,) = receiver.received(answered.attempt_id, "stream")
+    assert stream.signature_ok
+    event = stream.event()
+    assert (event.kind, event.stream_event) == ("stream", "stream-error")
+    assert stream.params["StreamError"]
+    ends = [e for e in receiver.events(refused.attempt_id) if e.call_status is not None]
+    assert [(e.call_status.value, e.sip_response_code) for e in ends][-1] == ("failed", 608)
+    assert receiver.received(refused.attempt_id, "stream") == []

@@ -119,12 +119,13 @@ class Harness:
         sleep_advances: bool = False,
         stores: ConcurrencyStores | None = None,
         pace_at_claim: bool = True,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         """``sleep_advances``: a wait the dial path sleeps moves the clock on; without it the
         clock moves by steps only, and a call that must wait for its pace waits for one.
         ``stores``: the slots and pacer (default: in memory, on the harness's clock).
         ``pace_at_claim``: claims reserve their calls' starts (the default), or leave the pace
-        to the dial."""
+        to the dial. ``settings``: settings other than their defaults (health thresholds...)."""
         self.clock = Clock()
         self.queue = RecordingQueue(self.clock)
         self.sink = EventBuffer()
@@ -134,7 +135,7 @@ class Harness:
             self.sink, profile=sim or profile(), seed=seed, clock=self.clock
         )
         self.runtime = build_runtime(
-            Settings(database_url=str(engine.url)),
+            Settings(database_url=str(engine.url), **(settings or {})),
             self.queue,
             self.stores,
             # A worker refills the slots of the calls it sees end in place; elsewhere (the
@@ -191,6 +192,35 @@ class Harness:
                     factories.phone_number(session, tenant.id, to_e164(values[name]))
             campaign, _ = campaigns.create(
                 session, tenant.id, values, now=self.clock.now, recipients=rows
+            )
+            return campaign.id
+
+    def plan_campaign(
+        self, plan: Sequence[tuple[str, Sequence[str]]], user: str = "tenant", **fields: Any
+    ) -> str:
+        """A campaign of ``user`` with a dial plan: each (caller number, recipients it calls);
+        the caller numbers are registered to ``user``."""
+        values: dict[str, Any] = {
+            "name": "Test",
+            "assistant_id": "a",
+            "max_concurrency": 3,
+            "retry_policy": {
+                "max_attempts": 3,
+                "backoff": {"kind": "fixed", "delay": "60s"},
+                "jitter": 0,
+            },
+            "speech_settings": {},
+        }
+        values.update(fields)
+        with self.sessions() as session, session.begin():
+            tenant = tenancy.ensure_tenant(session, user, now=self.clock.now)
+            entries = []
+            for caller, called in plan:
+                factories.phone_number(session, tenant.id, caller)
+                rows = [_Row(n) for n in called]
+                entries.append(campaigns.DialPlanInput(caller, None, None, rows))
+            campaign, _ = campaigns.create(
+                session, tenant.id, values, now=self.clock.now, dial_plan=entries
             )
             return campaign.id
 

@@ -84,6 +84,11 @@ def test_answered_human_connects_the_stream_with_context(
     stream = root.find("./Connect/Stream")
     assert stream is not None
     assert stream.get("url") == STREAM
+    # The stream reports its start to us: a person kept waiting is an abandoned call.
+    assert stream.get("statusCallback") == (
+        f"{PUBLIC}/webhooks/twilio/{attempt_id}/stream?campaign={cid}"
+    )
+    assert stream.get("statusCallbackMethod") == "POST"
     params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
     assert params["campaign_id"] == cid
     assert params["opening_message"] == "Hi Ada!"

@@ -190,3 +190,40 @@ def test_an_embedded_api_records_callbacks_and_leaves_the_refill_to_the_schedule
     assert [a.status for a in rows] == [AttemptStatus.ENDED, AttemptStatus.DIALING]
     assert max(h.peak.values()) == 1
     assert h.counts(cid) == h.truth(cid)
+
+
+def test_the_streams_signed_callbacks_record_its_start_and_unsigned_ones_are_403(
+    wired: tuple[Harness, TestClient],
+) -> None:
+    h, client = wired
+    cid = h.campaign(numbers(1), max_concurrency=1)
+    h.act(cid, CampaignAction.START)
+    h.step()
+    with h.session() as session:
+        attempt = session.scalars(sa.select(CallAttempt)).one()
+    sid = attempt.provider_call_id
+    assert sid is not None
+    path = f"/webhooks/twilio/{attempt.id}/stream?campaign={cid}"
+    started = {
+        "AccountSid": "AC" + "0" * 32,
+        "CallSid": sid,
+        "StreamSid": "MZ" + "1" * 32,
+        "StreamEvent": "stream-started",
+        "Timestamp": "2026-11-23T17:00:05.250Z",
+    }
+    assert _post(client, path, started, token="wrong").status_code == 403
+    with h.session() as session:
+        assert session.get_one(CallAttempt, attempt.id).stream_started_at is None
+    for _ in range(2):  # a repeat changes nothing
+        assert _post(client, path, started).status_code == 204
+    bad = _post(client, path, {**started, "StreamEvent": "stream-exploded"})
+    assert bad.status_code == 422
+    assert [d["field"] for d in bad.json()["detail"]] == ["StreamEvent"]
+    with h.session() as session:
+        stored = session.get_one(CallAttempt, attempt.id).stream_started_at
+        logged = session.scalars(
+            sa.select(CallEvent.kind).where(CallEvent.attempt_id == attempt.id)
+        ).all()
+    assert stored is not None
+    assert stored.isoformat() == "2026-11-23T17:00:05.250000+00:00"
+    assert logged == ["stream"]

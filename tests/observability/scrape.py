@@ -27,6 +27,7 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
     "dialer_sweep_actions": ("counter", frozenset({"action"})),
     "dialer_pacer_waits": ("counter", frozenset({"scope"})),
     "dialer_pacer_wait_seconds": ("histogram", frozenset()),
+    "dialer_health_actions": ("counter", frozenset({"reason"})),
     "dialer_queue_depth": ("gauge", frozenset({"queue"})),
     "dialer_build_info": ("gauge", frozenset({"version", "role"})),
 }

@@ -19,7 +19,7 @@ COUNTERS = (
     ("dialer_dials_total", "result", [r.value for r in DialResult]),
     ("dialer_call_outcomes_total", "outcome", [o.value for o in Outcome]),
     ("dialer_retries_scheduled_total", "outcome", [o.value for o in Outcome]),
-    ("dialer_callbacks_received_total", "kind", ["status", "amd"]),
+    ("dialer_callbacks_received_total", "kind", ["status", "amd", "stream"]),
 )
 
 
@@ -64,6 +64,7 @@ def test_a_campaign_s_dials_ends_retries_and_callbacks_are_counted(engine: Engin
     received = (
         delta[("dialer_callbacks_received_total", "status")]
         + delta[("dialer_callbacks_received_total", "amd")]
+        + delta[("dialer_callbacks_received_total", "stream")]
     )
     assert received > 0
     assert delta[("dialer_callback_seconds_count", "")] == received

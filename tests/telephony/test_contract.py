@@ -61,7 +61,8 @@ def test_a_placed_call_plays_out_and_is_reported(make_harness: MakeHarness) -> N
     assert placed.provider_call_id.startswith("CA")
 
     harness.settle(_ended(harness, placed))
-    harness.settle(lambda: len(harness.events(request.attempt_id)) == 5)
+    # Four statuses, the AMD verdict, and the assistant's stream starting.
+    harness.settle(lambda: len(harness.events(request.attempt_id)) == 6)
     info = harness.provider.fetch(placed.provider_call_id)
     assert info.provider_call_id == placed.provider_call_id
     assert (info.to, info.from_) == (request.to, request.from_)
@@ -85,6 +86,7 @@ def test_a_placed_call_plays_out_and_is_reported(make_harness: MakeHarness) -> N
     assert statuses[-1].duration_s == 5
     assert statuses[-1].outcome is Outcome.HUMAN
     assert [e.answered_by for e in events if e.kind == "amd"] == ["human"]
+    assert [e.stream_event for e in events if e.kind == "stream"] == ["stream-started"]
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,7 @@ class TwilioInbound:
         )
         self.h = Harness(engine, provider=provider)
         self.receiver = receiver
+        self.outcome = outcome
         settings = Settings(
             database_url=str(engine.url),
             twilio_auth_token=running.auth_token,
@@ -96,18 +97,26 @@ class TwilioInbound:
         self.client = TestClient(app, raise_server_exceptions=False)
 
     def record(self, attempt_id: int, call_id: str) -> list[object]:
+        outcome = self.outcome
+
         def callbacks() -> list[_Post]:
             return [
                 _Post(_path_and_query(r.url), r.params, r.signature)
                 for r in self.receiver.received(str(attempt_id))
-                if r.kind in ("status", "amd") and r.params.get("CallSid") == call_id
+                if r.kind in ("status", "amd", "stream") and r.params.get("CallSid") == call_id
             ]
 
         def ended() -> bool:
             statuses = [p.params.get("CallStatus") for p in callbacks()]
             answered = "in-progress" in statuses
             amd = any(p.path.split("?")[0].endswith("/amd") for p in callbacks())
-            return statuses[-1:] != [] and _terminal(statuses) and (amd or not answered)
+            stream = any(p.path.split("?")[0].endswith("/stream") for p in callbacks())
+            return (
+                statuses[-1:] != []
+                and _terminal(statuses)
+                and (amd or not answered)
+                and (stream or outcome != "human")
+            )
 
         wait_until(ended)
         return list(callbacks())
@@ -191,6 +200,9 @@ def test_events_in_any_order_and_repeated_end_the_call_as_the_provider_says(
     assert attempt.answered_by == truth.answered_by
     assert attempt.duration_s == truth.duration_s
     assert logged == len(recorded), "every event once in the log, repeats dropped"
+    # A person answered and the stream started at once, whichever came first, the call's end
+    # or the stream's report: not abandoned (a late report takes the verdict back).
+    assert attempt.abandoned is (False if outcome == "human" else None)
     assert recipient.status in {RecipientStatus.DONE, RecipientStatus.EXHAUSTED}
     assert h.counts(cid) == h.truth(cid)
     assert h.semaphore.snapshot() == {}, "the slot is freed, once"

@@ -111,7 +111,7 @@ def create_campaign(
             default_caps=default_caps(ctx.settings),
             actor=actor,
         )
-        out = views.campaign(session, campaign)
+        out = views.campaign(session, campaign, ctx.clock())
     return CampaignWriteOut(**out.model_dump(), recipient_batch=_batch(batch))
 
 
@@ -122,7 +122,7 @@ def get_campaign(campaign_id: str, ctx: Ctx, tenant: TenantId) -> CampaignDetail
     slots = ctx.slots()
     with ctx.read() as session:
         campaign = service.get(session, tenant, campaign_id)
-        out = views.campaign(session, campaign)
+        out = views.campaign(session, campaign, ctx.clock())
         found = campaign_waits.waits(session, campaign, ctx.clock(), slots)
     return CampaignDetailOut(**out.model_dump(), waiting=WaitingOut.of(found))
 
@@ -153,7 +153,7 @@ def list_campaigns(
         rows = list(session.scalars(stmt))
         more = len(rows) > limit
         rows = rows[:limit]
-        data = views.campaigns(session, rows)
+        data = views.campaigns(session, rows, ctx.clock())
     next_cursor = (
         pagination.encode([rows[-1].created_at.isoformat(), rows[-1].id]) if more else None
     )
@@ -184,7 +184,7 @@ def patch_campaign(
                 "caller_id_number",
                 "set caller_id_number, or give an E.164 number as phone_number_id",
             )
-        out = views.campaign(session, campaign)
+        out = views.campaign(session, campaign, ctx.clock())
     return CampaignWriteOut(**out.model_dump(), recipient_batch=_batch(batch))
 
 
@@ -208,7 +208,7 @@ def _act(
         campaign = service.act(
             session, tenant, campaign_id, action, now=ctx.clock(), actor=actor, options=options
         )
-        out = views.campaign(session, campaign)
+        out = views.campaign(session, campaign, ctx.clock())
         running = campaign.status is CampaignStatus.RUNNING
     if running:
         # Started or resumed: its first calls go out now, not at the scheduler's next tick.

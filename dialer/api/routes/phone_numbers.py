@@ -69,6 +69,19 @@ def get_number(phone_number_id: str, ctx: Ctx, tenant: TenantId) -> PhoneNumberO
         return PhoneNumberOut.model_validate(service.get(session, tenant, phone_number_id))
 
 
+@router.post(
+    "/phone_number/{phone_number_id}/release", response_model=PhoneNumberOut, responses=ERRORS
+)
+def release_number(phone_number_id: str, ctx: Ctx, tenant: TenantId) -> PhoneNumberOut:
+    """Lift the number's quarantine: new calls may be placed from it again, and its health
+    is judged on the dials after the release only. Releasing a number that is not
+    quarantined changes nothing. A campaign that paused itself for want of a healthy number
+    stays paused until started."""
+    with ctx.transaction() as session:
+        row = service.release(session, tenant, phone_number_id, now=ctx.clock())
+        return PhoneNumberOut.model_validate(row)
+
+
 @router.delete("/phone_number/{phone_number_id}", status_code=204, responses=ERRORS)
 def delete_number(phone_number_id: str, ctx: Ctx, tenant: TenantId) -> Response:
     """Remove a number; 409 while a campaign that is not completed uses it. A completed

@@ -193,6 +193,14 @@ class CampaignFields(Input):
     use_short_term_summaries: bool | None = None
     short_term_summaries_limit: int | None = Field(default=None, ge=0, le=1000)
     machine_detection_timeout_seconds: int | None = Field(default=None, ge=3, le=60)
+    max_abandon_rate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Highest share of the calls answered by a person (last 30 days) that may "
+        "be abandoned (the assistant not connected within 2 s); above it a running campaign "
+        "pauses itself with `paused_reason` `campaign.paused.abandon-rate`. Default 0.03.",
+    )
     recipient_list_id: str | None = Field(
         default=None, max_length=36, json_schema_extra=checked("one of the tenant's lists")
     )
@@ -237,6 +245,7 @@ class _RejectsReadOnly(Input):
     recipient_list_row_count: _ReadOnly = None
     ended_reason: _ReadOnly = None
     current_run_id: _ReadOnly = None
+    paused_reason: _ReadOnly = None
 
     @field_validator(
         "id",
@@ -248,6 +257,7 @@ class _RejectsReadOnly(Input):
         "recipient_list_row_count",
         "ended_reason",
         "current_run_id",
+        "paused_reason",
     )
     @classmethod
     def _read_only(cls, _value: Any, info: ValidationInfo) -> Any:
@@ -386,6 +396,17 @@ class Counts(Output):
     in_progress: int
     ended: int
     ended_voicemail: int
+    human_answered_30d: int = Field(
+        description="Calls answered by a person over the last 30 days (UTC days, today "
+        "included): the base of the abandon rate."
+    )
+    abandoned_30d: int = Field(
+        description="Of those, abandoned: the assistant's stream did not start within "
+        "`DIALER_ABANDON_CONNECT_S` (2 s) of the answer, or never."
+    )
+    abandon_rate_30d: float | None = Field(
+        description="abandoned_30d / human_answered_30d; null before any person answered."
+    )
 
 
 class DialPlanOut(Output):
@@ -393,6 +414,12 @@ class DialPlanOut(Output):
     phone_number_id: str
     caller_id_number: str | None
     max_concurrency: int | None
+    quarantined: bool = Field(
+        default=False,
+        description="The number is quarantined (see `GET /phone_number`): its recipients are "
+        "called from the plan's other healthy numbers.",
+    )
+    quarantine_reason: str | None = None
 
 
 class CampaignOut(Output):
@@ -426,6 +453,12 @@ class CampaignOut(Output):
     recipient_list_row_count: int | None
     dial_plan: list[DialPlanOut] | None
     ended_reason: str | None
+    paused_reason: str | None = Field(
+        description="Why the campaign paused itself: `campaign.paused.abandon-rate`, "
+        "`campaign.paused.failure-rate`, `campaign.paused.no-healthy-number`; null when "
+        "paused by the user or not paused. Cleared by start."
+    )
+    max_abandon_rate: float
     current_run_id: str | None
     counts: Counts
     created_at: datetime

@@ -32,3 +32,19 @@ class PhoneNumberOut(Output):
         "or `verified` (a verified caller ID)."
     )
     created_at: datetime
+    quarantined_at: datetime | None = Field(
+        default=None,
+        description="When the number was quarantined: carriers refused too many of its "
+        "calls, or too few were answered. No new call is placed from it until released "
+        "(`POST /phone_number/{id}/release`).",
+    )
+    quarantine_reason: str | None = Field(
+        default=None,
+        description="`number.quarantined.carrier-rejections` or "
+        "`number.quarantined.low-answer-rate`; null when not quarantined.",
+    )
+    released_at: datetime | None = Field(
+        default=None,
+        description="When an operator last lifted a quarantine: its health counts only dials "
+        "placed after it.",
+    )

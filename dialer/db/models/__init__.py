@@ -7,6 +7,7 @@ from dialer.db.models.contacts import ConsentRecord, NumberContact
 from dialer.db.models.counters import CampaignCounter
 from dialer.db.models.decisions import RecipientDecision
 from dialer.db.models.events import CallEvent
+from dialer.db.models.health import HealthTally
 from dialer.db.models.history import CampaignHistory
 from dialer.db.models.phone_numbers import PhoneNumber
 from dialer.db.models.recipients import (
@@ -32,6 +33,7 @@ __all__ = [
     "CampaignHistory",
     "CampaignRun",
     "ConsentRecord",
+    "HealthTally",
     "ListState",
     "NumberContact",
     "PhoneNumber",

@@ -46,6 +46,12 @@ class CallAttempt(Base):
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_s: Mapped[int | None] = mapped_column(sa.Integer)
+    #: When the assistant's media stream started (the provider's stream callback); the
+    #: earliest report wins.
+    stream_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Set when the call ends: a person answered and the stream did not start in time
+    #: (:func:`dialer.policy.health.is_abandoned`); None for a call nobody answered.
+    abandoned: Mapped[bool | None] = mapped_column(sa.Boolean)
 
     __table_args__ = (
         # A second row for the same dial of the same recipient is impossible.

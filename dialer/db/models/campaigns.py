@@ -58,6 +58,15 @@ class Campaign(Base):
     require_consent: Mapped[bool] = mapped_column(
         sa.Boolean, default=False, server_default=sa.false()
     )
+    #: Highest share of calls answered by a person that may be abandoned (30-day window);
+    #: above it a running campaign pauses itself.
+    max_abandon_rate: Mapped[float] = mapped_column(sa.Float, default=0.03)
+    #: Why the campaign paused itself (``campaign.paused.abandon-rate``...); None for a pause
+    #: by the user, cleared on start.
+    paused_reason: Mapped[str | None] = mapped_column(sa.String(60))
+    #: When the campaign last went to running (a start or a resume): the failure-rate check
+    #: looks only at dials placed since.
+    resumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: The run in progress or last finished; None until the first start.
     current_run_id: Mapped[str | None] = mapped_column(sa.String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
@@ -69,6 +78,9 @@ class Campaign(Base):
             "machine_detection_timeout_seconds IS NULL"
             " OR machine_detection_timeout_seconds BETWEEN 3 AND 60",
             name="amd_timeout_range",
+        ),
+        sa.CheckConstraint(
+            "max_abandon_rate >= 0 AND max_abandon_rate <= 1", name="max_abandon_rate_range"
         ),
         sa.CheckConstraint(
             "short_term_summaries_limit IS NULL OR short_term_summaries_limit >= 0",

@@ -17,7 +17,8 @@ class CallEvent(Base):
     """One provider callback. A repeat of (call, kind, sequence) is dropped by the constraint.
 
     Status callbacks carry ``SequenceNumber``; AMD callbacks have none and are stored with
-    sequence -1, so only the first verdict of a call is kept.
+    sequence -1, so only the first verdict of a call is kept; the media stream's callbacks
+    (kind ``stream``) likewise, -2 for ``stream-started``, -3 stopped, -4 error.
     """
 
     __tablename__ = "call_events"

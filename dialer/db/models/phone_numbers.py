@@ -24,6 +24,12 @@ class PhoneNumber(Base):
     #: What the provider said when it was registered: ``owned`` or ``verified`` (caller ID).
     provider_status: Mapped[str] = mapped_column(sa.String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    #: Set when the number's health crossed a threshold (:mod:`dialer.policy.health`): no new
+    #: call is placed from it until an operator releases it.
+    quarantined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    quarantine_reason: Mapped[str | None] = mapped_column(sa.String(60))
+    #: Set by a release: the number's health counts only dials after it.
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # Listing: a tenant's numbers in number order (keyset pages).
     __table_args__ = (sa.Index(None, "tenant_id", "number"),)

@@ -51,6 +51,8 @@ class SimulatedCall:
         if event.kind == "amd":
             self.answered_by = event.answered_by
             return True
+        if event.kind == "stream":
+            return True
         assert event.status is not None
         self.status = event.status
         if event.status is CallStatus.INITIATED:
@@ -83,6 +85,14 @@ class SimulatedCall:
     def event(self, event: PlannedEvent, at: datetime) -> ProviderEvent:
         """The event reporting ``event``, as the provider's callback would (numbering its
         status events)."""
+        if event.kind == "stream":
+            return ProviderEvent(
+                kind="stream",
+                provider_call_id=self.sid,
+                call_status=None,
+                timestamp=at,
+                stream_event=event.stream_event,
+            )
         if event.kind == "amd":
             return ProviderEvent(
                 kind="amd",

@@ -99,6 +99,16 @@ class SimulationProfile:
     greeting_s: Distribution = field(default_factory=lambda: Uniform(5.0, 15.0))  # until beep
     message_s: Distribution = field(default_factory=lambda: Uniform(10.0, 30.0))  # after it
     reject_s: Distribution = field(default_factory=lambda: Uniform(1.0, 4.0))  # busy/failed
+    #: From a person's answer until the assistant's media stream starts.
+    stream_s: Distribution = field(default_factory=lambda: Fixed(0.5))
+    #: Share of calls answered by a person whose stream never starts (``stream-error``).
+    stream_failures: float = 0.0
+    #: Caller numbers carriers block: every call from one fails with SIP 608 (Rejected).
+    blocked: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.stream_failures <= 1.0:
+            raise ValidationError("stream_failures", "must be a share between 0 and 1")
 
 
 #: Fields of :meth:`SimulationProfile.parse` and the profile attribute each sets.
@@ -110,37 +120,50 @@ _PROFILE_FIELDS = {
     "greeting": "greeting_s",
     "message": "message_s",
     "reject": "reject_s",
+    "stream": "stream_s",
 }
+#: The SIP response of a call a carrier blocks for its calling number (RFC 8688).
+BLOCKED_SIP_CODE = 608
 
 
 def parse_profile(text: str) -> SimulationProfile:
     """``weights=human=1;setup=fixed:0;ring=fixed:0;talk=fixed:2``: fields not named keep
     their defaults. Durations as :func:`parse_distribution`, weights as
-    :meth:`OutcomeWeights.parse`."""
+    :meth:`OutcomeWeights.parse`; ``stream_failures=0.2`` (a share) and
+    ``blocked=+12125550100|+12125550101`` (numbers whose calls carriers refuse with 608)."""
     values: dict[str, object] = {}
     for part in filter(None, (p.strip() for p in text.split(";"))):
         name, _, spec = part.partition("=")
         name = name.strip()
         if name == "weights":
             values["weights"] = OutcomeWeights.parse(spec)
+        elif name == "stream_failures":
+            try:
+                values["stream_failures"] = float(spec)
+            except ValueError:
+                raise ValidationError("profile", f"not a number: {part!r}") from None
+        elif name == "blocked":
+            values["blocked"] = frozenset(n.strip() for n in spec.split("|") if n.strip())
         elif name in _PROFILE_FIELDS:
             values[_PROFILE_FIELDS[name]] = parse_distribution(spec.strip())
         else:
-            known = ", ".join(["weights", *_PROFILE_FIELDS])
+            known = ", ".join(["weights", *_PROFILE_FIELDS, "stream_failures", "blocked"])
             raise ValidationError("profile", f"unknown field {name!r}; use {known}")
     return SimulationProfile(**values)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedEvent:
-    """One step of a call: a status change, or the answering-machine verdict."""
+    """One step of a call: a status change, the answering-machine verdict, or the media
+    stream's start (or failure)."""
 
     offset_s: float
-    kind: Literal["status", "amd"]
+    kind: Literal["status", "amd", "stream"]
     status: CallStatus | None = None  # status steps
     answered_by: str | None = None  # amd steps
     sip_response_code: int | None = None  # terminal steps
     duration_s: int | None = None  # terminal steps: talk time, 0 if never answered
+    stream_event: str | None = None  # stream steps: stream-started or stream-error
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +180,20 @@ def plan_call(
     time_limit_s: float,
     machine_detection: str | None = "DetectMessageEnd",
     machine_detection_timeout_s: float = 30.0,
+    from_: str | None = None,
+    stream_rng: random.Random | None = None,
 ) -> CallPlan:
-    """Decide a call's outcome and timeline, drawing from ``rng`` only."""
-    outcome = profile.weights.choose(rng)
+    """Decide a call's outcome and timeline, drawing from ``rng`` (and the media stream's
+    start from ``stream_rng``, so turning stream failures on keeps every call's outcome; a
+    fixed stream delay and no failures draw nothing). A call from a ``blocked`` number is
+    refused with SIP 608."""
     start = PlannedEvent(0.0, "status", CallStatus.INITIATED)
+    if from_ is not None and from_ in profile.blocked:
+        end = PlannedEvent(
+            profile.reject_s.sample(rng), "status", CallStatus.FAILED, None, BLOCKED_SIP_CODE, 0
+        )
+        return CallPlan(Outcome.FAILED, (start, end))
+    outcome = profile.weights.choose(rng)
     if outcome in (Outcome.BUSY, Outcome.FAILED):
         at = profile.reject_s.sample(rng)
         status, sip = (
@@ -194,6 +227,8 @@ def plan_call(
     steps = [start, ringing, PlannedEvent(answered_at, "status", CallStatus.IN_PROGRESS)]
     if machine_detection:
         steps.append(PlannedEvent(answered_at + min(detect_s, talk_s), "amd", answered_by=verdict))
+    if outcome is Outcome.HUMAN:
+        steps.append(_stream_step(profile, stream_rng or rng, answered_at))
     steps.append(
         PlannedEvent(
             answered_at + talk_s,
@@ -203,7 +238,21 @@ def plan_call(
             duration_s=max(1, math.ceil(talk_s)),
         )
     )
-    return CallPlan(outcome, tuple(steps))
+    # In time order: the carrier plays the steps in sequence (a late stream start comes after
+    # the end, and is never reported: the call was abandoned).
+    return CallPlan(outcome, tuple(sorted(steps, key=lambda step: step.offset_s)))
+
+
+def _stream_step(
+    profile: SimulationProfile, rng: random.Random, answered_at: float
+) -> PlannedEvent:
+    """The assistant's stream starting after a person answered, or failing to."""
+    failed = profile.stream_failures > 0 and rng.random() < profile.stream_failures
+    return PlannedEvent(
+        answered_at + profile.stream_s.sample(rng),
+        "stream",
+        stream_event="stream-error" if failed else "stream-started",
+    )
 
 
 def caller_id_status(number: str, owned: frozenset[str] | None) -> CallerIdStatus:

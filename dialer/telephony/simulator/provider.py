@@ -85,6 +85,8 @@ class SimulatedProvider:
         self._rng = random.Random(seed)
         # Losses draw from their own generator: turning them on keeps every call's plan.
         self._loss_rng = random.Random(None if seed is None else seed + 1)
+        # The media streams' draws too: turning stream failures on keeps every outcome.
+        self._stream_rng = random.Random(None if seed is None else seed + 2)
         self._lose_ended_p = lose_ended_p
         self._numbers = numbers
         self.lost_ended = 0  # terminal events not reported
@@ -138,6 +140,8 @@ class SimulatedProvider:
                 time_limit_s=request.time_limit_s,
                 machine_detection=request.machine_detection,
                 machine_detection_timeout_s=request.machine_detection_timeout_s,
+                from_=request.from_,
+                stream_rng=self._stream_rng,
             )
             call = SimulatedCall(
                 new_call_sid(), request.to, request.from_, plan, now, time_scale=self._time_scale

@@ -2,7 +2,9 @@
 Twilio's way of writing times.
 
 Status callbacks (``CallStatus``, ``SequenceNumber``, ``CallDuration``, ``SipResponseCode``,
-``Timestamp``) and async AMD callbacks (``AnsweredBy``) arrive as separate form posts. Unknown
+``ErrorCode``, ``Timestamp``), async AMD callbacks (``AnsweredBy``) and the media stream's
+status callbacks (``StreamSid``, ``StreamEvent``, ``StreamError``, ``Timestamp`` in ISO 8601)
+arrive as separate form posts. Unknown
 extra params are ignored: Twilio adds fields over time.
 """
 
@@ -14,7 +16,12 @@ from email.utils import parsedate_to_datetime
 
 from dialer.errors import ValidationError
 from dialer.telephony.base import CallStatus
-from dialer.telephony.events import ANSWERED_BY_VALUES, EventKind, ProviderEvent
+from dialer.telephony.events import (
+    ANSWERED_BY_VALUES,
+    STREAM_EVENTS,
+    EventKind,
+    ProviderEvent,
+)
 
 
 def parse_event(kind: EventKind, params: Mapping[str, str]) -> ProviderEvent:
@@ -22,11 +29,13 @@ def parse_event(kind: EventKind, params: Mapping[str, str]) -> ProviderEvent:
 
     Unknown extra params are ignored: Twilio adds fields over time.
     """
-    if kind not in ("status", "amd"):
-        raise ValidationError("kind", f"must be status or amd, not {kind!r}")
+    if kind not in ("status", "amd", "stream"):
+        raise ValidationError("kind", f"must be status, amd or stream, not {kind!r}")
     call_sid = params.get("CallSid", "").strip()
     if not call_sid:
         raise ValidationError("CallSid", "is required")
+    if kind == "stream":
+        return _stream_event(call_sid, params)
     raw_status = params.get("CallStatus")
     if kind == "status" and not raw_status:
         raise ValidationError("CallStatus", "is required in a status callback")
@@ -44,6 +53,24 @@ def parse_event(kind: EventKind, params: Mapping[str, str]) -> ProviderEvent:
         duration_s=_optional_int(params, "CallDuration"),
         sip_response_code=_optional_int(params, "SipResponseCode"),
         timestamp=parse_timestamp(params["Timestamp"]) if params.get("Timestamp") else None,
+        error_code=params.get("ErrorCode") or None,
+    )
+
+
+def _stream_event(call_sid: str, params: Mapping[str, str]) -> ProviderEvent:
+    """A media stream's status callback: ``StreamEvent`` and when (``Timestamp``)."""
+    stream_event = params.get("StreamEvent", "")
+    if stream_event not in STREAM_EVENTS:
+        known = ", ".join(sorted(STREAM_EVENTS))
+        raise ValidationError("StreamEvent", f"must be one of {known}, not {stream_event!r}")
+    if not params.get("Timestamp"):
+        raise ValidationError("Timestamp", "is required in a stream callback")
+    return ProviderEvent(
+        kind="stream",
+        provider_call_id=call_sid,
+        call_status=None,
+        timestamp=parse_timestamp(params["Timestamp"]),
+        stream_event=stream_event,
     )
 
 

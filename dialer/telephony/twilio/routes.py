@@ -1,5 +1,5 @@
-"""Twilio's webhooks: status and AMD callbacks, the TwiML fetched when a call is answered, and
-the key pressed during its opening message (opt-out).
+"""Twilio's webhooks: status, AMD and media stream callbacks, the TwiML fetched when a call
+is answered, and the key pressed during its opening message (opt-out).
 
 Each request must carry a valid ``X-Twilio-Signature`` computed over the *public* URL (the
 configured ``DIALER_PUBLIC_BASE_URL`` plus path and query: behind a proxy the URL this process
@@ -62,6 +62,12 @@ def router(settings: Settings, inbound: Inbound) -> APIRouter:
         """The answering-machine verdict (``AnsweredBy``)."""
         return await event(request, attempt_id, "amd")
 
+    @routes.post("/{attempt_id}/stream", status_code=204, responses={403: {}})
+    async def stream_callback(attempt_id: AttemptId, request: Request) -> Response:
+        """The assistant's media stream: ``stream-started``, ``stream-stopped``,
+        ``stream-error`` (when it started decides whether the call was abandoned)."""
+        return await event(request, attempt_id, "stream")
+
     @routes.post("/{attempt_id}/twiml", responses={403: {}})
     async def answer(attempt_id: AttemptId, request: Request) -> Response:
         """What the answered call plays: the assistant's media stream with the call's context
@@ -78,7 +84,11 @@ def router(settings: Settings, inbound: Inbound) -> APIRouter:
                 url = urls.opt_out(attempt_id, context.campaign_id)
                 key = twiml.OptOutKey(settings.opt_out_digit, url)
             body = twiml.for_answer(
-                context, params.get("AnsweredBy"), settings.assistant_stream_url, key
+                context,
+                params.get("AnsweredBy"),
+                settings.assistant_stream_url,
+                key,
+                urls.stream_callback(attempt_id, context.campaign_id),
             )
         return _xml(body)
 
@@ -97,7 +107,8 @@ def router(settings: Settings, inbound: Inbound) -> APIRouter:
         opted_out = bool(digit) and params.get("Digits", "").strip() == digit
         if opted_out:
             await run_in_threadpool(inbound.opt_out, attempt_id, digit)
-        return _xml(twiml.after_key(context, opted_out, settings.assistant_stream_url))
+        callback = urls.stream_callback(attempt_id, context.campaign_id)
+        return _xml(twiml.after_key(context, opted_out, settings.assistant_stream_url, callback))
 
     return routes
 

@@ -36,8 +36,12 @@ def for_answer(
     answered_by: str | None,
     stream_url: str | None,
     opt_out: OptOutKey | None = None,
+    stream_callback_url: str | None = None,
 ) -> str:
     """TwiML for an answered call: voicemail drop for a machine, else the assistant's stream.
+
+    ``stream_callback_url`` is where the stream reports (``stream-started``...): when it
+    started tells whether the person who answered was kept waiting (an abandoned call).
 
     With an opt-out key, the opening message is said inside a one-key ``<Gather>``: a key
     pressed while it plays goes to ``opt_out.action_url`` (:func:`after_key` answers it); with
@@ -71,11 +75,16 @@ def for_answer(
     elif said:
         response.say(opening)
     if stream_url is not None:
-        _connect(response, ctx, stream_url, opening_said=said)
+        _connect(response, ctx, stream_url, opening_said=said, callback_url=stream_callback_url)
     return str(response)
 
 
-def after_key(ctx: CallContext, opted_out: bool, stream_url: str | None) -> str:
+def after_key(
+    ctx: CallContext,
+    opted_out: bool,
+    stream_url: str | None,
+    stream_callback_url: str | None = None,
+) -> str:
     """TwiML answering a key pressed during the opening message: the opt-out's confirmation
     and the hang-up, or, for another key, the call going on to the assistant's stream (the
     opening message was said)."""
@@ -86,15 +95,33 @@ def after_key(ctx: CallContext, opted_out: bool, stream_url: str | None) -> str:
         response.say(OPTED_OUT_MESSAGE)
         response.hangup()
     elif stream_url is not None:
-        _connect(response, ctx, stream_url, opening_said=bool(ctx.opening_message))
+        _connect(
+            response,
+            ctx,
+            stream_url,
+            opening_said=bool(ctx.opening_message),
+            callback_url=stream_callback_url,
+        )
     return str(response)
 
 
-def _connect(response: Any, ctx: CallContext, stream_url: str, *, opening_said: bool) -> None:
+def _connect(
+    response: Any,
+    ctx: CallContext,
+    stream_url: str,
+    *,
+    opening_said: bool,
+    callback_url: str | None,
+) -> None:
     from twilio.twiml.voice_response import Connect
 
     connect = Connect()
-    stream = connect.stream(url=stream_url)
+    if callback_url is None:
+        stream = connect.stream(url=stream_url)
+    else:
+        stream = connect.stream(
+            url=stream_url, status_callback=callback_url, status_callback_method="POST"
+        )
     params = _parameters(ctx)
     params["opening_message_said"] = "true" if opening_said else "false"
     for name, value in params.items():

@@ -31,3 +31,7 @@ class WebhookUrls:
     def opt_out(self, attempt_id: int | str, campaign_id: str) -> str:
         """Where a key pressed during the opening message of one attempt's call goes."""
         return f"{self.root()}/{attempt_id}/opt_out?campaign={campaign_id}"
+
+    def stream_callback(self, attempt_id: int | str, campaign_id: str) -> str:
+        """Where the attempt's media stream reports that it started, stopped or failed."""
+        return f"{self.root()}/{attempt_id}/stream?campaign={campaign_id}"

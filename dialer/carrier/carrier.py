@@ -29,7 +29,6 @@ from dialer.carrier.delivery import CallbackStream, WebhookSender
 from dialer.carrier.params import (
     answer_params,
     callback_params,
-    stream_callback_of,
     stream_params,
 )
 from dialer.carrier.resources import TwilioApiError
@@ -266,7 +265,7 @@ class Carrier:
         assert self._sender is not None
         params = answer_params(call.sim, answered_by)
         document = await self._sender.fetch(url, params)
-        call.stream_callback = stream_callback_of(document) if document else None
+        call.stream_callback = twiml.stream_callback_of(document) if document else None
         key = self._config.keys.get(call.sim.to)
         if document is None or key is None or answered_by in MACHINE_ANSWERS:
             return

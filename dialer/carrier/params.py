@@ -3,7 +3,6 @@ AMD callbacks, and its request for the answer URL's TwiML."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from datetime import datetime
 
 from dialer.telephony.base import CallStatus
@@ -50,17 +49,6 @@ def stream_params(call: SimulatedCall, event: PlannedEvent, at: datetime) -> dic
     if event.stream_event == "stream-error":
         params["StreamError"] = "WebSocket connection failed"
     return params
-
-
-def stream_callback_of(twiml: str) -> str | None:
-    """The ``statusCallback`` of the first ``<Stream>`` of a TwiML answer, if any."""
-    try:
-        root = ET.fromstring(twiml)  # our own API's answer: a simulator's input
-    except ET.ParseError:
-        return None
-    for stream in root.iter("Stream"):
-        return stream.get("statusCallback")
-    return None
 
 
 def answer_params(call: SimulatedCall, answered_by: str | None = None) -> dict[str, str]:

@@ -43,12 +43,14 @@ def campaign_facts(campaign: Campaign, window: AllOf | None = None) -> CampaignF
 
 
 def recipient_facts(recipient: Recipient, *, suppressed: bool) -> RecipientFacts:
-    return RecipientFacts(recipient.phone_number, recipient.time_zone, suppressed)
+    return RecipientFacts(
+        recipient.phone_number, recipient.time_zone, suppressed, region=recipient.region
+    )
 
 
 def recipient_window_of(window: AllOf, recipient: Recipient) -> AllOf | NotCallable:
     """When this recipient may be dialed: the campaign's window and its legal hours."""
-    legal = legal_hours_for(recipient.phone_number, recipient.time_zone)
+    legal = legal_hours_for(recipient.phone_number, recipient.time_zone, region=recipient.region)
     if isinstance(legal, NotCallable):
         return legal
     return recipient_window(window, legal)

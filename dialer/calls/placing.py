@@ -236,7 +236,7 @@ def _lock_queued(session: Session, attempt_id: int) -> _Queued | None:
     row = session.execute(stmt, {"attempt_id": attempt_id}).one_or_none()
     if row is None:
         return None
-    attempt, campaign, tenant_limit, caller_limit, time_zone, suppressed, tenant_cps = row
+    attempt, campaign, tenant_limit, caller_limit, time_zone, region, suppressed, tenant_cps = row
     if attempt.status is not AttemptStatus.QUEUED:
         return None
     job = DialJob.of(
@@ -249,5 +249,5 @@ def _lock_queued(session: Session, attempt_id: int) -> _Queued | None:
         caller_limit=caller_limit,
         tenant_cps=tenant_cps,
     )
-    recipient = RecipientFacts(attempt.to_number, time_zone, bool(suppressed))
+    recipient = RecipientFacts(attempt.to_number, time_zone, bool(suppressed), region=region)
     return _Queued(job, campaign, recipient)

@@ -81,12 +81,13 @@ class CampaignFacts:
 
 @dataclass(frozen=True, slots=True)
 class RecipientFacts:
-    """What screening reads of a recipient: its number, its explicit zone, and whether the
-    number is on the tenant's do-not-call list now."""
+    """What screening reads of a recipient: its number, its explicit zone, whether the number
+    is on the tenant's do-not-call list now, and its explicit region (``US-FL``, ``FR``)."""
 
     phone_number: str
     time_zone: str | None
     suppressed: bool
+    region: str | None = None
 
 
 def screen_campaign(campaign: CampaignFacts, now: datetime) -> Decision:
@@ -119,7 +120,7 @@ def screen_recipient(recipient: RecipientFacts, campaign: CampaignFacts, now: da
     through at ``now``."""
     if recipient.suppressed:
         return Terminal(RecipientStatus.SUPPRESSED, ScreenReason.SUPPRESSED)
-    legal = legal_hours_for(recipient.phone_number, recipient.time_zone)
+    legal = legal_hours_for(recipient.phone_number, recipient.time_zone, region=recipient.region)
     if isinstance(legal, NotCallable):
         # A number's zones do not change: waiting would never make it callable.
         return Terminal(RecipientStatus.SKIPPED, ScreenReason(legal.reason))

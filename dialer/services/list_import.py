@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialer.db.models import ListState, RecipientList, RecipientListRejection
 from dialer.errors import InvalidPhoneNumber
 from dialer.phone import DEFAULT_REGION, to_e164
+from dialer.policy.places import parse_region
 from dialer.services import list_store
 from dialer.services.list_csv import CsvReader
 from dialer.services.list_store import Entry, Rejected
@@ -34,6 +35,9 @@ from dialer.services.recipients import DUPLICATE, INVALID_NUMBER, RecipientLike
 
 log = logging.getLogger(__name__)
 
+#: The CSV column that holds a recipient's region (not metadata).
+REGION_COLUMN = "region"
+INVALID_REGION = "invalid-region"
 #: Why a list failed when its import stopped before the end (process stopped or lost).
 INTERRUPTED = "interrupted"
 _FAILED_INTERNALLY = "internal error while importing (see the server's log)"
@@ -77,26 +81,42 @@ class Row:
     error: str | None = None
     #: The region a number without a ``+`` is a national number of.
     region: str = DEFAULT_REGION
+    #: The recipient's own region (``US-FL``, ``FR``) as given, checked on import.
+    explicit_region: str | None = None
 
 
 def csv_rows(reader: CsvReader, region: str = DEFAULT_REGION) -> Iterator[Row]:
-    """The rows of a CSV: ``phone_number`` and every other column as metadata; numbers
-    without a ``+`` are national numbers of ``region``."""
+    """The rows of a CSV: ``phone_number``, the recipient's ``region`` if that column is there
+    (empty: none), and every other column as metadata; numbers without a ``+`` are national
+    numbers of ``region``."""
     columns, phone_at = reader.columns, reader.phone_at
+    region_at = columns.index(REGION_COLUMN) if REGION_COLUMN in columns else None
     for row in reader.rows():
         if row.error is not None:
             yield Row(row.line, "", {}, {}, None, error=row.error)
             continue
         values = row.values
         metadata = {
-            c: v for i, (c, v) in enumerate(zip(columns, values, strict=True)) if i != phone_at
+            c: v
+            for i, (c, v) in enumerate(zip(columns, values, strict=True))
+            if i not in (phone_at, region_at)
         }
-        yield Row(row.line, values[phone_at], metadata, {}, None, region=region)
+        explicit = values[region_at].strip() or None if region_at is not None else None
+        yield Row(
+            row.line, values[phone_at], metadata, {}, None, region=region, explicit_region=explicit
+        )
 
 
 def json_rows(rows: Iterable[RecipientLike]) -> Iterator[Row]:
     for index, r in enumerate(rows):
-        yield Row(index, r.phone_number, r.metadata, r.assistant_overrides, r.time_zone)
+        yield Row(
+            index,
+            r.phone_number,
+            r.metadata,
+            r.assistant_overrides,
+            r.time_zone,
+            explicit_region=r.region,
+        )
 
 
 class _Abandoned(Exception):
@@ -209,12 +229,17 @@ def _take(chunk: _Chunk, seen: set[str], row: Row) -> None:
         reason = f"{INVALID_NUMBER}: {exc.reason}"
         chunk.rejections.append(_rejection(row.line, row.phone_number, reason))
         return
+    try:
+        region = None if row.explicit_region is None else str(parse_region(row.explicit_region))
+    except ValueError as exc:
+        chunk.rejections.append(_rejection(row.line, row.phone_number, f"{INVALID_REGION}: {exc}"))
+        return
     if number in seen:
         chunk.rejections.append(_rejection(row.line, row.phone_number, DUPLICATE))
         return
     seen.add(number)
     chunk.given.append((row.line, row.phone_number))
-    chunk.entries.append((number, row.metadata, row.assistant_overrides, row.time_zone))
+    chunk.entries.append((number, row.metadata, row.assistant_overrides, row.time_zone, region))
 
 
 def _rejection(line: int, given: str | None, reason: str) -> Rejected:

@@ -38,6 +38,8 @@ class RecipientLike(Protocol):
     def assistant_overrides(self) -> Mapping[str, Any]: ...
     @property
     def time_zone(self) -> str | None: ...
+    @property
+    def region(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,7 @@ def _add_chunk(
                     "metadata": dict(row.metadata),
                     "assistant_overrides": dict(row.assistant_overrides),
                     "time_zone": row.time_zone,
+                    "region": row.region,
                     "status": RecipientStatus.PENDING.value,
                     "attempt_count": 0,
                     "run_attempts": 0,
@@ -223,6 +226,7 @@ def attach_list(session: Session, campaign: Campaign, list_id: str, *, now: date
                 "metadata",
                 "assistant_overrides",
                 "time_zone",
+                "region",
                 "status",
                 "reason",
                 "attempt_count",
@@ -261,6 +265,7 @@ def _list_rows(campaign: Campaign, list_id: str, now: datetime) -> sa.Select[Any
             entries.c.metadata,
             entries.c.assistant_overrides,
             entries.c.time_zone,
+            entries.c.region,
             status,
             reason,
             sa.literal(0),

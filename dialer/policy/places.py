@@ -84,13 +84,34 @@ def number_facts(e164: str) -> NumberFacts:
     return NumberFacts(zones, Place(country, state))
 
 
-@lru_cache(maxsize=1024)
 def _state_of_area_code(npa: str) -> str | None:
-    """The state a US area code lies in, from the geocoder's description of the code."""
-    described = GEOCODE_DATA.get(f"1{npa}", {}).get("en", "")
+    return _area_code_states().get(npa)
+
+
+@lru_cache(maxsize=1)
+def _area_code_states() -> dict[str, str]:
+    """Each US area code that lies in one state, and that state: read once from the
+    geocoder's descriptions of the code, or else of every exchange in it (all in one state)."""
+    found: dict[str, set[str]] = {}
+    whole: dict[str, str] = {}
+    for prefix, names in GEOCODE_DATA.items():
+        if not prefix.startswith("1") or len(prefix) < 4:
+            continue
+        state = _state_named(names.get("en", ""))
+        if state is None:
+            continue
+        if len(prefix) == 4:
+            whole[prefix[1:]] = state
+        found.setdefault(prefix[1:4], set()).add(state)
+    by_exchange = {npa: states.pop() for npa, states in found.items() if len(states) == 1}
+    return {**by_exchange, **whole}
+
+
+def _state_named(described: str) -> str | None:
+    """``California``, ``San Francisco, CA`` -> the state's code; None for anything else."""
     if described in _US_STATES:
         return _US_STATES[described]
-    _, _, suffix = described.rpartition(", ")  # "San Francisco, CA"
+    _, _, suffix = described.rpartition(", ")
     return suffix if suffix in _US_CODES else None
 
 

@@ -55,7 +55,12 @@ def legal(number: str, tz: str | None = None, region: str | None = None) -> Lega
 # Which zones a call must be legal in: (number, explicit zone, zones checked).
 ZONES = [
     ("number alone", SF, None, ("America/Los_Angeles",)),
-    ("explicit zone among the number's narrows", TOLL_FREE, "America/Chicago", ("America/Chicago",)),
+    (
+        "explicit zone among the number's narrows",
+        TOLL_FREE,
+        "America/Chicago",
+        ("America/Chicago",),
+    ),
     ("explicit zone the same", SF, "America/Los_Angeles", ("America/Los_Angeles",)),
     (
         "explicit zone outside is checked with the number's",
@@ -67,7 +72,9 @@ ZONES = [
 ]
 
 
-@pytest.mark.parametrize(("number", "tz", "zones"), [r[1:] for r in ZONES], ids=[r[0] for r in ZONES])
+@pytest.mark.parametrize(
+    ("number", "tz", "zones"), [r[1:] for r in ZONES], ids=[r[0] for r in ZONES]
+)
 def test_explicit_zone_narrows_never_replaces(number: str, tz: str | None, zones: tuple) -> None:
     assert legal(number, tz).zones == zones
 
@@ -321,7 +328,11 @@ def test_an_operators_file_replaces_the_shipped_rules(tmp_path: Path) -> None:
 
 BAD_FILES = [
     ("not toml", "version = ", "not valid TOML"),
-    ("no version", '[default]\nhours = [{ start = "08:00", end = "21:00" }]', "version: Field required"),
+    (
+        "no version",
+        '[default]\nhours = [{ start = "08:00", end = "21:00" }]',
+        "version: Field required",
+    ),
     (
         "a place's field",
         'version = "1"\n[default]\nhours = [{ start = "08:00", end = "21:00" }]\n'
@@ -353,7 +364,9 @@ BAD_FILES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "message"), [r[1:] for r in BAD_FILES], ids=[r[0] for r in BAD_FILES])
+@pytest.mark.parametrize(
+    ("text", "message"), [r[1:] for r in BAD_FILES], ids=[r[0] for r in BAD_FILES]
+)
 def test_a_bad_rules_file_names_the_place_and_field(text: str, message: str) -> None:
     with pytest.raises(CallingRulesError, match="rules.toml: ") as caught:
         parse_rules(text, name="rules.toml")

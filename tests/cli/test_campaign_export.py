@@ -18,7 +18,7 @@ from dialer.db.models import CallAttempt
 from dialer.services.export import COLUMNS, ExportFormat, attempt_pages, export_text
 from tests.cli.conftest import CALLER, Dialer, create_campaign, numbers, tenant
 from tests.cli.running import scheduler_running, wait_completed
-from tests.e2e.fleet import zone_open_now
+from tests.e2e.fleet import place_open_now
 
 RETRY = {"max_attempts": 2, "backoff": {"kind": "fixed", "delay": "1s"}, "jitter": 0}
 
@@ -28,7 +28,7 @@ def finished(dialer: Dialer, engine: Engine) -> str:
     """A campaign of alice's, dialed to completion (some recipients twice)."""
     alice = tenant(engine, "alice", CALLER)
     campaign_id = create_campaign(
-        engine, alice, numbers(6), zone=zone_open_now(), retry_policy=RETRY
+        engine, alice, numbers(6, place=place_open_now()), zone=None, retry_policy=RETRY
     )
     assert dialer("campaign", "start", campaign_id, "--user-id", "alice").exit_code == 0
     with scheduler_running(engine, seed=11):

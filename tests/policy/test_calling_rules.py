@@ -368,7 +368,7 @@ BAD_FILES = [
     ("text", "message"), [r[1:] for r in BAD_FILES], ids=[r[0] for r in BAD_FILES]
 )
 def test_a_bad_rules_file_names_the_place_and_field(text: str, message: str) -> None:
-    with pytest.raises(CallingRulesError, match="rules.toml: ") as caught:
+    with pytest.raises(CallingRulesError, match=r"^rules\.toml: ") as caught:
         parse_rules(text, name="rules.toml")
     assert message in str(caught.value)
 

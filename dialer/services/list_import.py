@@ -31,13 +31,13 @@ from dialer.policy.places import parse_region
 from dialer.services import list_store
 from dialer.services.list_csv import CsvReader
 from dialer.services.list_store import Entry, Rejected
-from dialer.services.recipients import DUPLICATE, INVALID_NUMBER, RecipientLike
+from dialer.services.recipients import DUPLICATE, INVALID_NUMBER, INVALID_REGION, RecipientLike
 
 log = logging.getLogger(__name__)
 
 #: The CSV column that holds a recipient's region (not metadata).
 REGION_COLUMN = "region"
-INVALID_REGION = "invalid-region"
+
 #: Why a list failed when its import stopped before the end (process stopped or lost).
 INTERRUPTED = "interrupted"
 _FAILED_INTERNALLY = "internal error while importing (see the server's log)"
@@ -80,9 +80,9 @@ class Row:
     #: Why the row could not be read at all (bad quoting, wrong number of fields).
     error: str | None = None
     #: The region a number without a ``+`` is a national number of.
-    region: str = DEFAULT_REGION
-    #: The recipient's own region (``US-FL``, ``FR``) as given, checked on import.
-    explicit_region: str | None = None
+    number_region: str = DEFAULT_REGION
+    #: The recipient's own region (``US-FL``, ``FR``) as given, checked where it is added.
+    region: str | None = None
 
 
 def csv_rows(reader: CsvReader, region: str = DEFAULT_REGION) -> Iterator[Row]:
@@ -103,7 +103,7 @@ def csv_rows(reader: CsvReader, region: str = DEFAULT_REGION) -> Iterator[Row]:
         }
         explicit = values[region_at].strip() or None if region_at is not None else None
         yield Row(
-            row.line, values[phone_at], metadata, {}, None, region=region, explicit_region=explicit
+            row.line, values[phone_at], metadata, {}, None, number_region=region, region=explicit
         )
 
 
@@ -115,7 +115,7 @@ def json_rows(rows: Iterable[RecipientLike]) -> Iterator[Row]:
             r.metadata,
             r.assistant_overrides,
             r.time_zone,
-            explicit_region=r.region,
+            region=r.region,
         )
 
 
@@ -224,13 +224,13 @@ def _take(chunk: _Chunk, seen: set[str], row: Row) -> None:
         chunk.rejections.append(_rejection(row.line, None, f"malformed-row: {row.error}"))
         return
     try:
-        number = to_e164(row.phone_number, region=row.region)
+        number = to_e164(row.phone_number, region=row.number_region)
     except InvalidPhoneNumber as exc:
         reason = f"{INVALID_NUMBER}: {exc.reason}"
         chunk.rejections.append(_rejection(row.line, row.phone_number, reason))
         return
     try:
-        region = None if row.explicit_region is None else str(parse_region(row.explicit_region))
+        region = None if row.region is None else str(parse_region(row.region))
     except ValueError as exc:
         chunk.rejections.append(_rejection(row.line, row.phone_number, f"{INVALID_REGION}: {exc}"))
         return

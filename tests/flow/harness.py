@@ -277,6 +277,7 @@ class _Row:
     metadata: dict[str, Any] = field(default_factory=dict)
     assistant_overrides: dict[str, Any] = field(default_factory=dict)
     time_zone: str | None = "America/New_York"
+    region: str | None = None
 
 
 def numbers(n: int, start: int = 1000) -> list[str]:

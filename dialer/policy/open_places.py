@@ -22,17 +22,21 @@ _STEP = timedelta(minutes=10)
 
 @dataclass(frozen=True, slots=True)
 class OpenPlace:
-    """Numbers ``prefix`` + four digits: valid, and all in ``zone`` alone."""
+    """Numbers ``prefix`` + ``width`` digits from ``first`` on (``size`` of them): valid, and
+    all in ``zone`` alone."""
 
     name: str
     zone: str
     prefix: str
+    width: int = 4
+    first: int = 0
+    size: int = 10_000
 
     def number(self, index: int) -> str:
-        """The ``index``-th number of the place (0-9999)."""
-        if not 0 <= index < 10_000:
-            raise ValueError("a place has numbers 0 to 9999")
-        return f"{self.prefix}{index:04d}"
+        """The ``index``-th number of the place."""
+        if not 0 <= index < self.size:
+            raise ValueError(f"a place has numbers 0 to {self.size - 1}")
+        return f"{self.prefix}{self.first + index:0{self.width}d}"
 
 
 #: Around the globe: at any moment some of them are well inside their hours.
@@ -62,6 +66,23 @@ PLACES = (
 )
 
 
+#: Places of millions of numbers each (a whole exchange range), for the benchmarks.
+WIDE_PLACES = tuple(
+    OpenPlace(name, zone, prefix, width=7, first=2_000_000, size=3_000_000)
+    for name, zone, prefix in (
+        ("New York", "America/New_York", "+1212"),
+        ("Chicago", "America/Chicago", "+1312"),
+        ("Denver", "America/Denver", "+1303"),
+        ("Los Angeles", "America/Los_Angeles", "+1213"),
+        ("Honolulu", "Pacific/Honolulu", "+1808"),
+        ("London", "Europe/London", "+44207"),
+        ("Berlin", "Europe/Berlin", "+4930"),
+        ("Tokyo", "Asia/Tokyo", "+8135"),
+        ("Sydney", "Australia/Sydney", "+6129"),
+    )
+)
+
+
 def open_for(place: OpenPlace, now: datetime, rules: RuleBook | None = None) -> timedelta:
     """How long from ``now`` the place's calling hours stay open (0 if closed), up to a day."""
     legal = legal_hours_for(place.number(0), rules=rules)
@@ -78,10 +99,11 @@ def place_open(
     *,
     for_at_least: timedelta = timedelta(hours=2),
     rules: RuleBook | None = None,
+    places: tuple[OpenPlace, ...] = PLACES,
 ) -> OpenPlace:
-    """The place whose hours stay open longest from ``now``; AssertionError if even that one
-    closes within ``for_at_least``."""
-    best = max(PLACES, key=lambda p: open_for(p, now, rules))
+    """The place (of ``places``) whose hours stay open longest from ``now``; AssertionError
+    if even that one closes within ``for_at_least``."""
+    best = max(places, key=lambda p: open_for(p, now, rules))
     if open_for(best, now, rules) < for_at_least:
         raise AssertionError(f"no place stays open {for_at_least} from {now.isoformat()}")
     return best

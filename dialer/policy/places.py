@@ -59,7 +59,7 @@ class NumberFacts:
 
 def parse_region(text: str) -> Place:
     """``"US-FL"`` or ``"FR"`` as a place (upper-cased); ValueError saying what it takes."""
-    country, sep, subdivision = text.strip().upper().partition("-")
+    country, sep, subdivision = text.upper().partition("-")
     if len(country) != 2 or not country.isascii() or not country.isalpha():
         raise ValueError("an ISO 3166-1 country code (FR) or ISO 3166-2 subdivision (US-FL)")
     if sep and not (1 <= len(subdivision) <= 3 and subdivision.isascii() and subdivision.isalnum()):

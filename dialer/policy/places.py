@@ -19,7 +19,7 @@ import phonenumbers
 from phonenumbers import NumberParseException
 from phonenumbers.geodata import GEOCODE_DATA
 
-from dialer.phone import time_zones_for
+from dialer.phone import zones_of
 
 _US_STATES = {
     "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA",
@@ -70,11 +70,11 @@ def parse_region(text: str) -> Place:
 @lru_cache(maxsize=65_536)
 def number_facts(e164: str) -> NumberFacts:
     """The zones and place of an E.164 number (cached: a number's facts never change)."""
-    zones = time_zones_for(e164)
     try:
         number = phonenumbers.parse(e164, None)
     except NumberParseException:
-        return NumberFacts(zones, None)
+        return NumberFacts((), None)
+    zones = zones_of(number)
     country = phonenumbers.region_code_for_number(number)
     if not country or not country.isalpha():  # None, or "001" for non-geographic networks
         return NumberFacts(zones, None)

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import redis
 import sqlalchemy as sa
-from _shared import callable_zone, own_number
+from _shared import callable_place, own_number
 
 from dialer.api.schemas.recipients import RecipientIn
 from dialer.clock import utc_now
@@ -51,7 +51,7 @@ def create_campaign(
     engine = sa.create_engine(url)
     sessions = session_factory(engine)
     now = utc_now()
-    zone = callable_zone()
+    place = callable_place()
     with sessions() as session, session.begin():
         tenant = tenancy.ensure_tenant(session, name, now=now)
         campaign, _ = campaigns.create(
@@ -66,10 +66,7 @@ def create_campaign(
                 "speech_settings": {},
             },
             now=now,
-            recipients=[
-                RecipientIn(phone_number=f"+1212{2000000 + i}", time_zone=zone)
-                for i in range(recipients)
-            ],
+            recipients=[RecipientIn(phone_number=place.number(i)) for i in range(recipients)],
         )
         ids = campaign.id, tenant.id
     engine.dispose()

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import redis
 import sqlalchemy as sa
-from _shared import REDIS, callable_zone, own_number, scratch_database
+from _shared import REDIS, callable_place, own_number, scratch_database
 from sqlalchemy.orm import Session
 
 from dialer.calls import counters
@@ -69,6 +69,7 @@ def _fill(url: str, size: int) -> str:
     """A running campaign of ``size`` recipients, inserted server-side."""
     engine = make_engine(url)
     now = datetime.now(UTC)
+    place = callable_place()
     from dialer.db.engine import session_factory
 
     with session_factory(engine)() as session, session.begin():
@@ -92,11 +93,17 @@ def _fill(url: str, size: int) -> str:
             sa.text(
                 "INSERT INTO recipients (campaign_id, phone_number, metadata, assistant_overrides,"
                 " time_zone, status, attempt_count, run_attempts, next_attempt_at, created_at,"
-                " updated_at) SELECT :cid, '+1212' || (2000000 + i)::text, '{}'::jsonb,"
-                " '{}'::jsonb, :zone, 'pending', 0, 0, :now, :now, :now"
+                " updated_at) SELECT :cid, :prefix || (:first + i)::text, '{}'::jsonb,"
+                " '{}'::jsonb, NULL, 'pending', 0, 0, :now, :now, :now"
                 " FROM generate_series(1, :n) AS i"
             ),
-            {"cid": campaign_id, "zone": callable_zone(), "now": now, "n": size},
+            {
+                "cid": campaign_id,
+                "prefix": place.prefix,
+                "first": place.first,
+                "now": now,
+                "n": size,
+            },
         )
         _compliance(session, tenant.id, size, now)
         counters.recount(session, campaign_id)

@@ -59,7 +59,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import redis
 import sqlalchemy as sa
 from _server import Server, free_port, server
-from _shared import REDIS, callable_zone, own_number, scratch_database
+from _shared import REDIS, callable_place, own_number, scratch_database
 from fastapi import FastAPI
 from fastapi import Request as HttpRequest
 from fastapi.responses import Response
@@ -339,7 +339,7 @@ def seed(url: str, redis_url: str, count: int) -> list[Call]:
     """``count`` calls in flight: running campaigns of ``CAMPAIGN_CALLS`` recipients, each
     attempt claimed and dialed through the dialer's own dial path (slots held in Redis)."""
     now = utc_now()
-    zone = callable_zone()
+    place = callable_place()
     settings = Settings(database_url=url, redis_url=redis_url, calls_per_second=10_000)
     client = redis.Redis.from_url(redis_url)
     runtime = build_runtime(
@@ -370,8 +370,7 @@ def seed(url: str, redis_url: str, count: int) -> list[Call]:
                     },
                     now=now,
                     recipients=[
-                        RecipientIn(phone_number=f"+1212{2000000 + first + i}", time_zone=zone)
-                        for i in range(size)
+                        RecipientIn(phone_number=place.number(first + i)) for i in range(size)
                     ],
                 )
                 campaigns.act(session, tenant.id, campaign.id, CampaignAction.START, now=now)

@@ -14,8 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -27,23 +26,15 @@ from dialer.db.migrate import upgrade
 from dialer.db.models import Campaign, Recipient
 from dialer.errors import Conflict
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus
+from dialer.policy.open_places import OpenPlace, place_open
 from dialer.runtime import Runtime, embedded_runtime
 from dialer.services import campaigns, phone_numbers, suppression, tenancy
 from dialer.settings import Settings
 from scheduler.loop import SchedulerLoop
 
 DEMO_USER = "demo"
-#: Zones tried for the demo's recipients; those inside legal hours right now are used.
-ZONES = (
-    "America/New_York",
-    "America/Los_Angeles",
-    "Europe/London",
-    "Europe/Berlin",
-    "Asia/Kolkata",
-    "Asia/Tokyo",
-    "Australia/Sydney",
-    "Pacific/Honolulu",
-)
+#: The demo's recipients are of a place whose calling hours stay open at least this long.
+OPEN_FOR = timedelta(hours=1)
 CALLER = "+14155550100"
 SUPPRESSED = "+13035550199"
 MAX_CONCURRENCY = 5
@@ -61,27 +52,14 @@ class DemoResult:
     peak_in_flight: int
 
 
-def _callable_zone(now: datetime) -> str:
-    for name in ZONES:
-        if 9 <= now.astimezone(ZoneInfo(name)).hour < 20:
-            return name
-    return ZONES[0]
-
-
-def _recipients(zone: str, n: int) -> list[RecipientIn]:
+def _recipients(place: OpenPlace, n: int) -> list[RecipientIn]:
     rows = [
-        RecipientIn(
-            phone_number=f"+1212555{1000 + i:04d}",
-            metadata={"first_name": f"Guest {i}"},
-            time_zone=zone,
-        )
+        RecipientIn(phone_number=place.number(1000 + i), metadata={"first_name": f"Guest {i}"})
         for i in range(n)
     ]
     # No time zone is known for a satellite number: skipped, with that reason.
     rows.append(RecipientIn(phone_number="+870 301 234 567", metadata={"first_name": "Sat"}))
-    rows.append(
-        RecipientIn(phone_number=SUPPRESSED, metadata={"first_name": "Dee"}, time_zone=zone)
-    )
+    rows.append(RecipientIn(phone_number=SUPPRESSED, metadata={"first_name": "Dee"}))
     return rows
 
 
@@ -123,7 +101,8 @@ def _create(
     runtime: Runtime, echo: Callable[[str], None], recipients: int, now: datetime
 ) -> tuple[str, str]:
     """The demo's tenant, do-not-call entry and campaign; returns (campaign id, tenant id)."""
-    zone = _callable_zone(now)
+    # Numbers of a place inside its calling hours now (the real rules: weekly hours, holidays).
+    place = place_open(now, for_at_least=OPEN_FOR)
     with runtime.sessions() as session, session.begin():
         tenant_id = tenancy.ensure_tenant(session, DEMO_USER, now=now).id
         suppression.add(
@@ -151,13 +130,13 @@ def _create(
                 "machine_detection_timeout_seconds": 30,
             },
             now=now,
-            recipients=_recipients(zone, recipients),
+            recipients=_recipients(place, recipients),
         )
         campaign_id = campaign.id
     for rejection in batch.rejected if batch else []:
         echo(f"not added: {rejection.phone_number} ({rejection.reason})")
     echo(f"campaign {campaign_id}: {recipients + 2} recipients, max_concurrency {MAX_CONCURRENCY}")
-    echo(f"recipients called in {zone} (inside legal hours now)")
+    echo(f"recipients called in {place.name}, {place.zone} (inside its calling hours now)")
     return campaign_id, tenant_id
 
 

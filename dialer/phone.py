@@ -59,6 +59,10 @@ def region_code(raw: str, *, field: str = "default_region") -> str:
 
 def time_zones_for(e164: str) -> tuple[str, ...]:
     """Every IANA zone the number may ring in; empty when it cannot be told."""
-    number = phonenumbers.parse(e164, None)
+    return zones_of(phonenumbers.parse(e164, None))
+
+
+def zones_of(number: phonenumbers.PhoneNumber) -> tuple[str, ...]:
+    """:func:`time_zones_for` of a number already parsed."""
     zones = number_timezones.time_zones_for_number(number)
     return tuple(sorted(z for z in zones if z != _UNKNOWN_ZONE))

@@ -8,6 +8,7 @@ in the code reads the environment. Invalid values fail at start-up with a
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -262,6 +263,11 @@ class Settings(BaseSettings):
         description="Share of simulated calls whose end is never reported (a lost terminal "
         "callback), to try the provider sweep.",
     )
+    calling_rules_file: Path | None = Field(
+        default=None,
+        description="A TOML file of calling hours by place (the format of the shipped "
+        "dialer/policy/rules/calling_rules.toml) used instead of the shipped rules.",
+    )
     simulator_numbers: str | None = Field(
         default=None,
         description="Comma-separated numbers the simulator's account owns: the only ones it "
@@ -283,6 +289,19 @@ class Settings(BaseSettings):
             except ValidationError as exc:
                 raise ValueError(f"{raw.strip()!r}: {exc.reason}") from None
         return ",".join(numbers)
+
+    @field_validator("calling_rules_file", mode="before")
+    @classmethod
+    def _calling_rules(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        from dialer.policy.calling_rules import CallingRulesError, load_rules
+
+        try:
+            load_rules(Path(value))
+        except CallingRulesError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("log_format", "metrics_port", mode="before")
     @classmethod

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dialer.errors import ConfigurationError
+from dialer.policy import calling_rules
 from dialer.settings import DEFAULT_DATABASE_URL, ProviderName, load_settings
 
 
@@ -145,3 +148,36 @@ def test_a_unix_socket_redis_works_beside_a_broker_of_its_own(
     monkeypatch.setenv("DIALER_REDIS_URL", "unix:///run/redis.sock")
     monkeypatch.setenv("DIALER_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
     assert load_settings().broker_url == "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def test_a_calling_rules_file_is_checked_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('version = "x"\n[default]\nhours = [{ start = "9am", end = "21:00" }]\n')
+    monkeypatch.setenv("DIALER_CALLING_RULES_FILE", str(rules))
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert "DIALER_CALLING_RULES_FILE" in str(caught.value)
+    assert "default.hours.0.start" in str(caught.value)
+    monkeypatch.setenv("DIALER_CALLING_RULES_FILE", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigurationError, match="cannot be read"):
+        load_settings()
+    rules.write_text('version = "x"\n[default]\nhours = [{ start = "09:00", end = "21:00" }]\n')
+    monkeypatch.setenv("DIALER_CALLING_RULES_FILE", str(rules))
+    assert load_settings().calling_rules_file == rules
+
+
+def test_the_rules_named_by_the_settings_are_the_ones_screened_with(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        'version = "ours-1"\n[default]\nhours = [{ start = "09:00", end = "17:00" }]\n'
+    )
+    try:
+        calling_rules.configure(load_settings(calling_rules_file=rules).calling_rules_file)
+        assert calling_rules.active_rules().version == "ours-1"
+    finally:
+        calling_rules.use_rules(None)
+    assert calling_rules.active_rules().version == calling_rules.load_rules().version

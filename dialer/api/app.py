@@ -32,6 +32,7 @@ from dialer.clock import utc_now
 from dialer.concurrency.connection import open_redis
 from dialer.db.engine import make_engine, session_factory
 from dialer.observability.processes import api_scrape
+from dialer.policy import calling_rules
 from dialer.runtime import Runtime, api_runtime
 from dialer.settings import Settings
 from dialer.telephony.base import TelephonyProvider
@@ -72,6 +73,7 @@ def create_app(
 
     Each provider package's webhook routes are mounted under ``/webhooks/<provider>/``.
     """
+    calling_rules.configure(settings.calling_rules_file)
     if engine is None:
         engine = make_engine(
             settings.database_url, pool_size=DB_POOL_SIZE, max_overflow=0, pool_timeout=30

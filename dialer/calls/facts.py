@@ -57,13 +57,18 @@ def recipient_facts(
     contacts: ContactHistory = NO_CONTACT,
 ) -> RecipientFacts:
     return RecipientFacts(
-        recipient.phone_number, recipient.time_zone, suppressed, has_consent, contacts
+        recipient.phone_number,
+        recipient.time_zone,
+        suppressed,
+        has_consent,
+        contacts,
+        region=recipient.region,
     )
 
 
 def recipient_window_of(window: AllOf, recipient: Recipient) -> AllOf | NotCallable:
     """When this recipient may be dialed: the campaign's window and its legal hours."""
-    legal = legal_hours_for(recipient.phone_number, recipient.time_zone)
+    legal = legal_hours_for(recipient.phone_number, recipient.time_zone, region=recipient.region)
     if isinstance(legal, NotCallable):
         return legal
     return recipient_window(window, legal)

@@ -266,8 +266,8 @@ def _lock_queued(
     row = session.execute(stmt, {"attempt_id": attempt_id, "now": now}).one_or_none()
     if row is None:
         return None
-    attempt, campaign, tenant_limit, caller_limit, time_zone, suppressed, tenant_cps = row[:7]
-    consented, *tenant_caps = row[7:]
+    attempt, campaign, tenant_limit, caller_limit, time_zone, region, suppressed = row[:7]
+    tenant_cps, consented, *tenant_caps = row[7:]
     if attempt.status is not AttemptStatus.QUEUED:
         return None
     job = DialJob.of(
@@ -280,7 +280,9 @@ def _lock_queued(
         caller_limit=caller_limit,
         tenant_cps=tenant_cps,
     )
-    recipient = RecipientFacts(attempt.to_number, time_zone, bool(suppressed), bool(consented))
+    recipient = RecipientFacts(
+        attempt.to_number, time_zone, bool(suppressed), bool(consented), region=region
+    )
     caps = contacts.caps_of(
         (tenant_caps[0], tenant_caps[1], tenant_caps[2]), campaign.frequency_caps, default_caps
     )

@@ -176,6 +176,7 @@ JOB_READ = (
         Tenant.max_concurrency,
         CallerNumber.max_concurrency,
         Recipient.time_zone,
+        Recipient.region,
         suppressed_number(Campaign.tenant_id, Recipient),
         Tenant.max_cps,
         consented_number(Campaign.tenant_id, Recipient, sa.bindparam("now")),

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session, SessionTransaction
 from dialer.db.models import Campaign, ConsentRecord, Recipient, RecipientDecision
 from dialer.policy.attempt_state import RecipientStatus
 from dialer.policy.calling_hours import NotCallable, legal_hours_for
+from dialer.policy.legal_hours import explain
 from dialer.policy.screen import Decision, Deferred, Terminal
-from dialer.policy.windows import zone
 
 _PENDING = "dialer.timeline"
 _TABLE = cast(sa.Table, RecipientDecision.__table__)
@@ -51,12 +51,6 @@ class Kind(StrEnum):
 
 #: ``reason`` of a :attr:`Kind.RESET` row.
 NEW_RUN = "new-run"
-
-
-def rules_version() -> str | None:
-    """The version of the calling-rules file a decision was made under; recorded with every
-    dial (``facts["rules_version"]``). None until the rules file carries a version."""
-    return None
 
 
 def note(
@@ -124,15 +118,17 @@ def changes(recipient: Recipient, decision: Deferred) -> bool:
 
 
 def dial_facts(recipient: Recipient, now: datetime) -> dict[str, Any]:
-    """What a dial was checked against: every zone the number may be in and its local time
-    at the dial, the rules file's version and the consent record used."""
-    legal = legal_hours_for(recipient.phone_number, recipient.time_zone)
-    zones = () if isinstance(legal, NotCallable) else legal.zones
+    """What a dial was checked against: every zone the number may be in with its local time
+    at the dial, the rule of its place applied there and whether the day was a holiday
+    (:func:`~dialer.policy.legal_hours.explain`), the rules file's version, and the consent
+    record used (filled at the commit)."""
+    legal = legal_hours_for(recipient.phone_number, recipient.time_zone, region=recipient.region)
+    if isinstance(legal, NotCallable):
+        return {"zones": [], "rules_version": None, "consent": None}
+    checked = explain(legal, now)
     return {
-        "zones": [
-            {"zone": name, "local_time": now.astimezone(zone(name)).isoformat()} for name in zones
-        ],
-        "rules_version": rules_version(),
+        "zones": checked["checks"],
+        "rules_version": checked["rules_version"],
         # Filled as the transaction commits, for all of its dials at once (_consents_used).
         "consent": None,
     }

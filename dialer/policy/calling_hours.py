@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
-from pydantic.config import JsonDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from dialer.phone import time_zones_for
-from dialer.policy.windows import (
-    WEEKDAYS,
-    AllOf,
-    Between,
-    LegalHours,
-    WeeklyHours,
-    Window,
-    parse_hours,
-    zone,
-)
+from dialer.policy.calling_rules import RuleBook, active_rules
+from dialer.policy.hours_spec import HoursSpec
+from dialer.policy.legal_hours import LegalHours, PlaceHours
+from dialer.policy.places import Place, candidate_zones, number_facts, parse_region, rule_places
+from dialer.policy.windows import AllOf, Between, WeeklyHours, Window, parse_hours, zone
 
 #: Reasons a recipient cannot be called at all (stored on the recipient as it is skipped).
 UNKNOWN_TIME_ZONE = "unknown-time-zone"
@@ -28,6 +22,10 @@ UNKNOWN_TIME_ZONE = "unknown-time-zone"
 def _valid_zone(name: str) -> str:
     zone(name)
     return name
+
+
+def _valid_region(text: str) -> str:
+    return str(parse_region(text))
 
 
 #: An IANA zone name. The schema gives its shape; the zone database is checked on input
@@ -45,36 +43,20 @@ TimeZoneName = Annotated[
         }
     ),
 ]
-WallTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")]
-#: A start of hours: a wall time before 24:00 (stated in the schema; checked below).
-_START_SCHEMA: JsonDict = {"pattern": r"^([01]\d|2[0-3]):[0-5]\d$"}
-
-
-class HoursSpec(BaseModel):
-    """One row of weekly hours, e.g. ``{"days": ["mon", "fri"], "start": "09:00", "end": "17:00"}``.
-
-    ``end`` at or before ``start`` crosses midnight; ``"24:00"`` ends at midnight.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    days: tuple[str, ...] = Field(
-        default=WEEKDAYS,
-        min_length=1,
-        max_length=7,
-        json_schema_extra={"items": {"type": "string", "enum": list(WEEKDAYS)}},
-    )
-    start: WallTime = Field(json_schema_extra=_START_SCHEMA)
-    end: WallTime
-
-    @model_validator(mode="after")
-    def _check(self) -> HoursSpec:
-        unknown = sorted({d for d in self.days if d not in WEEKDAYS})
-        if unknown:
-            raise ValueError(f"unknown day(s) {unknown}; use {', '.join(WEEKDAYS)}")
-        if self.start == "24:00":
-            raise ValueError("start must be a wall time before 24:00")
-        return self
+#: Where a recipient is: an ISO 3166-1 country (``FR``) or ISO 3166-2 subdivision (``US-FL``).
+RegionCode = Annotated[
+    str,
+    AfterValidator(_valid_region),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 2,
+            "maxLength": 6,
+            "pattern": "^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$",
+            "x-server-checks": "an ISO 3166-1 country or ISO 3166-2 subdivision, e.g. US-FL",
+        }
+    ),
+]
 
 
 class WeeklyScheduleSpec(BaseModel):
@@ -96,14 +78,41 @@ class NotCallable:
     reason: str
 
 
-def legal_hours_for(e164: str, explicit_tz: str | None = None) -> LegalHours | NotCallable:
-    """The recipient's legal hours: in its explicit zone, else in every zone its number maps to."""
-    if explicit_tz:
-        return LegalHours((explicit_tz,))
-    zones = time_zones_for(e164)
+def legal_hours_for(
+    e164: str,
+    explicit_tz: str | None = None,
+    *,
+    region: str | None = None,
+    rules: RuleBook | None = None,
+) -> LegalHours | NotCallable:
+    """The recipient's legal hours: the rules of its place(s) in every zone it may ring in.
+
+    An explicit zone among the number's zones narrows them to it; one outside them is checked
+    together with them; it stands alone only for a number that maps to no zone. An explicit
+    ``region`` narrows the number's place the same way, and adds its rules when it contradicts
+    the number. ``rules``: the process's rules (:func:`~dialer.policy.calling_rules.active_rules`)
+    when None.
+    """
+    facts = number_facts(e164)
+    zones = candidate_zones(facts, explicit_tz)
     if not zones:
         return NotCallable(UNKNOWN_TIME_ZONE)
-    return LegalHours(zones)
+    return _compiled(zones, rule_places(facts, region), rules or active_rules())
+
+
+@lru_cache(maxsize=8192)
+def _compiled(
+    zones: tuple[str, ...], places: tuple[Place | None, ...], rules: RuleBook
+) -> LegalHours:
+    """Legal hours per (zones, places, rule book): built once, shared by every recipient."""
+    checks = []
+    for tz in zones:
+        for place in places:
+            rule = rules.rule_for(
+                place.country if place else None, place.subdivision if place else None
+            )
+            checks.append(PlaceHours(tz, rule, place))
+    return LegalHours(tuple(dict.fromkeys(checks)), rules.version)
 
 
 def campaign_window(

@@ -102,14 +102,15 @@ class CampaignFacts:
 class RecipientFacts:
     """What screening reads of a recipient: its number, its explicit zone, whether the
     number is on the tenant's do-not-call list now, whether it has a consent record (read
-    only when the campaign requires consent), and its contacts across the tenant's campaigns
-    (read only when a frequency cap holds)."""
+    only when the campaign requires consent), its contacts across the tenant's campaigns
+    (read only when a frequency cap holds), and its explicit region (``US-FL``, ``FR``)."""
 
     phone_number: str
     time_zone: str | None
     suppressed: bool
     has_consent: bool = False
     contacts: ContactHistory = NO_CONTACT
+    region: str | None = None
 
 
 def screen_campaign(campaign: CampaignFacts, now: datetime) -> Decision:
@@ -144,7 +145,7 @@ def screen_recipient(recipient: RecipientFacts, campaign: CampaignFacts, now: da
         return Terminal(RecipientStatus.SUPPRESSED, ScreenReason.SUPPRESSED)
     if campaign.require_consent and not recipient.has_consent:
         return Terminal(RecipientStatus.SKIPPED, ScreenReason.NO_CONSENT)
-    legal = legal_hours_for(recipient.phone_number, recipient.time_zone)
+    legal = legal_hours_for(recipient.phone_number, recipient.time_zone, region=recipient.region)
     if isinstance(legal, NotCallable):
         # A number's zones do not change: waiting would never make it callable.
         return Terminal(RecipientStatus.SKIPPED, ScreenReason(legal.reason))

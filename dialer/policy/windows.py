@@ -17,19 +17,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cached_property
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dialer.clock import as_utc
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-#: US rule: calls only 08:00-21:00 at the recipient's location.
-LEGAL_START = time(8, 0)
-LEGAL_END = time(21, 0)
 #: A week and a day covers every weekly pattern; a search past it finds nothing new.
 _PERIODIC_HORIZON = timedelta(days=8)
-_INTERSECTION_HORIZON = timedelta(days=16)
+#: How far an intersection searches for a common opening: past a month of weekly hours, holiday
+#: closures (four days in a row in places) and a campaign's own weekly hours, none comes.
+_INTERSECTION_HORIZON = timedelta(days=35)
 
 
 class Window(Protocol):
@@ -109,23 +107,24 @@ class WeeklyHours:
                 for fold in (0, 1):
                     local = datetime.combine(day, hours.start, self._zone).replace(fold=fold)
                     yield local.astimezone(UTC)
-            yield from self._transitions(day)
+            yield from offset_changes(day, self._zone)
 
-    def _transitions(self, day: date) -> Iterator[datetime]:
-        """Instants on local ``day`` where the zone's UTC offset changes (to the second)."""
-        lo = _local_midnight_utc(day, self._zone)
-        hi = _local_midnight_utc(day + timedelta(days=1), self._zone)
-        if lo.astimezone(self._zone).utcoffset() == hi.astimezone(self._zone).utcoffset():
-            return
-        before = lo.astimezone(self._zone).utcoffset()
-        while hi - lo > timedelta(seconds=1):
-            mid = lo + (hi - lo) / 2
-            if mid.astimezone(self._zone).utcoffset() == before:
-                lo = mid
-            else:
-                hi = mid
-        # Offsets change on whole seconds, and ``hi`` lies within a second after the change.
-        yield hi.replace(microsecond=0)
+
+def offset_changes(day: date, tz: ZoneInfo) -> Iterator[datetime]:
+    """Instants on local ``day`` where the zone's UTC offset changes (to the second)."""
+    lo = _local_midnight_utc(day, tz)
+    hi = _local_midnight_utc(day + timedelta(days=1), tz)
+    if lo.astimezone(tz).utcoffset() == hi.astimezone(tz).utcoffset():
+        return
+    before = lo.astimezone(tz).utcoffset()
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(tz).utcoffset() == before:
+            lo = mid
+        else:
+            hi = mid
+    # Offsets change on whole seconds, and ``hi`` lies within a second after the change.
+    yield hi.replace(microsecond=0)
 
 
 def _local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:
@@ -180,29 +179,6 @@ class AllOf:
             else:
                 return moment
         return None
-
-
-@dataclass(frozen=True)
-class LegalHours:
-    """Recipient-local legal hours, required in every zone the number may be in."""
-
-    zones: tuple[str, ...]
-    start: time = LEGAL_START
-    end: time = LEGAL_END
-
-    def __post_init__(self) -> None:
-        if not self.zones:
-            raise ValueError("legal hours need at least one time zone")
-
-    @cached_property
-    def _window(self) -> AllOf:
-        return AllOf(tuple(WeeklyHours.every_day(tz, self.start, self.end) for tz in self.zones))
-
-    def allows(self, now: datetime) -> bool:
-        return self._window.allows(now)
-
-    def next_open(self, now: datetime) -> datetime | None:
-        return self._window.next_open(now)
 
 
 def parse_hours(

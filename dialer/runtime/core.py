@@ -40,6 +40,7 @@ from dialer.clock import utc_now
 from dialer.concurrency.stores import ConcurrencyStores
 from dialer.db.engine import make_engine, session_factory
 from dialer.observability import context, metrics
+from dialer.policy import calling_rules
 from dialer.policy.health import limits_from as health_limits
 from dialer.queue.base import TaskQueue
 from dialer.settings import Settings
@@ -227,6 +228,7 @@ def build_runtime(
     Without ``provider``, the configured provider's package builds one; a provider that
     reports in process (the simulator) gets event lanes, read into this runtime.
     """
+    calling_rules.configure(settings.calling_rules_file)
     engine = engine or make_engine(settings.database_url)
     sessions = session_factory(engine)
     package = provider_package(settings.provider)

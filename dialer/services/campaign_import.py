@@ -127,9 +127,10 @@ def _add_chunk(
 def _in_its_region(row: Row) -> Row:
     """The row with its number in E.164 when it reads as one in the row's region (a national
     number of ``--default-region``); as it is otherwise, for the batch to reject it."""
-    if row.region == DEFAULT_REGION:
+    if row.number_region == DEFAULT_REGION:
         return row
     try:
-        return dataclasses.replace(row, phone_number=to_e164(row.phone_number, region=row.region))
+        number = to_e164(row.phone_number, region=row.number_region)
+        return dataclasses.replace(row, phone_number=number)
     except InvalidPhoneNumber:
         return row

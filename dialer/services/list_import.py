@@ -27,12 +27,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialer.db.models import ListState, RecipientList, RecipientListRejection
 from dialer.errors import InvalidPhoneNumber
 from dialer.phone import DEFAULT_REGION, to_e164
+from dialer.policy.places import parse_region
 from dialer.services import consent, list_store
 from dialer.services.list_csv import CsvReader
 from dialer.services.list_store import Entry, Rejected
-from dialer.services.recipients import DUPLICATE, INVALID_NUMBER, RecipientLike, consent_of
+from dialer.services.recipients import (
+    DUPLICATE,
+    INVALID_NUMBER,
+    INVALID_REGION,
+    RecipientLike,
+    consent_of,
+)
 
 log = logging.getLogger(__name__)
+
+#: The CSV column that holds a recipient's region (not metadata).
+REGION_COLUMN = "region"
 
 #: Why a list failed when its import stopped before the end (process stopped or lost).
 INTERRUPTED = "interrupted"
@@ -76,16 +86,19 @@ class Row:
     #: Why the row could not be read at all (bad quoting, wrong number of fields).
     error: str | None = None
     #: The region a number without a ``+`` is a national number of.
-    region: str = DEFAULT_REGION
+    number_region: str = DEFAULT_REGION
+    #: The recipient's own region (``US-FL``, ``FR``) as given, checked where it is added.
+    region: str | None = None
     #: Consent to record for the number (CSV: the ``consent_*`` columns).
     consent: consent.ConsentLike | None = None
 
 
 def csv_rows(reader: CsvReader, region: str = DEFAULT_REGION) -> Iterator[Row]:
-    """The rows of a CSV: ``phone_number``, the ``consent_*`` columns as the number's consent,
-    and every other column as metadata; numbers without a ``+`` are national numbers of
-    ``region``."""
+    """The rows of a CSV: ``phone_number``, the recipient's ``region`` if that column is there
+    (empty: none), the ``consent_*`` columns as the number's consent, and every other column
+    as metadata; numbers without a ``+`` are national numbers of ``region``."""
     columns, phone_at = reader.columns, reader.phone_at
+    region_at = columns.index(REGION_COLUMN) if REGION_COLUMN in columns else None
     consent_columns = [c for c in consent.CSV_COLUMNS if c in columns]
     for row in reader.rows():
         if row.error is not None:
@@ -93,7 +106,9 @@ def csv_rows(reader: CsvReader, region: str = DEFAULT_REGION) -> Iterator[Row]:
             continue
         values = row.values
         metadata = {
-            c: v for i, (c, v) in enumerate(zip(columns, values, strict=True)) if i != phone_at
+            c: v
+            for i, (c, v) in enumerate(zip(columns, values, strict=True))
+            if i not in (phone_at, region_at)
         }
         given = None
         if consent_columns:
@@ -104,7 +119,17 @@ def csv_rows(reader: CsvReader, region: str = DEFAULT_REGION) -> Iterator[Row]:
                 continue
             for name in consent_columns:
                 del metadata[name]
-        yield Row(row.line, values[phone_at], metadata, {}, None, region=region, consent=given)
+        explicit = values[region_at].strip() or None if region_at is not None else None
+        yield Row(
+            row.line,
+            values[phone_at],
+            metadata,
+            {},
+            None,
+            number_region=region,
+            region=explicit,
+            consent=given,
+        )
 
 
 def json_rows(rows: Iterable[RecipientLike]) -> Iterator[Row]:
@@ -115,6 +140,7 @@ def json_rows(rows: Iterable[RecipientLike]) -> Iterator[Row]:
             r.metadata,
             r.assistant_overrides,
             r.time_zone,
+            region=r.region,
             consent=consent_of(r),
         )
 
@@ -226,10 +252,15 @@ def _take(chunk: _Chunk, seen: set[str], row: Row) -> None:
         chunk.rejections.append(_rejection(row.line, None, f"malformed-row: {row.error}"))
         return
     try:
-        number = to_e164(row.phone_number, region=row.region)
+        number = to_e164(row.phone_number, region=row.number_region)
     except InvalidPhoneNumber as exc:
         reason = f"{INVALID_NUMBER}: {exc.reason}"
         chunk.rejections.append(_rejection(row.line, row.phone_number, reason))
+        return
+    try:
+        region = None if row.region is None else str(parse_region(row.region))
+    except ValueError as exc:
+        chunk.rejections.append(_rejection(row.line, row.phone_number, f"{INVALID_REGION}: {exc}"))
         return
     if row.consent is not None:
         chunk.consents.append((number, row.consent))
@@ -238,7 +269,7 @@ def _take(chunk: _Chunk, seen: set[str], row: Row) -> None:
         return
     seen.add(number)
     chunk.given.append((row.line, row.phone_number))
-    chunk.entries.append((number, row.metadata, row.assistant_overrides, row.time_zone))
+    chunk.entries.append((number, row.metadata, row.assistant_overrides, row.time_zone, region))
 
 
 def _rejection(line: int, given: str | None, reason: str) -> Rejected:

@@ -19,14 +19,15 @@ from sqlalchemy.orm import Session
 from dialer.db.bulk import insert_ignoring_conflicts_on
 from dialer.db.models import RecipientListEntry, RecipientListRejection
 
-#: (E.164 number, metadata, assistant overrides, time zone)
-Entry = tuple[str, Mapping[str, Any], Mapping[str, Any], str | None]
+#: (E.164 number, metadata, assistant overrides, time zone, region)
+Entry = tuple[str, Mapping[str, Any], Mapping[str, Any], str | None, str | None]
 #: (row, number as given or None, reason)
 Rejected = tuple[int, str | None, str]
 
 _PG_ENTRIES = """
-INSERT INTO recipient_list_entries (list_id, phone_number, metadata, assistant_overrides, time_zone)
-SELECT %s, e->>0, e->1, e->2, e->>3 FROM jsonb_array_elements(%s::jsonb) AS e
+INSERT INTO recipient_list_entries
+    (list_id, phone_number, metadata, assistant_overrides, time_zone, region)
+SELECT %s, e->>0, e->1, e->2, e->>3, e->>4 FROM jsonb_array_elements(%s::jsonb) AS e
 ON CONFLICT DO NOTHING
 RETURNING phone_number
 """
@@ -53,8 +54,9 @@ def insert_entries(session: Session, list_id: str, entries: Sequence[Entry]) -> 
             "metadata": metadata,
             "assistant_overrides": overrides,
             "time_zone": zone,
+            "region": region,
         }
-        for number, metadata, overrides, zone in entries
+        for number, metadata, overrides, zone, region in entries
     ]
     return set(connection.execute(insert.returning(table.c.phone_number), rows).scalars())
 

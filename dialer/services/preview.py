@@ -30,6 +30,7 @@ from dialer.policy.attempt_state import CLAIMABLE_RECIPIENT, Outcome, RecipientS
 from dialer.policy.calling_hours import NotCallable, legal_hours_for, recipient_window
 from dialer.policy.campaign_state import CampaignStatus
 from dialer.policy.estimate import CallProfile, Cohort, Pace, estimate
+from dialer.policy.legal_hours import LegalHours
 from dialer.policy.retry import RetryPolicy
 from dialer.policy.screen import (
     CallNow,
@@ -191,7 +192,7 @@ def preview(
             out.ended[status.value] = n
     gate = screen_campaign(about, now)
     cohorts: list[Cohort] = []
-    windows: dict[tuple[str, ...], AllOf] = {}
+    windows: dict[LegalHours, AllOf] = {}
     for group in _groups(session, campaign, now):
         decision = gate
         if not isinstance(gate, Terminal):
@@ -202,6 +203,7 @@ def preview(
                 group.time_zone,
                 group.suppressed,
                 has_consent=group.consented,
+                region=group.region,
             )
             screened = screen_recipient(recipient, about, now)
             if isinstance(screened, Terminal) or isinstance(gate, CallNow):
@@ -226,12 +228,11 @@ def preview(
             ready = max(ready, decision.until)
         else:
             out.callable_now += group.count
-        legal = legal_hours_for(group.phone_number, group.time_zone)
+        legal = legal_hours_for(group.phone_number, group.time_zone, region=group.region)
         assert not isinstance(legal, NotCallable)  # the screen ended those
-        key = legal.zones
-        if key not in windows:
-            windows[key] = recipient_window(window, legal)
-        cohorts.append(Cohort(group.count, windows[key], ready, group.run_attempts))
+        if legal not in windows:  # the same zones under the same places' rules
+            windows[legal] = recipient_window(window, legal)
+        cohorts.append(Cohort(group.count, windows[legal], ready, group.run_attempts))
     profile, source, ended_attempts = _profile(session, campaign.id, defaults or CallProfile())
     policy = RetryPolicy.model_validate(campaign.retry_policy)
     pace = Pace(
@@ -256,6 +257,7 @@ class _Group:
     count: int
     reason: str | None
     time_zone: str | None
+    region: str | None
     suppressed: bool
     run_attempts: int
     earliest: datetime
@@ -282,6 +284,7 @@ def _groups(session: Session, campaign: Campaign, now: datetime) -> list[_Group]
             sa.func.count(),
             Recipient.reason,
             Recipient.time_zone,
+            Recipient.region,
             suppressed,
             Recipient.run_attempts,
             sa.func.min(Recipient.next_attempt_at),
@@ -304,6 +307,7 @@ def _groups(session: Session, campaign: Campaign, now: datetime) -> list[_Group]
         .group_by(
             Recipient.reason,
             Recipient.time_zone,
+            Recipient.region,
             suppressed,
             Recipient.run_attempts,
             prefix,
@@ -311,8 +315,12 @@ def _groups(session: Session, campaign: Campaign, now: datetime) -> list[_Group]
         )
     )
     return [
-        _Group(int(n), reason, tz, bool(blocked), int(runs), first, last, number, bool(given))
-        for n, reason, tz, blocked, runs, first, last, number, given in session.execute(stmt)
+        _Group(
+            int(n), reason, tz, region, bool(blocked), int(runs), first, last, number, bool(given)
+        )
+        for n, reason, tz, region, blocked, runs, first, last, number, given in session.execute(
+            stmt
+        )
     ]
 
 

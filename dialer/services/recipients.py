@@ -16,6 +16,7 @@ from dialer.db.models import Campaign, Recipient, RecipientListEntry, Suppressio
 from dialer.errors import FieldErrors, InvalidPhoneNumber
 from dialer.phone import to_e164
 from dialer.policy.attempt_state import RecipientStatus
+from dialer.policy.places import parse_region
 from dialer.policy.screen import ScreenReason
 from dialer.services import consent, greeting
 from dialer.services.consent import ConsentLike
@@ -24,6 +25,7 @@ from dialer.services.consent import ConsentLike
 CHUNK_ROWS = 2_000
 
 INVALID_NUMBER = "invalid-number"
+INVALID_REGION = "invalid-region"
 MISSING_VARIABLE = "missing-template-variable"
 DUPLICATE = "duplicate"
 #: A suppressed number's reason: the one the screen gives.
@@ -39,6 +41,8 @@ class RecipientLike(Protocol):
     def assistant_overrides(self) -> Mapping[str, Any]: ...
     @property
     def time_zone(self) -> str | None: ...
+    @property
+    def region(self) -> str | None: ...
 
 
 def consent_of(row: RecipientLike) -> ConsentLike | None:
@@ -179,6 +183,8 @@ def _add_chunk(
             result.rejected.append(
                 Rejection(index, row.phone_number, f"{INVALID_NUMBER}: {number.reason}")
             )
+        elif (bad_region := _region_problem(row.region)) is not None:
+            result.rejected.append(Rejection(index, number, f"{INVALID_REGION}: {bad_region}"))
         elif lacking := greeting.missing(campaign.opening_message_template, row.metadata):
             result.rejected.append(
                 Rejection(index, number, f"{MISSING_VARIABLE}: {', '.join(lacking)}")
@@ -198,6 +204,7 @@ def _add_chunk(
                     "metadata": dict(row.metadata),
                     "assistant_overrides": dict(row.assistant_overrides),
                     "time_zone": row.time_zone,
+                    "region": None if row.region is None else str(parse_region(row.region)),
                     "status": RecipientStatus.PENDING.value,
                     "attempt_count": 0,
                     "run_attempts": 0,
@@ -219,6 +226,17 @@ def _add_chunk(
     result.rejected.sort(key=lambda r: r.row)
 
 
+def _region_problem(region: str | None) -> str | None:
+    """Why ``region`` is no region (a CSV's column is read as given), or None."""
+    if region is None:
+        return None
+    try:
+        parse_region(region)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def attach_list(session: Session, campaign: Campaign, list_id: str, *, now: datetime) -> int:
     """Copy a recipient list into the campaign in one statement; returns the rows added.
 
@@ -237,6 +255,7 @@ def attach_list(session: Session, campaign: Campaign, list_id: str, *, now: date
                 "metadata",
                 "assistant_overrides",
                 "time_zone",
+                "region",
                 "status",
                 "reason",
                 "attempt_count",
@@ -285,6 +304,7 @@ def _list_rows(campaign: Campaign, list_id: str, now: datetime) -> sa.Select[Any
             entries.c.metadata,
             entries.c.assistant_overrides,
             entries.c.time_zone,
+            entries.c.region,
             status,
             reason,
             sa.literal(0),

@@ -28,6 +28,8 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dialer.phone import time_zones_for
+from dialer.policy.calling_hours import NotCallable, legal_hours_for
 from tests.chaos.evidence import CarrierCall, Evidence
 from tests.chaos.records import LimitChange, RunRecord
 from tests.chaos.workload import LiveCampaign
@@ -295,6 +297,7 @@ def check_suppression(evidence: Evidence, record: RunRecord) -> Verdict:
 
 def check_windows(evidence: Evidence, campaigns: list[LiveCampaign], record: RunRecord) -> Verdict:
     verdict = Verdict("6. no call outside the campaign's window or the recipient's legal hours")
+    known = {(r.campaign, r.number) for r in evidence.recipients}
     zones = {(r.campaign, r.number): r.time_zone for r in evidence.recipients}
     checked = 0
     for campaign in campaigns:
@@ -304,6 +307,7 @@ def check_windows(evidence: Evidence, campaigns: list[LiveCampaign], record: Run
             checked += 1
             problem = _outside(
                 call,
+                (campaign.id, call.to) in known,
                 zones.get((campaign.id, call.to)),
                 row.schedule_start,
                 row.schedule_end,
@@ -339,17 +343,24 @@ def check_windows(evidence: Evidence, campaigns: list[LiveCampaign], record: Run
 
 def _outside(
     call: CarrierCall,
-    zone: str | None,
+    known: bool,
+    explicit_zone: str | None,
     start: datetime | None,
     end: datetime | None,
     weekly: dict[str, Any] | None,
 ) -> str | None:
     at = call.created_at
-    if zone is None:
+    # Every zone the number may ring in, and the explicit one with them.
+    zones = {*time_zones_for(call.to), *([explicit_zone] if explicit_zone else [])}
+    if not known or not zones:
         return "a number of no known recipient (or no zone)"
-    local = at.astimezone(ZoneInfo(zone)).time()
-    if not LEGAL_HOURS[0] <= local < LEGAL_HOURS[1]:
-        return f"{local.isoformat('minutes')} local in {zone}"
+    for zone in sorted(zones):
+        local = at.astimezone(ZoneInfo(zone)).time()
+        if not LEGAL_HOURS[0] <= local < LEGAL_HOURS[1]:
+            return f"{local.isoformat('minutes')} local in {zone}"
+    legal = legal_hours_for(call.to, explicit_zone)
+    if isinstance(legal, NotCallable) or not legal.allows(at):
+        return "outside the calling rules of the number's place"
     if start is not None and at < start:
         return f"before the schedule's start {start.isoformat()}"
     if end is not None and at > end:

@@ -1,10 +1,11 @@
 """The campaigns a chaos run dials: two tenants, three limits, created through the HTTP API.
 
-Every recipient has an explicit time zone: most the zone whose local time is now furthest
-inside the legal hours, a few (campaign C) a zone where it is now night, so they must never
-be called; C's schedule ends during the run, which ends those recipients ``window-closed``.
-Campaign A has weekly hours of its own around the current time. Numbers are unique across
-the run (one area code per campaign), so the carrier's per-number records name a recipient.
+Every number is of a place whose calling hours stay open through the run (picked at the
+start); a few recipients (campaign C) also have an explicit zone where it is now night, which
+is checked together with the number's zone, so they must never be called; C's schedule ends
+during the run, which ends those recipients ``window-closed``. Campaign A has weekly hours of
+its own around the current time. Numbers are unique across the run (one block of the place's
+numbers per campaign), so the carrier's per-number records name a recipient.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dialer.policy.open_places import OpenPlace
 from tests.chaos.fleet import ChaosFleet
-from tests.e2e.fleet import CANDIDATE_ZONES, json_of, register_number, zone_open_now
+from tests.e2e.fleet import CANDIDATE_ZONES, json_of, place_open_now, register_number
 
 TENANT_ONE = "chaos-one"
 TENANT_TWO = "chaos-two"
@@ -28,15 +30,15 @@ class CampaignSpec:
     key: str
     tenant: str
     caller: str
-    area: str  # the number's prefix: ``{area}{serial:04d}``
+    first_serial: int  # the campaign's block of the place's numbers starts here
     max_concurrency: int
     recipients: int
     night_recipients: int = 0  # in a zone where it is night: never callable in this run
     ends_after_s: float | None = None  # the schedule's end, from the creation
     weekly_hours: bool = False  # weekly hours of its own, around the current time
 
-    def number(self, serial: int) -> str:
-        return f"{self.area}{serial:04d}"
+    def number(self, place: OpenPlace, serial: int) -> str:
+        return place.number(self.first_serial + serial)
 
 
 def specs(scale: float = 1.0, *, c_ends_after_s: float = 220.0) -> list[CampaignSpec]:
@@ -46,13 +48,13 @@ def specs(scale: float = 1.0, *, c_ends_after_s: float = 220.0) -> list[Campaign
         return round(count * scale)
 
     return [
-        CampaignSpec("A", TENANT_ONE, "+14155550101", "+1212555", 8, n(400), weekly_hours=True),
-        CampaignSpec("B", TENANT_ONE, "+14155550102", "+1312555", 5, n(250)),
+        CampaignSpec("A", TENANT_ONE, "+14155550101", 0, 8, n(400), weekly_hours=True),
+        CampaignSpec("B", TENANT_ONE, "+14155550102", 4000, 5, n(250)),
         CampaignSpec(
             "C",
             TENANT_TWO,
             "+14155550103",
-            "+1617555",
+            7000,
             3,
             n(150),
             night_recipients=10,
@@ -79,7 +81,7 @@ def zone_at_night(now: datetime) -> str:
 class LiveCampaign:
     spec: CampaignSpec
     id: str
-    zone: str
+    place: OpenPlace
     night_zone: str
     numbers: list[str]  # every recipient's number, the night ones included
     night_numbers: set[str] = field(default_factory=set)
@@ -93,8 +95,8 @@ class LiveCampaign:
 def create_campaigns(fleet: ChaosFleet, campaign_specs: list[CampaignSpec]) -> list[LiveCampaign]:
     """Create every campaign (recipients inline), then start them all."""
     now = datetime.now(UTC)
-    zone, night = zone_open_now(now), zone_at_night(now)
-    created = [_create(fleet, spec, now, zone, night) for spec in campaign_specs]
+    place, night = place_open_now(now), zone_at_night(now)
+    created = [_create(fleet, spec, now, place, night) for spec in campaign_specs]
     for campaign in created:
         with fleet.client(campaign.spec.tenant) as client:
             started = json_of(client.post(f"/campaign/{campaign.id}/start"), 200)
@@ -103,9 +105,9 @@ def create_campaigns(fleet: ChaosFleet, campaign_specs: list[CampaignSpec]) -> l
 
 
 def _create(
-    fleet: ChaosFleet, spec: CampaignSpec, now: datetime, zone: str, night: str
+    fleet: ChaosFleet, spec: CampaignSpec, now: datetime, place: OpenPlace, night: str
 ) -> LiveCampaign:
-    numbers = [spec.number(i) for i in range(spec.recipients + spec.night_recipients)]
+    numbers = [spec.number(place, i) for i in range(spec.recipients + spec.night_recipients)]
     night_numbers = set(numbers[spec.recipients :])
     body: dict[str, Any] = {
         "name": f"chaos-{spec.key}",
@@ -115,28 +117,25 @@ def _create(
         "max_concurrency": spec.max_concurrency,
         "retry_policy": RETRY_POLICY,
         "recipients": [
-            {
-                "phone_number": number,
-                "time_zone": night if number in night_numbers else zone,
-                "metadata": {"serial": i},
-            }
+            {"phone_number": number, "metadata": {"serial": i}}
+            | ({"time_zone": night} if number in night_numbers else {})
             for i, number in enumerate(numbers)
         ],
     }
     if spec.ends_after_s is not None:
         body["scheduleEndTime"] = (now + timedelta(seconds=spec.ends_after_s)).isoformat()
     if spec.weekly_hours:
-        body["weekly_schedule"] = weekly_hours_around(now, zone)
+        body["weekly_schedule"] = weekly_hours_around(now, place.zone)
     with fleet.client(spec.tenant) as client:
         register_number(client, spec.caller)
         created = json_of(client.post("/campaign", json=body), 201)
     assert created["recipient_batch"]["accepted"] == len(numbers), created["recipient_batch"]
-    return LiveCampaign(spec, str(created["id"]), zone, night, numbers, night_numbers)
+    return LiveCampaign(spec, str(created["id"]), place, night, numbers, night_numbers)
 
 
 def weekly_hours_around(now: datetime, zone: str) -> dict[str, Any]:
     """Today's hours in ``zone``, from two hours before now to four after (one day: the zone
-    is chosen with its local time inside 09:00-20:00)."""
+    is chosen with its local time inside its calling hours, never near midnight)."""
     local = now.astimezone(ZoneInfo(zone))
     start = max(local - timedelta(hours=2), local.replace(hour=0, minute=0))
     end = min(local + timedelta(hours=4), local.replace(hour=23, minute=59))
@@ -155,13 +154,8 @@ def weekly_hours_around(now: datetime, zone: str) -> dict[str, Any]:
 def append_recipients(fleet: ChaosFleet, campaign: LiveCampaign, count: int) -> list[str]:
     """Append ``count`` recipients to a running campaign through the batch endpoint."""
     first = len(campaign.numbers)
-    numbers = [campaign.spec.number(first + i) for i in range(count)]
-    batch = {
-        "recipients": [
-            {"phone_number": n, "time_zone": campaign.zone, "metadata": {"appended": True}}
-            for n in numbers
-        ]
-    }
+    numbers = [campaign.spec.number(campaign.place, first + i) for i in range(count)]
+    batch = {"recipients": [{"phone_number": n, "metadata": {"appended": True}} for n in numbers]}
     with fleet.client(campaign.spec.tenant) as client:
         answer = json_of(client.post(f"/campaign/{campaign.id}/recipients", json=batch), 200)
     assert answer["accepted"] == count, answer

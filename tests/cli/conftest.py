@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from dialer.api.schemas.recipients import RecipientIn
 from dialer.cli import app
 from dialer.db.engine import session_factory
+from dialer.policy.open_places import OpenPlace
 from dialer.services import campaigns, tenancy
 from tests.db import factories
 
@@ -58,7 +59,11 @@ def tenant(engine: Engine, user_id: str, *numbers: str) -> str:
         return found.id
 
 
-def numbers(n: int, start: int = 1000) -> list[str]:
+def numbers(n: int, start: int = 1000, *, place: OpenPlace | None = None) -> list[str]:
+    """``n`` numbers: New York's, or ``place``'s (one whose hours are open, for a campaign
+    that dials now)."""
+    if place is not None:
+        return [place.number(start + i) for i in range(n)]
     return [f"+1212555{start + i:04d}" for i in range(n)]
 
 
@@ -67,7 +72,7 @@ def create_campaign(
     tenant_id: str,
     phones: Sequence[str] = (),
     *,
-    zone: str = ZONE,
+    zone: str | None = ZONE,
     **fields: Any,
 ) -> str:
     """A draft campaign of the tenant calling from :data:`CALLER`, with ``phones`` as its

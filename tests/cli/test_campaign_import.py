@@ -265,3 +265,34 @@ def test_an_unknown_default_region_is_a_usage_error_that_adds_nothing(
         "error: --default-region: XX is not a region whose phone numbers are known"
     )
     assert set(_recipients(engine, campaign_id)) == {"+12125551000"}
+
+
+def test_a_region_column_is_each_recipients_region_checked(
+    dialer: Dialer, engine: Engine, tmp_path: Path
+) -> None:
+    alice = tenant(engine, "alice", CALLER)
+    campaign_id = create_campaign(engine, alice)
+    source = tmp_path / "regions.csv"
+    source.write_text(
+        "phone_number,name,region\n"
+        "+12125552001,Ann,us-fl\n"
+        "+12125552002,Bob,\n"
+        "+12125552003,Cy,Florida\n"
+        "020 7946 0958,Dee,GB\n"
+    )
+
+    result = dialer(
+        "campaign", "import", campaign_id, str(source), "--user-id", "alice",
+        "--default-region", "gb",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "invalid-region" in result.output
+    with session_factory(engine)() as session:
+        rows = session.scalars(sa.select(Recipient).where(Recipient.campaign_id == campaign_id))
+        found = {r.phone_number: (r.region, dict(r.metadata_)) for r in rows}
+    assert found == {
+        "+12125552001": ("US-FL", {"name": "Ann"}),
+        "+12125552002": (None, {"name": "Bob"}),
+        "+442079460958": ("GB", {"name": "Dee"}),
+    }

@@ -17,7 +17,7 @@ from dialer.calls import counters
 from dialer.db.engine import session_factory
 from tests.cli.conftest import CALLER, Dialer, create_campaign, numbers, tenant
 from tests.cli.running import scheduler_running
-from tests.e2e.fleet import base_env, zone_open_now
+from tests.e2e.fleet import base_env, place_open_now
 
 RETRY = {"max_attempts": 2, "backoff": {"kind": "fixed", "delay": "1s"}, "jitter": 0}
 
@@ -25,7 +25,7 @@ RETRY = {"max_attempts": 2, "backoff": {"kind": "fixed", "delay": "1s"}, "jitter
 def test_watch_follows_a_campaign_to_completion(dialer: Dialer, engine: Engine) -> None:
     alice = tenant(engine, "alice", CALLER)
     campaign_id = create_campaign(
-        engine, alice, numbers(8), zone=zone_open_now(), retry_policy=RETRY
+        engine, alice, numbers(8, place=place_open_now()), zone=None, retry_policy=RETRY
     )
     assert dialer("campaign", "start", campaign_id, "--user-id", "alice").exit_code == 0
 
@@ -61,7 +61,7 @@ def test_watch_follows_a_campaign_to_completion(dialer: Dialer, engine: Engine) 
 
 def test_watch_on_a_terminal_draws_bars_until_completion(dialer: Dialer, engine: Engine) -> None:
     alice = tenant(engine, "alice", CALLER)
-    campaign_id = create_campaign(engine, alice, numbers(3), zone=zone_open_now())
+    campaign_id = create_campaign(engine, alice, numbers(3, place=place_open_now()), zone=None)
     assert dialer("campaign", "start", campaign_id, "--user-id", "alice").exit_code == 0
     with scheduler_running(engine, seed=9):
         result = dialer(

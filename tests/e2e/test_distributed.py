@@ -14,6 +14,7 @@ between tests.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import signal
 import time
@@ -36,6 +37,7 @@ from dialer.db.engine import make_engine, session_factory
 from dialer.db.migrate import upgrade
 from dialer.db.models import CallAttempt, CallEvent, Campaign, Recipient
 from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
+from dialer.policy.open_places import OpenPlace
 from dialer.queue.celery import SOFT_SHUTDOWN_TIMEOUT_S
 from dialer.settings import Settings
 from dialer.telephony.simulator.distributions import Fixed
@@ -53,12 +55,12 @@ from tests.e2e.fleet import (
     dial_tasks_unfinished,
     free_port,
     json_of,
+    place_open_now,
     register_number,
     run_dialer,
     wait_for,
     wait_http_ok,
     wait_worker_ready,
-    zone_open_now,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
@@ -115,7 +117,6 @@ class Fleet:
     #: The Redis of the semaphore and the pacer (the broker too, on Redis).
     redis_url: str
     engine: Engine
-    zone: str
     broker: str = "redis"
 
     @property
@@ -206,7 +207,6 @@ def fleet(
             database_url=database_url,
             redis_url=fleet_redis,
             engine=engine,
-            zone=zone_open_now(),
             broker=kind,
         )
 
@@ -220,8 +220,15 @@ def _logs(tmp: Path) -> Path:
 # -- helpers -------------------------------------------------------------------------------
 
 
+@functools.cache
+def _open_place() -> OpenPlace:
+    """A place whose calling hours stay open for the next hours: picked once, when the first
+    test dials."""
+    return place_open_now()
+
+
 def numbers(n: int, start: int) -> list[str]:
-    return [f"+1212555{start + i:04d}" for i in range(n)]
+    return [_open_place().number(start + i) for i in range(n)]
 
 
 def create_and_start(
@@ -234,10 +241,7 @@ def create_and_start(
         "caller_id_number": caller,
         "max_concurrency": max_concurrency,
         "retry_policy": RETRY_POLICY,
-        "recipients": [
-            {"phone_number": p, "time_zone": fleet.zone, "metadata": {"row": i}}
-            for i, p in enumerate(phones)
-        ],
+        "recipients": [{"phone_number": p, "metadata": {"row": i}} for i, p in enumerate(phones)],
     }
     with fleet.client() as client:
         register_number(client, caller)

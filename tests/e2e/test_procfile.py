@@ -28,10 +28,10 @@ from tests.e2e.fleet import (
     claim_redis_db,
     free_port,
     json_of,
+    place_open_now,
     register_number,
     run_dialer,
     wait_for,
-    zone_open_now,
 )
 
 #: Redis databases the processes may take (the e2e fleet scans from 14 down).
@@ -183,7 +183,7 @@ def _headers(key: str) -> dict[str, str]:
 
 def _run_campaign(port: int, key: str) -> tuple[str, dict[str, object]]:
     """A campaign created and started over HTTP, waited for until completed; its counts."""
-    zone = zone_open_now()
+    place = place_open_now()
     with api_client(f"http://{LOCALHOST}:{port}", _headers(key)) as client:
         register_number(client, CALLER)
         body = {
@@ -192,10 +192,7 @@ def _run_campaign(port: int, key: str) -> tuple[str, dict[str, object]]:
             "phone_number_id": CALLER,
             "max_concurrency": 4,
             "retry_policy": RETRY,
-            "recipients": [
-                {"phone_number": f"+1212555{3000 + i:04d}", "time_zone": zone}
-                for i in range(RECIPIENTS)
-            ],
+            "recipients": [{"phone_number": place.number(3000 + i)} for i in range(RECIPIENTS)],
         }
         created = json_of(client.post("/campaign", json=body), 201)
         assert created["recipient_batch"]["accepted"] == RECIPIENTS

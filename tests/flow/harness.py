@@ -309,6 +309,7 @@ class _Row:
     assistant_overrides: dict[str, Any] = field(default_factory=dict)
     time_zone: str | None = "America/New_York"
     consent: Consent | None = None
+    region: str | None = None
 
 
 def numbers(n: int, start: int = 1000) -> list[str]:

@@ -23,6 +23,7 @@ class _Row:
     time_zone: str | None
     metadata: dict[str, Any] = field(default_factory=dict)
     assistant_overrides: dict[str, Any] = field(default_factory=dict)
+    region: str | None = None
 
 
 def _waits(h: Harness, campaign_id: str, *, semaphore: bool = True) -> CampaignWaits:

@@ -71,6 +71,13 @@ def _night_in_new_york(s: Staged) -> None:
     s.h.clock.advance(15 * 3600)  # 03:00 in New York
 
 
+def _evening_in_florida(s: Staged) -> None:
+    # The recipient is in Florida: 20:30 in New York's zone is legal federally, not there.
+    with s.h.session() as session, session.begin():
+        session.execute(sa.update(Recipient).values(region="US-FL"))
+    s.h.clock.advance(8.5 * 3600)
+
+
 def _afternoon(s: Staged) -> None:
     s.h.clock.advance(2 * 3600)  # 14:00 in New York: legal, past the campaign's 13:00
 
@@ -138,6 +145,11 @@ CASES: dict[str, tuple[dict[str, object], Callable[[Staged], None], Decision]] =
     "outside legal hours": (
         {},
         _night_in_new_york,
+        Deferred(TUESDAY_8_NY, ScreenReason.OUTSIDE_LEGAL_HOURS),
+    ),
+    "outside the hours of the recipient's region": (
+        {},
+        _evening_in_florida,
         Deferred(TUESDAY_8_NY, ScreenReason.OUTSIDE_LEGAL_HOURS),
     ),
     "outside the campaign window": (

@@ -10,8 +10,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dialer.calls import states, timeline
+from dialer.calls import states
 from dialer.db.models import Campaign, Recipient, RecipientDecision
+from dialer.policy.calling_rules import active_rules
 from dialer.policy.campaign_state import CampaignAction
 from dialer.policy.screen import Deferred, ScreenReason, Terminal
 from dialer.services import timeline as reading
@@ -65,8 +66,11 @@ def test_dials_outcomes_retries_and_ends_are_on_the_timeline(engine: Engine) -> 
         local = datetime.fromisoformat(zones[0]["local_time"])
         assert local == first_dial.at.astimezone(ZoneInfo("America/New_York"))
         assert local.utcoffset() == timedelta(hours=-5)
-        assert first_dial.facts["rules_version"] == timeline.rules_version()
-        assert "consent" in first_dial.facts
+        # New York numbers: the US federal rule (New York has no stricter one), no holiday.
+        assert (zones[0]["rule"], zones[0]["place"], zones[0]["holiday"]) == ("US", "US-NY", False)
+        assert zones[0]["open"] is True
+        assert first_dial.facts["rules_version"] == active_rules().version
+        assert first_dial.facts["consent"] is None  # no record: the campaign needs none
 
 
 def test_a_deferral_is_written_once_not_on_every_tick(engine: Engine) -> None:

@@ -6,14 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dialer.policy.calling_hours import HoursSpec, WeeklyScheduleSpec
+from dialer.policy.calling_hours import HoursSpec, WeeklyScheduleSpec, legal_hours_for
 from dialer.policy.estimate import CallProfile, Cohort, Pace, estimate
+from dialer.policy.legal_hours import LegalHours
 from dialer.policy.retry import RetryPolicy
-from dialer.policy.windows import AllOf, Between, LegalHours
+from dialer.policy.windows import AllOf, Between
 
 NOON_NY = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)  # a Monday, 12:00 in New York
 ALWAYS = AllOf((Between(None, None),))
-NEW_YORK = AllOf((Between(None, None), LegalHours(("America/New_York",))))
+_NEW_YORK_HOURS = legal_hours_for("+12125550100")
+assert isinstance(_NEW_YORK_HOURS, LegalHours)
+#: A New York number's legal hours (08:00-21:00 there), with no campaign window.
+NEW_YORK = AllOf((Between(None, None), _NEW_YORK_HOURS))
 ONCE = RetryPolicy.model_validate(
     {"max_attempts": 1, "backoff": {"kind": "fixed", "delay": "60s"}, "jitter": 0}
 )

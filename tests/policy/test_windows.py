@@ -16,7 +16,9 @@ from dialer.policy.calling_hours import (
     legal_hours_for,
     recipient_window,
 )
-from dialer.policy.windows import AllOf, Between, DailyHours, LegalHours, WeeklyHours, Window
+from dialer.policy.calling_rules import active_rules
+from dialer.policy.legal_hours import LegalHours, PlaceHours
+from dialer.policy.windows import AllOf, Between, DailyHours, WeeklyHours, Window
 
 NY = ZoneInfo("America/New_York")
 WEEKDAYS_9_TO_17 = WeeklyScheduleSpec.model_validate(
@@ -25,6 +27,11 @@ WEEKDAYS_9_TO_17 = WeeklyScheduleSpec.model_validate(
         "hours": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}],
     }
 )
+
+
+def every_day_8_to_21(zones: tuple[str, ...]) -> LegalHours:
+    """The default rule (08:00-21:00 every day, holidays as usual) in each of ``zones``."""
+    return LegalHours(tuple(PlaceHours(tz, active_rules().default, None) for tz in zones))
 
 
 def ny(*args: int) -> datetime:
@@ -66,7 +73,7 @@ def test_fall_back_overlap_allows_repeated_wall_times_twice() -> None:
 
 
 def test_legal_hours_need_every_candidate_zone() -> None:
-    legal = LegalHours(("America/New_York", "America/Los_Angeles"))
+    legal = every_day_8_to_21(("America/New_York", "America/Los_Angeles"))
     # 08:30 in New York is 05:30 in Los Angeles: not yet.
     assert not legal.allows(ny(2026, 11, 23, 8, 30))
     assert legal.next_open(ny(2026, 11, 23, 8, 30)) == ny(2026, 11, 23, 11, 0)
@@ -79,9 +86,10 @@ def test_recipient_legal_hours_from_the_number() -> None:
     hours = legal_hours_for("+14155552671")  # San Francisco
     assert isinstance(hours, LegalHours)
     assert hours.zones == ("America/Los_Angeles",)
+    # An explicit zone outside the number's zones is checked together with them.
     explicit = legal_hours_for("+14155552671", "Europe/Paris")
     assert isinstance(explicit, LegalHours)
-    assert explicit.zones == ("Europe/Paris",)
+    assert explicit.zones == ("America/Los_Angeles", "Europe/Paris")
     toll_free = legal_hours_for("+18005551234")
     assert isinstance(toll_free, LegalHours)
     assert len(toll_free.zones) > 10
@@ -161,7 +169,7 @@ weekly = st.builds(
     WeeklyHours, st.sampled_from(ZONES), st.lists(daily, min_size=1, max_size=3).map(tuple)
 )
 legal = st.lists(st.sampled_from(ZONES), min_size=1, max_size=3, unique=True).map(
-    lambda zones: LegalHours(tuple(zones))
+    lambda zones: every_day_8_to_21(tuple(zones))
 )
 moments = st.datetimes(
     min_value=datetime(2020, 1, 1),  # noqa: DTZ001

@@ -26,7 +26,7 @@ from dialer.services import campaigns, tenancy
 from dialer.settings import Settings
 from dialer.telephony.twilio.callbacks import parse_event
 from tests.db import factories
-from tests.e2e.fleet import claim_redis_db, zone_open_now
+from tests.e2e.fleet import claim_redis_db, place_open_now
 from workers.celery_app import DialerWorker, create_worker
 
 #: Redis databases this module may take for its broker (the e2e fleet scans from 14 down).
@@ -61,7 +61,7 @@ def _running_campaign(worker_app: tuple[DialerWorker, str, redis.Redis]) -> str:
     _, database_url, broker = worker_app
     broker.delete(DIAL_QUEUE)
     engine = make_engine(database_url)
-    zone = zone_open_now()
+    place = place_open_now()
     with session_factory(engine)() as session, session.begin():
         owner = tenancy.ensure_tenant(session, "workers", now=utc_now())
         factories.phone_number(session, owner.id, "+14155550100")
@@ -77,9 +77,7 @@ def _running_campaign(worker_app: tuple[DialerWorker, str, redis.Redis]) -> str:
                 "speech_settings": {},
             },
             now=utc_now(),
-            recipients=[
-                RecipientIn(phone_number=f"+1212555{7000 + i}", time_zone=zone) for i in range(5)
-            ],
+            recipients=[RecipientIn(phone_number=place.number(7000 + i)) for i in range(5)],
         )
         campaigns.act(session, owner.id, campaign.id, CampaignAction.START, now=utc_now())
         campaign_id = campaign.id

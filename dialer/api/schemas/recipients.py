@@ -10,7 +10,7 @@ from pydantic import Field
 from dialer.api.schemas.common import Input, Output, checked
 from dialer.api.schemas.consent import ConsentIn
 from dialer.api.schemas.json_object import JsonObject
-from dialer.policy.calling_hours import TimeZoneName
+from dialer.policy.calling_hours import RegionCode, TimeZoneName
 
 
 class RecipientIn(Input):
@@ -23,7 +23,16 @@ class RecipientIn(Input):
     )
     assistant_overrides: JsonObject = Field(default_factory=dict)
     time_zone: TimeZoneName | None = Field(
-        default=None, description="IANA zone; overrides the zones the number maps to."
+        default=None,
+        description="IANA zone. One of the zones the number maps to narrows them to it; any "
+        "other is checked together with them (every zone must allow the call); alone only for "
+        "a number that maps to no zone.",
+    )
+    region: RegionCode | None = Field(
+        default=None,
+        description="Where the recipient is: ISO 3166-1 country (FR) or ISO 3166-2 subdivision "
+        "(US-FL), upper-cased. Narrows the number's place; when it contradicts the number, the "
+        "rules of both apply.",
     )
     consent: ConsentIn | None = Field(
         default=None,
@@ -51,6 +60,7 @@ class RecipientOut(Output):
     metadata: dict[str, Any] = Field(validation_alias="metadata_")
     assistant_overrides: dict[str, Any]
     time_zone: str | None
+    region: str | None
     status: str
     reason: str | None
     attempt_count: int

@@ -70,6 +70,7 @@ class RecipientListEntry(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonDoc, default=dict)
     assistant_overrides: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     time_zone: Mapped[str | None] = mapped_column(sa.String(64))
+    region: Mapped[str | None] = mapped_column(sa.String(8))
 
     __table_args__ = (sa.UniqueConstraint("list_id", "phone_number"),)
 
@@ -89,8 +90,11 @@ class Recipient(Base):
     phone_number: Mapped[str] = mapped_column(sa.String(20))  # E.164
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonDoc, default=dict)
     assistant_overrides: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
-    #: An IANA zone that overrides the zones the number maps to.
+    #: An IANA zone: narrows the zones the number maps to (checked with them when it is not
+    #: one of them; alone only for a number of no known zone).
     time_zone: Mapped[str | None] = mapped_column(sa.String(64))
+    #: An ISO 3166 country or subdivision (``US-FL``): narrows the number's place the same way.
+    region: Mapped[str | None] = mapped_column(sa.String(8))
     status: Mapped[RecipientStatus] = mapped_column(
         enum_column(RecipientStatus, "recipient_status"), default=RecipientStatus.PENDING
     )

@@ -105,7 +105,7 @@ def _fill(url: str, size: int) -> str:
                 "n": size,
             },
         )
-        _compliance(session, tenant.id, size, now)
+        _compliance(session, tenant.id, size, now, place.prefix, place.first)
         counters.recount(session, campaign_id)
         campaigns.act(session, tenant.id, campaign_id, CampaignAction.START, now=now)
     # Settle the fresh table (visibility map, statistics) so autovacuum does not run
@@ -116,10 +116,13 @@ def _fill(url: str, size: int) -> str:
     return campaign_id
 
 
-def _compliance(session: Session, tenant_id: str, size: int, now: datetime) -> None:
-    """A consent record for every number; a contact history for a share of them (see the
-    module docstring). Attempt ids far above any the bench creates."""
-    number = "'+1212' || (2000000 + i)::text"
+def _compliance(
+    session: Session, tenant_id: str, size: int, now: datetime, prefix: str, first: int
+) -> None:
+    """A consent record for every number of the campaign (``prefix`` followed by ``first + i``,
+    as the recipients are inserted); a contact history for a share of them (see the module
+    docstring). Attempt ids far above any the bench creates."""
+    number = f"'{prefix}' || ({int(first)} + i)::text"
     session.execute(
         sa.text(
             "INSERT INTO consent_records (tenant_id, phone_number, basis, captured_at, source,"

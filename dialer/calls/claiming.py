@@ -181,7 +181,7 @@ class Claimer:
         chosen = _screen(session, rows, history, about, want, now, screened)
         plan = _Plan.of(session, campaign, chosen)
         if plan is None:
-            guard.pause(campaign, PausedReason.NO_HEALTHY_NUMBER, now=now)
+            guard.pause(session, campaign, PausedReason.NO_HEALTHY_NUMBER, now=now)
             return _NOTHING
         admitted, full, lost = self._admit(
             session, campaign, plan, (tenant_limit, tenant_cps), chosen, now

@@ -44,6 +44,7 @@ from dialer.policy.health import (
     over_abandon_limit,
     over_failure_limit,
 )
+from dialer.services import history
 
 log = logging.getLogger(__name__)
 
@@ -157,15 +158,24 @@ def pause_itself(
     ).one_or_none()
     if campaign is None or campaign.status is not CampaignStatus.RUNNING:
         return False
-    pause(campaign, reason, now=now)
+    pause(session, campaign, reason, now=now)
     return True
 
 
-def pause(campaign: Campaign, reason: PausedReason, *, now: datetime) -> None:
-    """Pause ``campaign`` (running, loaded in the caller's transaction) with ``reason``."""
+def pause(session: Session, campaign: Campaign, reason: PausedReason, *, now: datetime) -> None:
+    """Pause ``campaign`` (running, loaded in the caller's transaction) with ``reason``, and
+    say so in its history (the ``system``'s action)."""
+    source = campaign.status
     campaign.status = apply_action(campaign.status, CampaignAction.PAUSE).status
     campaign.paused_reason = reason.value
     campaign.updated_at = now
+    details = {
+        "action": CampaignAction.PAUSE.value,
+        "from": source.value,
+        "to": campaign.status.value,
+        "paused_reason": reason.value,
+    }
+    history.record(session, campaign, history.SYSTEM, history.Kind.ACTION, details, now=now)
     metrics.health_action(reason.value)
     log.warning(
         "campaign %s paused itself: %s",

@@ -17,7 +17,7 @@ from dialer.db.models.health import CAMPAIGN_SCOPE
 from dialer.policy.attempt_state import AttemptStatus, Outcome, RecipientStatus
 from dialer.policy.campaign_state import CampaignAction, CampaignStatus, PausedReason
 from dialer.policy.health import NumberProblem
-from dialer.services import phone_numbers
+from dialer.services import history, phone_numbers
 from dialer.telephony.simulator.distributions import Fixed
 from tests.flow.harness import Harness, numbers, profile
 from tests.flow.test_ingestion import SilentProvider
@@ -75,6 +75,17 @@ def test_a_campaign_whose_assistant_connects_late_pauses_at_its_abandon_limit(
     _steps_until(h, lambda: h.status(cid) is CampaignStatus.PAUSED)
     campaign = _campaign(h, cid)
     assert campaign.paused_reason == PausedReason.ABANDON_RATE.value
+    with h.session() as session:
+        [entry] = history.page(
+            session, campaign.tenant_id, cid, newest_first=True, after_id=None, limit=1
+        )
+    assert (entry.actor, entry.kind) == ("system", "action")
+    assert entry.details == {
+        "action": "pause",
+        "from": "running",
+        "to": "paused",
+        "paused_reason": PausedReason.ABANDON_RATE.value,
+    }
     _settle_in_flight(h, cid)
     attempts = _attempts(h, cid)
     # Paused by the fifth abandoned call; the calls in flight then finished, no more began.

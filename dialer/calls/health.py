@@ -221,10 +221,15 @@ def _apply_pending(session: Session) -> None:
     pending: dict[_Key, dict[str, int]] = session.info.pop(_PENDING, {})
     if not pending:
         return
-    stmt = _upsert(is_postgres(session))
-    for (scope, key, bucket), deltas in sorted(pending.items()):
-        if any(deltas.values()):
-            session.execute(stmt, {"scope": scope, "key": key, "bucket_start": bucket, **deltas})
+    rows = [
+        {"scope": scope, "key": key, "bucket_start": bucket, **deltas}
+        for (scope, key, bucket), deltas in sorted(pending.items())
+        if any(deltas.values())
+    ]
+    if rows:
+        # One executemany (the rows in key order, one after the other): a round trip, not one
+        # per bucket, on a path every call's end takes.
+        session.execute(_upsert(is_postgres(session)), rows)
 
 
 @functools.cache
